@@ -1,0 +1,147 @@
+// CPU kernels of corr4d: the dot products are one batched BLAS GEMM on the raw features; normalisation is
+// folded into a single parallel epilogue pass over the output (out = epilogue(raw * inv_s * inv_t)), so no
+// normalised copy of either input is ever made.
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/bmm.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/ones.h>
+#include <ATen/ops/zeros.h>
+#include <ATen/ops/zeros_like.h>
+#include <torch/library.h>
+
+#include "corr4d/corr4d.h"
+#include "corr4d/corr4d_host.h"
+#include "corr4d/corr4d_epilogue.h"
+
+namespace semcorr {
+namespace {
+
+// inv[b, n] = 1 / sqrt(sum_c f[b, c, n]^2 + eps) for f (B, C, N) contiguous; n is the inner loop so it
+// vectorises and reads memory in order.
+template <typename scalar_t>
+void inv_norm_cpu(const at::Tensor& f, at::Tensor& inv, double eps) {
+  const int64_t B = f.size(0), C = f.size(1), N = f.size(2);
+  const scalar_t* fp = f.const_data_ptr<scalar_t>();
+  scalar_t* ip = inv.mutable_data_ptr<scalar_t>();
+  constexpr int64_t kChunk = 256;
+  const int64_t chunks = (N + kChunk - 1) / kChunk;
+  at::parallel_for(0, B * chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t w = begin; w < end; ++w) {
+      const int64_t b = w / chunks, n0 = (w % chunks) * kChunk, n1 = std::min(N, n0 + kChunk);
+      scalar_t acc[kChunk] = {};
+      for (int64_t c = 0; c < C; ++c) {
+        const scalar_t* row = fp + (b * C + c) * N;
+        for (int64_t n = n0; n < n1; ++n) acc[n - n0] += row[n] * row[n];
+      }
+      for (int64_t n = n0; n < n1; ++n) ip[b * N + n] = scalar_t(1) / std::sqrt(acc[n - n0] + scalar_t(eps));
+    }
+  });
+}
+
+at::Tensor inv_norms(const at::Tensor& f3, bool normalize, double eps) {
+  if (!normalize) return at::ones({f3.size(0), f3.size(2)}, f3.options());
+  auto inv = at::empty({f3.size(0), f3.size(2)}, f3.options());
+  AT_DISPATCH_FLOATING_TYPES(f3.scalar_type(), "corr4d_inv_norm", [&] { inv_norm_cpu<scalar_t>(f3, inv, eps); });
+  return inv;
+}
+
+}  // namespace
+
+at::Tensor corr4d_cpu(const at::Tensor& src, const at::Tensor& tgt, bool normalize, bool relu, double power,
+                      double eps) {
+  corr4d_host::check_args(src, tgt, relu, power, eps, /*allow_half=*/false);
+  const int64_t B = src.size(0), C = src.size(1), Ns = src.size(2) * src.size(3), Nt = tgt.size(2) * tgt.size(3);
+  if (B * Ns * Nt == 0) return corr4d_host::empty_output(src, tgt);
+  const auto src3 = src.contiguous().view({B, C, Ns});
+  const auto tgt3 = tgt.contiguous().view({B, C, Nt});
+  const auto inv_s = inv_norms(src3, normalize, eps);
+  const auto inv_t = inv_norms(tgt3, normalize, eps);
+  auto out = at::empty({B, Ns, Nt}, src.options());
+  at::bmm_out(out, src3.transpose(1, 2), tgt3);
+  AT_DISPATCH_FLOATING_TYPES(src.scalar_type(), "corr4d_cpu_epilogue", [&] {
+    scalar_t* o = out.mutable_data_ptr<scalar_t>();
+    const scalar_t* is = inv_s.const_data_ptr<scalar_t>();
+    const scalar_t* it = inv_t.const_data_ptr<scalar_t>();
+    const scalar_t p = static_cast<scalar_t>(power);
+    at::parallel_for(0, B * Ns, 16, [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; ++row) {
+        const scalar_t ns = is[row];
+        const scalar_t* nt = it + (row / Ns) * Nt;
+        scalar_t* r = o + row * Nt;
+        for (int64_t t = 0; t < Nt; ++t) r[t] = corr_epilogue(r[t] * ns * nt[t], relu, p);
+      }
+    });
+  });
+  return out.view({B, src.size(2), src.size(3), tgt.size(2), tgt.size(3)});
+}
+
+std::tuple<at::Tensor, at::Tensor> corr4d_backward_cpu(const at::Tensor& grad, const at::Tensor& src,
+                                                       const at::Tensor& tgt, const at::Tensor& out,
+                                                       bool normalize, bool relu, double power, double eps) {
+  corr4d_host::check_args(src, tgt, relu, power, eps, /*allow_half=*/false);
+  corr4d_host::check_backward_args(grad, src, tgt, out);
+  const int64_t B = src.size(0), C = src.size(1), Ns = src.size(2) * src.size(3), Nt = tgt.size(2) * tgt.size(3);
+  if (B * Ns * Nt * C == 0) return {at::zeros_like(src), at::zeros_like(tgt)};
+  const auto src3 = src.contiguous().view({B, C, Ns});
+  const auto tgt3 = tgt.contiguous().view({B, C, Nt});
+  const auto g = grad.contiguous().view({B, Ns, Nt});
+  const auto o = out.contiguous().view({B, Ns, Nt});
+  const auto inv_s = inv_norms(src3, normalize, eps);
+  const auto inv_t = inv_norms(tgt3, normalize, eps);
+  auto dp = at::empty({B, Ns, Nt}, src.options());
+  auto rowsum = at::empty({B, Ns}, src.options());
+  auto colsum = at::zeros({B, Nt}, src.options());
+  AT_DISPATCH_FLOATING_TYPES(src.scalar_type(), "corr4d_backward_cpu", [&] {
+    const scalar_t* gp = g.const_data_ptr<scalar_t>();
+    const scalar_t* op = o.const_data_ptr<scalar_t>();
+    const scalar_t* is = inv_s.const_data_ptr<scalar_t>();
+    const scalar_t* it = inv_t.const_data_ptr<scalar_t>();
+    scalar_t* dpp = dp.mutable_data_ptr<scalar_t>();
+    scalar_t* rs = rowsum.mutable_data_ptr<scalar_t>();
+    scalar_t* cs = colsum.mutable_data_ptr<scalar_t>();
+    const scalar_t p = static_cast<scalar_t>(power);
+    at::parallel_for(0, B * Ns, 16, [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; ++row) {
+        const scalar_t ns = is[row];
+        const scalar_t* nt = it + (row / Ns) * Nt;
+        const scalar_t* gr = gp + row * Nt;
+        const scalar_t* orow = op + row * Nt;
+        scalar_t* d = dpp + row * Nt;
+        scalar_t sum = 0;
+        for (int64_t t = 0; t < Nt; ++t) {
+          d[t] = corr_epilogue_grad(gr[t], orow[t], relu, p) * ns * nt[t];
+          sum += gr[t] * orow[t];
+        }
+        rs[row] = sum * p;
+      }
+    });
+    if (normalize) {
+      // Column sums: each task owns a slice of target positions and walks all rows (deterministic).
+      constexpr int64_t kChunk = 512;
+      const int64_t chunks = (Nt + kChunk - 1) / kChunk;
+      at::parallel_for(0, B * chunks, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t w = begin; w < end; ++w) {
+          const int64_t b = w / chunks, t0 = (w % chunks) * kChunk, t1 = std::min(Nt, t0 + kChunk);
+          scalar_t* c = cs + b * Nt;
+          for (int64_t s = 0; s < Ns; ++s) {
+            const scalar_t* gr = gp + (b * Ns + s) * Nt;
+            const scalar_t* orow = op + (b * Ns + s) * Nt;
+            for (int64_t t = t0; t < t1; ++t) c[t] += gr[t] * orow[t];
+          }
+          for (int64_t t = t0; t < t1; ++t) c[t] *= p;
+        }
+      });
+    }
+  });
+  auto [gs, gt] = corr4d_host::finish_backward(src3, tgt3, dp, normalize, inv_s, inv_t, rowsum, colsum);
+  return {gs.view(src.sizes()), gt.view(tgt.sizes())};
+}
+
+TORCH_LIBRARY_IMPL(semcorr, CPU, m) {
+  m.impl("corr4d", &corr4d_cpu);
+  m.impl("_corr4d_backward", &corr4d_backward_cpu);
+}
+
+}  // namespace semcorr

@@ -1,0 +1,93 @@
+// Launch sequences of corr4d's CUDA kernels, shared by the GPU host glue (corr4d_cuda.cu) and the host
+// emulator (csrc/emu/emu_corr4d.cpp), so tests exercise exactly what runs on a GPU. Callers check
+// arguments, set the device guard and pass the stream.
+#pragma once
+#include <ATen/Dispatch.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/ones.h>
+#include <ATen/ops/zeros_like.h>
+
+#include "common/launch.h"
+#include "corr4d/corr4d_host.h"
+#include "corr4d/corr4d_kernel.cuh"
+
+// Kernels are launched through pointers: a template-id's comma would split the SC_LAUNCH macro.
+namespace semcorr {
+namespace corr4d_launch {
+
+constexpr int kThreads1d = 256;
+
+// Inverse norms in the accumulation type (float for half/bfloat16/float, double for double).
+inline at::Tensor inv_norms(const at::Tensor& f3, bool normalize, double eps, cudaStream_t stream) {
+  const auto acc_dtype = f3.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const auto opts = f3.options().dtype(acc_dtype);
+  if (!normalize) return at::ones({f3.size(0), f3.size(2)}, opts);
+  auto inv = at::empty({f3.size(0), f3.size(2)}, opts);
+  const int64_t n = f3.size(0) * f3.size(2);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, f3.scalar_type(), "corr4d_inv_norm", [&] {
+    using acc = acc_t<scalar_t>;
+    const auto inv_norm_kernel_fn = &corr4d_kernels::inv_norm_kernel<scalar_t, acc>;
+    SC_LAUNCH(inv_norm_kernel_fn, dim3(ceil_div<int64_t>(n, kThreads1d)),
+              dim3(kThreads1d), 0, stream)(f3.const_data_ptr<scalar_t>(), inv.mutable_data_ptr<acc>(),
+                                           f3.size(0), f3.size(1), f3.size(2), static_cast<acc>(eps));
+    SEMCORR_LAUNCH_CHECK();
+  });
+  return inv;
+}
+
+// src3 (B, C, Ns), tgt3 (B, C, Nt) contiguous, non-empty -> (B, Ns, Nt).
+inline at::Tensor forward(const at::Tensor& src3, const at::Tensor& tgt3, bool normalize, bool relu,
+                          double power, double eps, cudaStream_t stream) {
+  const int64_t B = src3.size(0), C = src3.size(1), Ns = src3.size(2), Nt = tgt3.size(2);
+  TORCH_CHECK(B <= 65535, "semcorr::corr4d: batch size must be <= 65535 on CUDA, got ", B);
+  const auto inv_s = inv_norms(src3, normalize, eps, stream);
+  const auto inv_t = inv_norms(tgt3, normalize, eps, stream);
+  auto out = at::empty({B, Ns, Nt}, src3.options());
+  using namespace corr4d_kernels;
+  const dim3 grid(ceil_div<int64_t>(Nt, kTile), ceil_div<int64_t>(Ns, kTile), B);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, src3.scalar_type(), "corr4d_forward", [&] {
+    using acc = acc_t<scalar_t>;
+    const auto corr_gemm_kernel_fn = &corr_gemm_kernel<scalar_t, acc>;
+    SC_LAUNCH(corr_gemm_kernel_fn, grid, dim3(kThreads, kThreads), 0, stream)(
+        src3.const_data_ptr<scalar_t>(), tgt3.const_data_ptr<scalar_t>(), inv_s.const_data_ptr<acc>(),
+        inv_t.const_data_ptr<acc>(), out.mutable_data_ptr<scalar_t>(), C, Ns, Nt, relu, static_cast<acc>(power));
+    SEMCORR_LAUNCH_CHECK();
+  });
+  return out;
+}
+
+// g, o (B, Ns, Nt) contiguous -> (grad_src3, grad_tgt3).
+inline std::tuple<at::Tensor, at::Tensor> backward(const at::Tensor& g, const at::Tensor& o,
+                                                   const at::Tensor& src3, const at::Tensor& tgt3,
+                                                   bool normalize, bool relu, double power, double eps,
+                                                   cudaStream_t stream) {
+  const int64_t B = src3.size(0), Ns = src3.size(2), Nt = tgt3.size(2);
+  TORCH_CHECK(B <= 65535 && Ns <= 2147483647, "semcorr::_corr4d_backward: batch size must be <= 65535 on CUDA");
+  const auto inv_s = inv_norms(src3, normalize, eps, stream);
+  const auto inv_t = inv_norms(tgt3, normalize, eps, stream);
+  auto dp = at::empty({B, Ns, Nt}, src3.options());
+  auto rowsum = at::empty({B, Ns}, inv_s.options());
+  auto colsum = at::empty({B, Nt}, inv_s.options());
+  using namespace corr4d_kernels;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, src3.scalar_type(), "corr4d_backward", [&] {
+    using acc = acc_t<scalar_t>;
+    const auto backward_rows_kernel_fn = &backward_rows_kernel<scalar_t, acc>;
+    SC_LAUNCH(backward_rows_kernel_fn, dim3(Ns, B), dim3(kThreads1d), 0, stream)(
+        g.const_data_ptr<scalar_t>(), o.const_data_ptr<scalar_t>(), inv_s.const_data_ptr<acc>(),
+        inv_t.const_data_ptr<acc>(), dp.mutable_data_ptr<scalar_t>(), rowsum.mutable_data_ptr<acc>(), Ns, Nt,
+        relu, static_cast<acc>(power));
+    SEMCORR_LAUNCH_CHECK();
+    if (normalize) {
+      const auto backward_cols_kernel_fn = &backward_cols_kernel<scalar_t, acc>;
+      SC_LAUNCH(backward_cols_kernel_fn, dim3(ceil_div<int64_t>(B * Nt, kThreads1d)),
+                dim3(kThreads1d), 0, stream)(g.const_data_ptr<scalar_t>(), o.const_data_ptr<scalar_t>(),
+                                             colsum.mutable_data_ptr<acc>(), B, Ns, Nt, static_cast<acc>(power));
+      SEMCORR_LAUNCH_CHECK();
+    }
+  });
+  return corr4d_host::finish_backward(src3, tgt3, dp, normalize, inv_s, inv_t, rowsum, colsum);
+}
+
+}  // namespace corr4d_launch
+}  // namespace semcorr

@@ -1,0 +1,35 @@
+// Every schema of the `semcorr` op library, in one place (the public API at a glance), and the `_C`
+// Python module that carries build information. Kernels register themselves per backend in
+// csrc/<op>/<op>_cpu.cpp and csrc/<op>/<op>_cuda.cu; autograd and fake kernels are registered in Python
+// (semcorr_ext/_registrations/).
+#include <Python.h>
+#include <torch/library.h>
+
+TORCH_LIBRARY(semcorr, m) {
+  // ---- 1. correlation (csrc/corr4d, csrc/mutual_matching) ----
+  m.def("corr4d(Tensor src, Tensor tgt, bool normalize, bool relu, float power, float eps) -> Tensor");
+  m.def("_corr4d_backward(Tensor grad, Tensor src, Tensor tgt, Tensor out, bool normalize, bool relu, "
+        "float power, float eps) -> (Tensor, Tensor)");
+  m.def("mutual_matching(Tensor corr, float eps) -> Tensor");
+  m.def("_mutual_matching_backward(Tensor grad, Tensor corr, float eps) -> Tensor");
+  // ---- 2. neighbourhood consensus ----
+  // ---- 3. patchmatch ----
+  // ---- 4. hough ----
+  // ---- 5. soft argmax ----
+}
+
+static PyObject* with_cuda(PyObject*, PyObject*) {
+#ifdef WITH_CUDA
+  Py_RETURN_TRUE;
+#else
+  Py_RETURN_FALSE;
+#endif
+}
+
+static PyMethodDef methods[] = {
+    {"with_cuda", with_cuda, METH_NOARGS, "True when the CUDA kernels were compiled in."},
+    {nullptr, nullptr, 0, nullptr}};
+
+// A plain CPython module (no pybind11): importing it loads the library and runs the registrations above.
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, methods};
+PyMODINIT_FUNC PyInit__C(void) { return PyModule_Create(&module); }

@@ -1,0 +1,7 @@
+"""``python -m semcorr ...`` is the ``semcorr`` command."""
+import sys
+
+from semcorr.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

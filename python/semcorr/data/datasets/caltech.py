@@ -1,0 +1,129 @@
+"""Caltech-101 (Fei-Fei et al.) as a correspondence benchmark (Kim et al., DSP): 1,515 pairs,
+15 per category, evaluated by transferring object masks (LT-ACC, IoU, LOC-ERR).
+
+Layout (HPF's ``Caltech-101`` download, also WeakAlign/NC-Net)::
+
+    Caltech-101/
+      101_ObjectCategories/<category>/image_0001.jpg ...
+      test_pairs_caltech_with_category.csv
+          columns: source_image, target_image, class, XA, YA, XB, YB
+          XA/YA (XB/YB): ','-separated x (y) coordinates of the object polygon in the
+          source (target) image; class is the 1-based category index
+
+Image paths in the CSV carry a prefix from the authors' tree; it is resolved away.
+The category is the image's folder name. Samples carry the object masks
+(``src_mask``/``trg_mask``: (H, W) bool, rasterised in the resized frame) and no keypoints.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .base import CheckReport, PairDataset, RawPair, parse_number_list, read_image, resolve_path
+
+PAIR_FILE = "test_pairs_caltech_with_category.csv"
+
+
+def polygon_mask(xs: np.ndarray, ys: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Rasterise a polygon (vertex x and y pixel coordinates) into an (H, W) bool mask."""
+    from skimage.draw import polygon
+
+    rr, cc = polygon(np.asarray(ys, dtype=np.float64), np.asarray(xs, dtype=np.float64), shape)
+    mask = np.zeros(shape, dtype=bool)
+    mask[rr, cc] = True
+    return mask
+
+
+class Caltech101(PairDataset):
+    name = "caltech"
+    default_thresh = "img"
+    default_max_kps = 0
+
+    def __init__(self, root, split: str = "test", size=240, max_kps=None, pairs_csv=None):
+        super().__init__(root, split, size, max_kps if max_kps is not None else 0)
+        self.csv_path = Path(pairs_csv) if pairs_csv else self.find_csv(self.root)
+        if self.csv_path is None:
+            raise FileNotFoundError(f"Caltech-101: {PAIR_FILE} not under {self.root}. "
+                                    f"Run `semcorr data check caltech {self.root}`.")
+        self.rows = self.read_rows(self.csv_path)
+
+    @staticmethod
+    def find_csv(root: Path) -> Path | None:
+        for folder in (root, root / "Caltech-101"):
+            if (folder / PAIR_FILE).is_file():
+                return folder / PAIR_FILE
+        return None
+
+    @staticmethod
+    def read_rows(path: Path) -> list[dict]:
+        rows = []
+        with open(path, newline="") as f:
+            reader = csv.reader(f)
+            next(reader)
+            for r in reader:
+                if not r or all(not c.strip() for c in r):
+                    continue
+                rows.append({"src": r[0].strip(), "trg": r[1].strip(),
+                             "src_poly": (parse_number_list(r[3], (",", ";")),
+                                          parse_number_list(r[4], (",", ";"))),
+                             "trg_poly": (parse_number_list(r[5], (",", ";")),
+                                          parse_number_list(r[6], (",", ";")))})
+        return rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @staticmethod
+    def category_of(rel: str) -> str:
+        parts = rel.replace("\\", "/").split("/")
+        return parts[-2] if len(parts) >= 2 else "unknown"
+
+    def pair_id(self, index: int) -> str:
+        r = self.rows[index]
+        return f"{self.category_of(r['src'])}/{Path(r['src']).stem}-{Path(r['trg']).stem}"
+
+    def image_path(self, rel: str) -> Path:
+        return resolve_path(self.root, rel)
+
+    def load_raw(self, index: int) -> RawPair:
+        r = self.rows[index]
+        src_img = read_image(self.image_path(r["src"]))
+        trg_img = read_image(self.image_path(r["trg"]))
+        empty = np.zeros((0, 2))
+        return RawPair(self.pair_id(index), self.category_of(r["src"]), src_img, trg_img,
+                       empty, empty, extra={"src_poly": r["src_poly"], "trg_poly": r["trg_poly"]})
+
+    def finish_extra(self, raw, size_s, size_t, scale_s, scale_t):
+        (sx, sy), (tx, ty) = raw.extra["src_poly"], raw.extra["trg_poly"]
+        return {"src_mask": torch.from_numpy(polygon_mask(sx * scale_s[0], sy * scale_s[1], size_s)),
+                "trg_mask": torch.from_numpy(polygon_mask(tx * scale_t[0], ty * scale_t[1], size_t))}
+
+    @classmethod
+    def layout(cls) -> str:
+        return __doc__.split("::", 1)[1].split("Image paths in the CSV")[0].rstrip()
+
+    @classmethod
+    def check(cls, root, split: str = "test") -> CheckReport:
+        root = Path(root)
+        rep = CheckReport("caltech", str(root), split)
+        if not root.is_dir():
+            rep.missing.append(f"{root} (root folder)")
+            return rep
+        if not (root / "101_ObjectCategories").is_dir():
+            rep.missing.append("101_ObjectCategories/")
+        csv_path = cls.find_csv(root)
+        if csv_path is None:
+            rep.missing.append(PAIR_FILE)
+            return rep
+        rows = cls.read_rows(csv_path)
+        rep.n_pairs = len(rows)
+        for r in rows:
+            gone = [p for p in (resolve_path(root, r["src"]), resolve_path(root, r["trg"]))
+                    if not p.is_file()]
+            if gone:
+                rep.pairs_missing_images += 1
+                rep.add_example(gone[0])
+        return rep

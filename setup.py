@@ -1,0 +1,128 @@
+"""Build semcorr_ext: the op library `semcorr_ext._C` and the CUDA host emulator `semcorr_ext._emu`.
+
+Switches (environment variables):
+  SEMCORR_FORCE_CPU=1     build the CPU kernels only (fast local iteration)
+  FORCE_CUDA=1            build the CUDA kernels even if torch.cuda.is_available() is False (the default
+                          already builds them whenever torch is a CUDA build and nvcc is found)
+  TORCH_CUDA_ARCH_LIST    GPU architectures; default here "8.0;9.0+PTX" (torch's own default is every
+                          architecture when no GPU is visible, which multiplies build time)
+  MAX_JOBS                parallel compile jobs; capped to the number of cores
+  SEMCORR_NO_EMU=1        skip the emulator module (it exists for tests only)
+  SEMCORR_DEBUG=1         -O0 -g
+"""
+import glob
+import os
+import shutil
+import sys
+
+# torch's cpp_extension guesses CUDA_HOME from `which nvcc`'s parent, which is wrong when nvcc is a symlink
+# or a wrapper script (here /usr/local/bin/nvcc execs /usr/local/cuda-13.0/bin/nvcc); find the real toolkit
+# (the directory holding both bin/nvcc and include/cuda_runtime.h) before cpp_extension is imported.
+def _find_cuda_home():
+    nvcc = shutil.which("nvcc")
+    candidates = [os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))] if nvcc else []
+    candidates += ["/usr/local/cuda"] + sorted(glob.glob("/usr/local/cuda-*"), reverse=True)
+    for c in candidates:
+        if os.path.exists(os.path.join(c, "bin", "nvcc")) and os.path.exists(os.path.join(c, "include", "cuda_runtime.h")):
+            return c
+    return None
+
+
+if not os.environ.get("CUDA_HOME") and not os.environ.get("CUDA_PATH") and _find_cuda_home():
+    os.environ["CUDA_HOME"] = _find_cuda_home()
+
+import torch  # noqa: E402
+from setuptools import find_packages, setup  # noqa: E402
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension  # noqa: E402
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+VERSION = "0.1.0"
+DEFAULT_ARCHS = "8.0;9.0+PTX"
+
+
+def _flag(name):
+    return os.environ.get(name, "0").lower() in ("1", "true", "yes", "on")
+
+
+def _want_cuda():
+    if _flag("SEMCORR_FORCE_CPU"):
+        return False, "SEMCORR_FORCE_CPU=1"
+    if torch.version.cuda is None:
+        return False, "torch is a CPU-only build"
+    if CUDA_HOME is None or not os.path.exists(os.path.join(CUDA_HOME, "bin", "nvcc")):
+        return False, "nvcc not found (set CUDA_HOME)"
+    return True, "torch %s + nvcc in %s" % (torch.version.cuda, CUDA_HOME)
+
+
+def _sources(pattern):
+    return sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
+
+
+def _write_build_info(with_cuda, archs):
+    path = os.path.join(ROOT, "semcorr_ext", "_build_info.py")
+    with open(path, "w") as f:
+        f.write("# Written by setup.py at build time.\n")
+        f.write("TORCH_VERSION = %r\n" % torch.__version__)
+        f.write("TORCH_CUDA_VERSION = %r\n" % torch.version.cuda)
+        f.write("WITH_CUDA = %r\n" % with_cuda)
+        f.write("CUDA_ARCH_LIST = %r\n" % (archs if with_cuda else None))
+        f.write("VERSION = %r\n" % VERSION)
+
+
+def extensions():
+    with_cuda, why = _want_cuda()
+    debug = _flag("SEMCORR_DEBUG")
+    opt = ["-O0", "-g"] if debug else ["-O3"]
+    cxx = opt + ["-fopenmp"]
+    define = [("TORCH_EXTENSION_NAME", "_C")]
+    sources = ["csrc/semcorr.cpp"] + _sources("csrc/*/*_cpu.cpp")
+    archs = None
+    if with_cuda:
+        archs = os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_ARCHS)
+        sources += _sources("csrc/*/*_cuda.cu")
+        define.append(("WITH_CUDA", None))
+        nvcc = opt + ["--expt-relaxed-constexpr", "-lineinfo"]
+        if _flag("SEMCORR_PTXAS_VERBOSE"):
+            nvcc.append("-Xptxas=-v")
+        ext = CUDAExtension(
+            "semcorr_ext._C", sources, include_dirs=[os.path.join(ROOT, "csrc")], define_macros=define,
+            extra_compile_args={"cxx": cxx, "nvcc": nvcc}, extra_link_args=["-fopenmp"])
+    else:
+        ext = CppExtension(
+            "semcorr_ext._C", sources, include_dirs=[os.path.join(ROOT, "csrc")], define_macros=define,
+            extra_compile_args={"cxx": cxx}, extra_link_args=["-fopenmp"])
+    print("semcorr_ext build: CUDA kernels %s (%s); archs=%s; torch %s; MAX_JOBS=%s"
+          % ("ON" if with_cuda else "OFF", why, archs, torch.__version__, os.environ.get("MAX_JOBS")))
+    _write_build_info(with_cuda, archs)
+    exts = [ext]
+    if not _flag("SEMCORR_NO_EMU"):
+        # The CUDA kernels (csrc/*/*_kernel.cuh) compiled as host code against csrc/common/simt.h.
+        emu_cxx = (["-O0", "-g"] if debug else ["-O1"]) + ["-pthread", "-DSC_EMULATION"]
+        exts.append(CppExtension(
+            "semcorr_ext._emu", _sources("csrc/emu/*.cpp"), include_dirs=[os.path.join(ROOT, "csrc")],
+            define_macros=[("TORCH_EXTENSION_NAME", "_emu")],
+            extra_compile_args={"cxx": emu_cxx}, extra_link_args=["-pthread"]))
+    return exts
+
+
+# A CUDA build on 2 cores takes minutes per file: never run more jobs than cores (each nvcc job is also
+# memory hungry).
+_cores = os.cpu_count() or 1
+os.environ["MAX_JOBS"] = str(max(1, min(int(os.environ.get("MAX_JOBS", _cores)), _cores)))
+
+setup(
+    name="semcorr_ext",
+    version=VERSION,
+    description="Fast CPU/CUDA ops for semantic correspondence (4D correlation, neighbourhood consensus, "
+                "Hough matching, PatchMatch, kernel soft-argmax) and models built on them",
+    packages=find_packages(include=["semcorr_ext", "semcorr_ext.*"])
+    + ["semcorr." + p for p in find_packages("python/semcorr")] + ["semcorr"],
+    package_dir={"semcorr": "python/semcorr"},
+    package_data={"semcorr": ["assets/*"]},
+    ext_modules=extensions(),
+    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    entry_points={"console_scripts": ["semcorr=semcorr.cli:main"]},
+    python_requires=">=3.9",
+    install_requires=["torch>=2.4", "numpy"],
+    zip_safe=False,
+)

@@ -1,0 +1,39 @@
+import importlib
+
+import pytest
+import torch
+
+torch.manual_seed(0)
+
+
+def _emu_module():
+    try:
+        return importlib.import_module("semcorr_ext._emu")
+    except ImportError:
+        return None
+
+
+@pytest.fixture(scope="session")
+def emu():
+    """The CUDA host emulator module; tests that need it are skipped (with the reason) when it is not built."""
+    mod = _emu_module()
+    if mod is None:
+        pytest.skip("semcorr_ext._emu not built (SEMCORR_NO_EMU=1?): emulated CUDA kernels not tested")
+    return mod
+
+
+@pytest.fixture(params=["forward", "reverse"])
+def emu_schedule(request, emu):
+    """Runs the test under both deterministic serial thread orders of the emulator (a missing barrier
+    gives a wrong result in at least one of them)."""
+    old = emu.get_schedule()
+    emu.set_schedule(request.param)
+    yield request.param
+    emu.set_schedule(old)
+
+
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
+
+
+def assert_close(actual, expected, rtol=1e-5, atol=1e-6):
+    torch.testing.assert_close(actual, expected.to(actual.dtype), rtol=rtol, atol=atol)
