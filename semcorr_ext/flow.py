@@ -178,7 +178,8 @@ def warp(image_or_mask: torch.Tensor, field: torch.Tensor, *, mode: str = "bilin
     if squeeze:
         x = x.unsqueeze(1)
     if x.dim() != 4:
-        raise ValueError("image_or_mask must be (B, C, H, W) or (B, H, W), got shape %s" % (tuple(image_or_mask.shape),))
+        raise ValueError("image_or_mask must be (B, C, H, W) or (B, H, W), got shape %s"
+                         % (tuple(image_or_mask.shape),))
     if x.shape[0] != field.shape[0]:
         raise ValueError("batch sizes differ: image_or_mask has %d, field has %d" % (x.shape[0], field.shape[0]))
     if not x.is_floating_point():

@@ -1,4 +1,5 @@
 import importlib
+import os
 
 import pytest
 import torch
@@ -17,6 +18,8 @@ def _emu_module():
 def emu():
     """The CUDA host emulator module; tests that need it are skipped (with the reason) when it is not built."""
     mod = _emu_module()
+    if mod is None and os.environ.get("SEMCORR_REQUIRE_EMU") == "1":
+        pytest.fail("semcorr_ext._emu is required (SEMCORR_REQUIRE_EMU=1) but could not be imported")
     if mod is None:
         pytest.skip("semcorr_ext._emu not built (SEMCORR_NO_EMU=1?): emulated CUDA kernels not tested")
     return mod

@@ -134,3 +134,13 @@ def test_nn_daisy_self_match_is_identity():
     ident = flow.grid_coords(15, 15, (120, 120))
     hit = (m.field[0] - ident).abs().amax(-1) < 1e-5
     assert hit.float().mean() > 0.95
+
+
+def test_nn_resnet_backbone_runs_and_defaults_to_imagenet(tmp_path, monkeypatch):
+    m = build_model("nn", backbone="resnet50", weights=None, layers=("layer2", "layer3"))
+    out = m.match(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 48, 80))
+    assert out.grid_size == (8, 8) and out.extras["tgt_grid"] == (6, 10)  # layers fused at the finer grid
+    assert out.tgt_size == (48, 80) and (out.field.abs() <= 1).all()
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="torch hub cache"):
+        build_model("nn", backbone="resnet101")

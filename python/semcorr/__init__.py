@@ -7,7 +7,8 @@
     model = build_model("nn")                 # nearest neighbour on DAISY descriptors
     src, tgt = pair.tensors()
     matches = model.match(src, tgt)           # semcorr.models.Matches
-    tgt_kps = matches.transfer_keypoints(pair.src_kps_tensor())
+    src_kps, tgt_kps_true = pair.kps_tensors()
+    tgt_kps = matches.transfer_keypoints(src_kps)  # (1, N, 2) target pixels
 
 Command line: ``semcorr match`` (or ``python -m semcorr match``).
 

@@ -3,6 +3,7 @@
 Without images it matches a built-in pair (a scikit-image photo and a random warp of it,
 :func:`semcorr.data.sample.sample_pair`) and also reports PCK against the known warp.
 """
+import sys
 import time
 
 import numpy as np
@@ -59,7 +60,7 @@ def _tensor(img: np.ndarray, device) -> torch.Tensor:
 
 
 def pck_img(pred: torch.Tensor, gt: torch.Tensor, tgt_size, alpha: float) -> torch.Tensor:
-    """PCK with alpha_img (L = max(H, W) of the target image): (B,) fraction of valid keypoints correct.
+    """PCK with alpha_img (L = max(H, W) of the target image): (B,) float64 fraction of valid keypoints correct.
 
     Uses :func:`semcorr.eval.pck.pck` when that module exists, else the same formula locally.
     """
@@ -70,9 +71,10 @@ def pck_img(pred: torch.Tensor, gt: torch.Tensor, tgt_size, alpha: float) -> tor
     except ModuleNotFoundError as e:
         if e.name not in ("semcorr.eval", "semcorr.eval.pck"):
             raise
+        # same definition: float64, gt rows with a negative coordinate are padding, nan without valid rows
         valid = (gt >= 0).all(-1)
-        ok = ((pred - gt).norm(dim=-1) <= alpha * thresh[:, None]) & valid
-        return ok.sum(1).to(pred.dtype) / valid.sum(1).clamp_min(1).to(pred.dtype)
+        ok = ((pred.double() - gt.double()).norm(dim=-1) <= alpha * thresh.double()[:, None]) & valid
+        return ok.sum(1).double() / valid.sum(1).double()
     return pck(pred, gt, thresh, alpha)
 
 
@@ -84,7 +86,11 @@ def run(args) -> int:
         raise SystemExit("semcorr match: give both SRC and TGT, or neither (to use the built-in sample pair)")
     device = torch.device(args.device)
     kwargs = {} if args.backbone is None else {"backbone": args.backbone}
-    model = build_model(args.method, **kwargs).to(device)
+    try:
+        model = build_model(args.method, **kwargs).to(device)
+    except (FileNotFoundError, KeyError, ValueError) as e:  # missing weights, unknown model or backbone
+        print("semcorr match: error: %s" % (e.args[0] if e.args else e), file=sys.stderr)
+        return 1
 
     pair = None
     if args.src is None:
@@ -140,6 +146,7 @@ def run(args) -> int:
         src_pts = m.source_pixels().reshape(-1, 2).cpu()[keep]
         tgt_pts = m.target_pixels()[0].reshape(-1, 2).cpu()[keep]
         draw_matches(src_np, tgt_np, src_pts, tgt_pts, out=args.out,
-                     title="%s: %d most confident %smatches" % (args.method, len(keep), "mutual " if mutual is not None else ""))
+                     title="%s: %d most confident %smatches"
+                     % (args.method, len(keep), "mutual " if mutual is not None else ""))
     print("wrote:      %s" % args.out)
     return 0

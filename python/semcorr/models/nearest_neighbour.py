@@ -47,7 +47,8 @@ class NearestNeighbour(CorrespondenceModel):
             list of maps (fused with :func:`fuse_features`).
         stride: grid step in pixels for the hand-crafted descriptors (ignored for ResNets).
         **backbone_kwargs: passed to :func:`semcorr.backbones.build_backbone` (e.g. ``layers=("layer3",)``,
-            ``weights="imagenet"`` for ResNets, ``radius=`` for DAISY).
+            ``weights=`` for ResNets — default ``"imagenet"``, which must be in the torch hub cache —, ``radius=``
+            for DAISY).
 
     Returns :class:`Matches` with ``confidence`` = the maximum similarity and ``extras``:
     ``"mutual"`` (B, Hs, Ws) bool, True where the source cell is also the best match of its target cell;
@@ -59,6 +60,10 @@ class NearestNeighbour(CorrespondenceModel):
         if isinstance(backbone, str):
             if backbone in ("daisy", "hog"):
                 backbone_kwargs.setdefault("stride", 8 if stride is None else stride)
+            elif backbone.startswith("resnet"):
+                # randomly initialised ResNet features match nothing: ImageNet weights unless told otherwise
+                # (read from the torch hub cache; a clear error if they are not there)
+                backbone_kwargs.setdefault("weights", "imagenet")
             self.backbone_name = backbone
             backbone = build_backbone(backbone, **backbone_kwargs)
         else:

@@ -1,0 +1,36 @@
+# One-command set-up: `make demo` runs the main job on the sample pair, `make test` runs the tests; each
+# installs what it needs first. CUDA kernels are built whenever torch is a CUDA build and nvcc is found;
+# SEMCORR_FORCE_CPU=1 builds the CPU kernels only (fast iteration).
+PY ?= python
+PIP ?= $(PY) -m pip
+PYTEST_ARGS ?=
+
+.PHONY: deps build install test demo bench ptxas clean
+
+deps:
+	$(PIP) install -q -r requirements.txt
+
+# In-place build for tests and development (ninja: incremental).
+build: deps
+	$(PY) setup.py build_ext --inplace
+
+# The real install: `semcorr` command + both packages in site-packages.
+install: deps
+	$(PIP) install --no-build-isolation --no-deps .
+
+test: build
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+demo: install
+	semcorr match --out matches.png
+
+bench: build
+	$(PY) -m pytest benchmarks -q --benchmark-json=benchmarks/results.json
+	$(PY) benchmarks/report.py benchmarks/results.json benchmarks/RESULTS.md
+
+# Registers, shared memory and spill bytes of every CUDA kernel (nvcc -Xptxas -v), into benchmarks/PTXAS.md.
+ptxas: deps
+	$(PY) benchmarks/ptxas_report.py benchmarks/PTXAS.md
+
+clean:
+	rm -rf build semcorr_ext/*.so semcorr_ext/_build_info.py *.egg-info

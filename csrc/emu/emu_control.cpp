@@ -1,0 +1,29 @@
+// semcorr_ext._emu controls of the CUDA host emulator (csrc/common/simt.h): thread schedule, block order and
+// the count of inactive-lane warnings. Settings are process-wide and read at the start of each launch.
+#include "emu/emu_registry.h"
+// simt.h last: it defines CUDA's `__`-names.
+#include "common/simt.h"
+
+#include <string>
+#include <tuple>
+
+SC_EMU_BINDINGS(control) {
+  m.def("set_schedule", &sc_emu::set_schedule, pybind11::arg("mode"),
+        "Thread schedule of later emulated launches: \"parallel\" (threads run freely; for ThreadSanitizer), "
+        "\"forward\" or \"reverse\" (deterministic: one thread at a time, each running until it blocks at a "
+        "barrier / warp collective or returns, then the runnable thread with the lowest (forward) or highest "
+        "(reverse) tid). Default \"forward\". A missing __syncthreads gives a wrong result in at least one of "
+        "forward/reverse.");
+  m.def("get_schedule", &sc_emu::get_schedule, "The current thread schedule (see set_schedule).");
+  m.def("set_block_order", &sc_emu::set_block_order, pybind11::arg("order"), pybind11::arg("seed") = 0,
+        "Order in which later launches run their blocks (one at a time): \"forward\" (default), \"reverse\" or "
+        "\"shuffle\" (a permutation drawn from `seed`). Races between blocks show up as order-dependent results.");
+  m.def(
+      "get_block_order",
+      [] { return std::make_tuple(sc_emu::get_block_order(), sc_emu::get_block_order_seed()); },
+      "(order, seed) of the current block order (see set_block_order).");
+  m.def("warnings", &sc_emu::warning_count,
+        "Number of shuffle reads of a lane outside the mask (or outside the block) since reset_warnings(); "
+        "each such read returned poison (NaN / 0xDEADBEEF).");
+  m.def("reset_warnings", &sc_emu::reset_warnings, "Set the warnings() counter to 0.");
+}

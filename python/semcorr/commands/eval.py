@@ -1,0 +1,89 @@
+"""``semcorr eval``: evaluate a model on a benchmark.
+
+    semcorr eval --method nn --dataset synthetic
+    semcorr eval --method nn --dataset pfpascal --root data/PF-PASCAL --alpha 0.05 0.1 0.15 --out runs/pfpascal
+    torchrun --nproc_per_node 2 -m semcorr eval --method nn --dataset spair --root data/SPair-71k
+
+Prints a per-category table, writes ``results.json``, ``pairs/pairs-rank*.jsonl`` (one
+record per pair, used by ``--resume``) and figures (``pck_curve.png``, ``qualitative.png``)
+into ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+
+__all__ = ["add_parser", "run", "main"]
+
+
+def _kv(text: str):
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    k, v = text.split("=", 1)
+    try:
+        val = ast.literal_eval(v)
+    except (ValueError, SyntaxError):
+        val = v
+    return k, val
+
+
+def configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    from semcorr.data.datasets import NAMES
+
+    p.add_argument("--method", "-m", default="nn",
+                   help="model name for semcorr.models.build_model (e.g. nn), or 'identity' (no-motion baseline)")
+    p.add_argument("--dataset", "-d", default="synthetic", help=f"one of: {', '.join(NAMES)}")
+    p.add_argument("--root", "-r", default=None, help="dataset folder as downloaded (not needed for synthetic)")
+    p.add_argument("--split", default="test", help="pair split (test, val, trn) where the dataset has several")
+    p.add_argument("--alpha", type=float, nargs="+", default=[0.05, 0.1, 0.15], help="PCK alphas to report")
+    p.add_argument("--thresh", choices=["img", "bbox", "kpbox"], default=None,
+                   help="PCK reference length (default: the benchmark's: pfpascal/tss/synthetic img, "
+                        "spair bbox, pfwillow kpbox)")
+    p.add_argument("--size", type=int, default=240,
+                   help="resize both images to SIZE x SIZE (0 = keep original sizes, evaluated one pair at a time)")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N pairs")
+    p.add_argument("--out", "-o", default=None, help="output folder (default: semcorr_eval/<method>-<dataset>)")
+    p.add_argument("--resume", action="store_true", help="skip pairs already recorded in --out")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--model-arg", type=_kv, action="append", default=[], metavar="KEY=VALUE",
+                   help="keyword argument for the model (repeatable), e.g. --model-arg backbone=hog")
+    p.add_argument("--dataset-arg", type=_kv, action="append", default=[], metavar="KEY=VALUE",
+                   help="keyword argument for the dataset (repeatable), e.g. --dataset-arg repeats=3")
+    p.add_argument("--no-figures", action="store_true", help="skip the matplotlib figures")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+    return p
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("eval", help="evaluate a model on a benchmark (PCK, per category)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    return configure(p)
+
+
+def run(args) -> int:
+    from semcorr.eval.runner import EvalConfig, evaluate
+
+    out = args.out or f"semcorr_eval/{args.method}-{args.dataset}"
+    cfg = EvalConfig(method=args.method, dataset=args.dataset, root=args.root, split=args.split,
+                     alphas=tuple(args.alpha), size=(args.size or None), batch_size=args.batch_size,
+                     limit=args.limit, out=out, resume=args.resume, thresh=args.thresh,
+                     device=args.device, num_workers=args.workers,
+                     model_kwargs=dict(args.model_arg), dataset_kwargs=dict(args.dataset_arg),
+                     progress=not args.no_progress, figures=not args.no_figures)
+    evaluate(cfg)
+    return 0
+
+
+def main(argv=None) -> int:
+    p = configure(argparse.ArgumentParser(prog="semcorr eval", description=__doc__,
+                                          formatter_class=argparse.RawDescriptionHelpFormatter))
+    args = p.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # python -m semcorr.commands.eval (e.g. under torchrun)
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""Figures written by ``semcorr eval`` into ``--out``:
+
+* ``pck_curve.png``: PCK against alpha (overall, for each available reference length, and
+  per category for the benchmark's own), from the run's accumulated counts;
+* ``qualitative.png``: a grid of pairs, source | target, each keypoint joined to its
+  transferred position (green: within alpha * L of the ground truth, red: not; the ground
+  truth is a white cross);
+* Caltech instead: ``mask_metrics.png`` (per-category LT-ACC and IoU) and a qualitative grid
+  of transferred masks (green = target mask, red = transferred source mask).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import List, Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["write_figures", "plot_pck_curve", "plot_mask_metrics", "plot_keypoint_grid",
+           "plot_mask_grid"]
+
+_KIND_LABEL = {"img": "alpha_img", "bbox": "alpha_bbox", "kpbox": "keypoint box"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _img(t: torch.Tensor) -> np.ndarray:
+    return t.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+
+
+def plot_pck_curve(results: dict, path: Path) -> Path:
+    plt = _plt()
+    groups = results["groups"]
+    kind = results["primary_thresh"]
+    alphas = [a for a in results["curve_alphas"]]
+    keys = [format(float(a), ".4g") for a in alphas]
+    fig, ax = plt.subplots(figsize=(7, 5))
+    cats = sorted(g for g in groups if g.startswith("category/"))
+    if len(cats) <= 25:
+        for g in cats:
+            v = groups[g].get("pck", {}).get(kind)
+            if v:
+                ax.plot(alphas, [100 * v[k] for k in keys], lw=0.8, alpha=0.45)
+    allg = groups.get("all", {}).get("pck", {})
+    for k2, vals in allg.items():
+        ax.plot(alphas, [100 * vals[k] for k in keys], lw=2.5 if k2 == kind else 1.5,
+                ls="-" if k2 == kind else "--", color="k" if k2 == kind else None,
+                label=f"all, {_KIND_LABEL.get(k2, k2)}" + (" (benchmark)" if k2 == kind else ""))
+    for a in results["alphas"]:
+        ax.axvline(a, color="0.85", lw=0.8, zorder=0)
+    size = results.get("image_size")
+    ax.set_title(f"{results['method']} on {results['dataset']} ({results['pairs']} pairs"
+                 + (f", {size[0]}x{size[1]}" if size else "") + ")")
+    ax.set_xlabel("alpha")
+    ax.set_ylabel("PCK (%)")
+    ax.set_ylim(0, 100)
+    ax.set_xlim(0, max(alphas))
+    ax.grid(alpha=0.3)
+    if cats and len(cats) <= 25:
+        ax.plot([], [], lw=0.8, color="0.5", label="per category (benchmark L)")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_mask_metrics(results: dict, path: Path) -> Path:
+    plt = _plt()
+    groups = results["groups"]
+    cats = sorted(g for g in groups if g.startswith("category/"))
+    names = [g.split("/", 1)[1] for g in cats] + ["all"]
+    lt = [groups[g].get("ltacc", math.nan) for g in cats] + [groups["all"].get("ltacc", math.nan)]
+    iou = [groups[g].get("iou", math.nan) for g in cats] + [groups["all"].get("iou", math.nan)]
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(6, 0.3 * len(names) + 2), 4.5))
+    ax.bar(x - 0.2, lt, 0.4, label="LT-ACC")
+    ax.bar(x + 0.2, iou, 0.4, label="IoU")
+    ax.set_xticks(x, names, rotation=90, fontsize=7)
+    ax.set_ylim(0, 1)
+    ax.legend()
+    ax.set_title(f"{results['method']} on {results['dataset']}: mask transfer")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_keypoint_grid(samples: List[dict], preds: List[np.ndarray], path: Path, kind: str,
+                       alpha: float, title: str = "", max_kps: int = 20) -> Path:
+    plt = _plt()
+    n = len(samples)
+    ncols = 2 if n > 1 else 1
+    nrows = max(1, math.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(7 * ncols, 3.6 * nrows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for j, (s, pred) in enumerate(zip(samples, preds)):
+        ax = axes.ravel()[j]
+        a, b = _img(s["src_img"]), _img(s["trg_img"])
+        h = max(a.shape[0], b.shape[0])
+        canvas = np.ones((h, a.shape[1] + b.shape[1], 3), dtype=np.float32)
+        canvas[: a.shape[0], : a.shape[1]] = a
+        canvas[: b.shape[0], a.shape[1]:] = b
+        ax.imshow(canvas)
+        off = a.shape[1]
+        src, gt = s["src_kps"].numpy(), s["trg_kps"].numpy()
+        thresh = s.get(f"thresh_{kind}", math.nan)
+        if not (isinstance(thresh, float) and math.isfinite(thresh)):
+            thresh = s["thresh_img"]
+        n_ok = n_all = 0
+        for i in range(min(len(src), max_kps) if len(src) else 0):
+            if (gt[i] < 0).any() or (src[i] < 0).any():
+                continue
+            ok = np.isfinite(pred[i]).all() and np.linalg.norm(pred[i] - gt[i]) <= alpha * thresh
+            n_ok += int(ok)
+            n_all += 1
+            color = "lime" if ok else "red"
+            ax.plot([src[i, 0], pred[i, 0] + off], [src[i, 1], pred[i, 1]], color=color, lw=0.9, alpha=0.8)
+            ax.plot(src[i, 0], src[i, 1], "o", ms=3, color=color)
+            ax.plot(gt[i, 0] + off, gt[i, 1], "x", ms=5, mew=1.5, color="white")
+        ax.set_title(f"{s['pair_id']}  [{n_ok}/{n_all} @ {alpha:g}]", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_mask_grid(samples: List[dict], transferred: List[np.ndarray], path: Path, title: str = "") -> Path:
+    plt = _plt()
+    n = len(samples)
+    ncols = 2 if n > 1 else 1
+    nrows = max(1, math.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(7 * ncols, 3.6 * nrows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for j, (s, tm) in enumerate(zip(samples, transferred)):
+        ax = axes.ravel()[j]
+        a, b = _img(s["src_img"]), _img(s["trg_img"])
+        sm, gm = s["src_mask"].numpy(), s["trg_mask"].numpy()
+        a = a * 0.6 + 0.4 * np.where(sm[..., None], [1.0, 0.2, 0.2], a)
+        over = b.copy()
+        over[gm] = over[gm] * 0.5 + 0.5 * np.array([0.1, 1.0, 0.1])
+        over[tm] = over[tm] * 0.5 + 0.5 * np.array([1.0, 0.1, 0.1])
+        h = max(a.shape[0], b.shape[0])
+        canvas = np.ones((h, a.shape[1] + b.shape[1], 3), dtype=np.float32)
+        canvas[: a.shape[0], : a.shape[1]] = a
+        canvas[: b.shape[0], a.shape[1]:] = over
+        ax.imshow(np.clip(canvas, 0, 1))
+        ax.set_title(s["pair_id"], fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_figures(results: dict, dataset, model, out: Path, device, indices: Sequence[int],
+                  kind: str, alpha: float) -> List[Path]:
+    """Write the run's figures into ``out``; returns their paths."""
+    from .mask_transfer import transfer_mask
+    from .runner import collate_samples, run_model
+
+    out = Path(out)
+    paths: List[Path] = []
+    is_mask = "ltacc" in results["groups"].get("all", {})
+    if is_mask:
+        paths.append(plot_mask_metrics(results, out / "mask_metrics.png"))
+    elif results["groups"].get("all", {}).get("pck"):
+        paths.append(plot_pck_curve(results, out / "pck_curve.png"))
+    if not indices:
+        return paths
+    samples = [dataset[i] for i in indices]
+    title = f"{results['method']} on {results['dataset']}"
+    if is_mask:
+        masks = []
+        for s in samples:
+            b = collate_samples([s])
+            h, w = s["trg_img"].shape[-2:]
+            ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32),
+                                    torch.arange(w, dtype=torch.float32), indexing="ij")
+            grid = torch.stack([xs, ys], -1).reshape(1, h * w, 2)
+            m = run_model(model, b["trg_img"].to(device), b["src_img"].to(device))
+            back = m.transfer_keypoints(grid.to(device)).detach().double().cpu().reshape(h, w, 2)
+            masks.append(transfer_mask(s["src_mask"], back).numpy())
+        paths.append(plot_mask_grid(samples, masks, out / "qualitative.png", title))
+    else:
+        preds = []
+        for s in samples:
+            b = collate_samples([s])
+            m = run_model(model, b["src_img"].to(device), b["trg_img"].to(device))
+            preds.append(m.transfer_keypoints(b["src_kps"].to(device))[0].detach().float().cpu().numpy())
+        paths.append(plot_keypoint_grid(samples, preds, out / "qualitative.png", kind, alpha,
+                                        f"{title}: green = within {alpha:g} x L ({_KIND_LABEL.get(kind, kind)}),"
+                                        f" x = ground truth"))
+    return paths
