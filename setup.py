@@ -12,24 +12,10 @@ Switches (environment variables):
 """
 import glob
 import os
-import shutil
 import sys
 
-# torch's cpp_extension guesses CUDA_HOME from `which nvcc`'s parent, which is wrong when nvcc is a symlink
-# or a wrapper script (here /usr/local/bin/nvcc execs /usr/local/cuda-13.0/bin/nvcc); find the real toolkit
-# (the directory holding both bin/nvcc and include/cuda_runtime.h) before cpp_extension is imported.
-def _find_cuda_home():
-    nvcc = shutil.which("nvcc")
-    candidates = [os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))] if nvcc else []
-    candidates += ["/usr/local/cuda"] + sorted(glob.glob("/usr/local/cuda-*"), reverse=True)
-    for c in candidates:
-        if os.path.exists(os.path.join(c, "bin", "nvcc")) and os.path.exists(os.path.join(c, "include", "cuda_runtime.h")):
-            return c
-    return None
-
-
-if not os.environ.get("CUDA_HOME") and not os.environ.get("CUDA_PATH") and _find_cuda_home():
-    os.environ["CUDA_HOME"] = _find_cuda_home()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # PEP 517 builds don't put it on sys.path
+import setup_helpers  # noqa: E402,F401  (must run before torch.utils.cpp_extension is imported)
 
 import torch  # noqa: E402
 from setuptools import find_packages, setup  # noqa: E402

@@ -31,3 +31,28 @@ def test_corr4d(benchmark, impl, B, grid):
     benchmark.extra_info.update(peak_extra_bytes=mem["extra"], out_bytes=mem["out_bytes"],
                                 input_bytes=2 * B * C * grid * grid * 4)
     benchmark.pedantic(fn, args=inputs, rounds=5 if grid == 50 else 20, warmup_rounds=1)
+
+
+def goals(benchmarks):
+    """The foundation issue's targets: within 1.15x of the GEMM floor, faster than the unfused pipeline, peak
+    extra memory no more than the output plus one normalised copy of each input."""
+    rows = {}
+    for b in benchmarks:
+        e = b.get("extra_info", {})
+        if e.get("op") == "corr4d":
+            rows[(e["grid"], e["B"], e["impl"])] = (b["stats"]["min"], e)
+    if not rows:
+        return []
+    lines = ["## corr4d", "", "| grid | B | ours_hpf / gemm_floor (goal <= 1.15) | unfused_hpf / ours_hpf (goal > 1) | "
+             "unfused_ncnet / ours_ncnet | ours_hpf peak extra / (output + 2 normalised inputs) (goal <= 1) |",
+             "|---|---|---:|---:|---:|---:|"]
+    for grid, B in sorted({(g, b) for g, b, _ in rows}):
+        get = lambda impl: rows.get((grid, B, impl), (None, {}))
+        (t_ours, e_ours), (t_floor, _), (t_unf, _) = get("ours_hpf"), get("gemm_floor"), get("unfused_hpf")
+        (t_on, _), (t_un, _) = get("ours_ncnet"), get("unfused_ncnet")
+        if None in (t_ours, t_floor, t_unf, t_on, t_un):
+            continue
+        budget = e_ours["out_bytes"] + e_ours["input_bytes"]
+        lines.append("| %dx%d | %d | %.2f | %.2f | %.2f | %.2f |" % (grid, grid, B, t_ours / t_floor, t_unf / t_ours,
+                                                                 t_un / t_on, e_ours["peak_extra_bytes"] / budget))
+    return lines

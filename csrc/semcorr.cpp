@@ -1,8 +1,8 @@
-// Every schema of the `semcorr` op library, in one place (the public API at a glance), and the `_C`
-// Python module that carries build information. Kernels register themselves per backend in
+// Every schema of the `semcorr` op library, in one place (the public API at a glance), and (in the Python
+// build, which defines TORCH_EXTENSION_NAME) the `_C` module that carries build information. The CMake build
+// for libtorch C++ users compiles the same file without Python. Kernels register themselves per backend in
 // csrc/<op>/<op>_cpu.cpp and csrc/<op>/<op>_cuda.cu; autograd and fake kernels are registered in Python
 // (semcorr_ext/_registrations/).
-#include <Python.h>
 #include <torch/library.h>
 
 TORCH_LIBRARY(semcorr, m) {
@@ -13,10 +13,24 @@ TORCH_LIBRARY(semcorr, m) {
   m.def("mutual_matching(Tensor corr, float eps) -> Tensor");
   m.def("_mutual_matching_backward(Tensor grad, Tensor corr, float eps) -> Tensor");
   // ---- 2. neighbourhood consensus ----
+  // sparse half (csrc/corr4d_topk, csrc/sparse_conv4d)
+  m.def("corr4d_topk(Tensor src, Tensor tgt, int k, bool normalize, float eps) -> (Tensor, Tensor)");
+  m.def("_corr4d_topk_backward(Tensor grad, Tensor src, Tensor tgt, Tensor values, Tensor indices, bool normalize, "
+        "float eps) -> (Tensor, Tensor)");
+  m.def("kernel_map4d(Tensor coords, int[] kernel_size) -> (Tensor, Tensor, Tensor)");
+  m.def("sparse_conv4d(Tensor feats, Tensor weight, Tensor? bias, Tensor in_rows, Tensor out_rows, "
+        "Tensor offsets_ptr) -> Tensor");
+  m.def("_sparse_conv4d_backward(Tensor grad, Tensor feats, Tensor weight, Tensor in_rows, Tensor out_rows, "
+        "Tensor offsets_ptr) -> (Tensor, Tensor, Tensor)");
   // ---- 3. patchmatch ----
   // ---- 4. hough ----
   // ---- 5. soft argmax ----
+  m.def("kernel_soft_argmax(Tensor corr, float beta, float sigma, bool normalize) -> Tensor");
+  m.def("_kernel_soft_argmax_backward(Tensor grad, Tensor corr, float beta, float sigma, bool normalize) -> Tensor");
 }
+
+#ifdef TORCH_EXTENSION_NAME
+#include <Python.h>
 
 static PyObject* with_cuda(PyObject*, PyObject*) {
 #ifdef WITH_CUDA
@@ -33,3 +47,4 @@ static PyMethodDef methods[] = {
 // A plain CPython module (no pybind11): importing it loads the library and runs the registrations above.
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, methods};
 PyMODINIT_FUNC PyInit__C(void) { return PyModule_Create(&module); }
+#endif  // TORCH_EXTENSION_NAME

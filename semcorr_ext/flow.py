@@ -241,3 +241,160 @@ def consistency_mask(fwd: torch.Tensor, bwd: torch.Tensor, thresh: float = 1.0,
     centre = unnormalize_coords(grid_coords(Hs, Ws, src_size, dtype=back.dtype, device=back.device), src_size)
     err = (unnormalize_coords(back, src_size) - centre).norm(dim=-1)
     return err <= thresh
+
+
+# --------------------------------------------------------------------------------------------------------
+# Parametric transforms: affine and thin-plate spline (TPS) point maps and sampling grids, differentiable in
+# their parameters (CNNGeometric / WeakAlign / MaCoSNet geometric transformation predictors).
+#
+# Both act on normalised coordinates (x, y) of the convention above. A transform T maps a point p of one
+# image to T(p) of another; evaluated at a grid of p it is a match field / a ``grid_sample`` grid.
+
+
+def _batched_points(pts: torch.Tensor, batch: int, name: str = "pts") -> torch.Tensor:
+    _check_points(pts, name)
+    if pts.dim() == 2:
+        pts = pts.unsqueeze(0).expand(batch, -1, -1)
+    if pts.dim() != 3 or pts.shape[0] not in (1, batch):
+        raise ValueError("%s must be (N, 2) or (B, N, 2) with B = %d, got shape %s" % (name, batch, tuple(pts.shape)))
+    return pts.expand(batch, -1, -1)
+
+
+def _grid_points(size, image_size, dtype, device) -> torch.Tensor:
+    H, W = _check_size(size, "size")
+    return grid_coords(H, W, image_size, dtype=dtype, device=device).reshape(H * W, 2)
+
+
+def affine_points(theta: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
+    """Apply affine transforms to points: ``theta`` (B, 2, 3) (or (B, 6), row-major), ``pts`` (B, N, 2) or
+    (N, 2) normalised (x, y) -> (B, N, 2) with ``T(p) = theta[:, :, :2] @ p + theta[:, :, 2]``."""
+    if theta.dim() == 2 and theta.shape[1] == 6:
+        theta = theta.reshape(-1, 2, 3)
+    if theta.dim() != 3 or tuple(theta.shape[1:]) != (2, 3):
+        raise ValueError("theta must be (B, 2, 3) or (B, 6), got shape %s" % (tuple(theta.shape),))
+    p = _batched_points(pts, theta.shape[0]).to(theta.dtype)
+    return p @ theta[:, :, :2].transpose(1, 2) + theta[:, :, 2].unsqueeze(1)
+
+
+def affine_grid(theta: torch.Tensor, size: Sequence[int], image_size: Optional[Sequence[int]] = None) -> torch.Tensor:
+    """Affine sampling grid / match field: (B, H, W, 2) = ``T(p)`` at the cell centres p of an (H, W) grid.
+
+    ``theta`` is (B, 2, 3) (or (B, 6)); the points p are :func:`grid_coords` ``(H, W, image_size)``
+    (``image_size=None``: the grid is the image, p = linspace(-1, 1) per axis, align_corners=True). The
+    identity ``[[1, 0, 0], [0, 1, 0]]`` gives the identity grid. ``grid_sample(img, affine_grid(theta, size),
+    align_corners=True)`` warps ``img`` with the backward map T; with ``image_size=None`` this equals
+    ``F.affine_grid(theta, (B, C, H, W), align_corners=True)``.
+    """
+    if theta.dim() == 2 and theta.shape[1] == 6:
+        theta = theta.reshape(-1, 2, 3)
+    H, W = _check_size(size, "size")
+    p = _grid_points(size, image_size, theta.dtype, theta.device)
+    return affine_points(theta, p).reshape(theta.shape[0], H, W, 2)
+
+
+def fit_affine(src_pts: torch.Tensor, dst_pts: torch.Tensor) -> torch.Tensor:
+    """Least-squares affine transform mapping ``src_pts`` to ``dst_pts``: (B, N, 2) each (N >= 3, not
+    collinear) -> theta (B, 2, 3) minimising ``sum ||theta @ [p; 1] - q||^2`` (differentiable)."""
+    _check_points(src_pts, "src_pts")
+    _check_points(dst_pts, "dst_pts")
+    if src_pts.dim() == 2:
+        src_pts, dst_pts = src_pts.unsqueeze(0), dst_pts.unsqueeze(0)
+    if src_pts.shape != dst_pts.shape or src_pts.shape[1] < 3:
+        raise ValueError("src_pts and dst_pts must both be (B, N >= 3, 2), got %s and %s"
+                         % (tuple(src_pts.shape), tuple(dst_pts.shape)))
+    X = torch.cat([src_pts, torch.ones_like(src_pts[..., :1])], -1)  # (B, N, 3)
+    sol = torch.linalg.lstsq(X, dst_pts.to(X.dtype)).solution     # (B, 3, 2)
+    return sol.transpose(1, 2)
+
+
+def invert_affine(theta: torch.Tensor) -> torch.Tensor:
+    """Inverse of affine transforms (B, 2, 3) (or (B, 6)) -> (B, 2, 3)."""
+    if theta.dim() == 2 and theta.shape[1] == 6:
+        theta = theta.reshape(-1, 2, 3)
+    A_inv = torch.linalg.inv(theta[:, :, :2])
+    return torch.cat([A_inv, -(A_inv @ theta[:, :, 2:])], -1)
+
+
+def tps_control_points(grid_size: int = 3, *, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+    """The TPS control points: a ``grid_size`` x ``grid_size`` regular grid spanning [-1, 1]^2, (K, 2) as (x, y)
+    with K = grid_size ** 2, row-major (y outer, x inner): point k = (xs[k % g], ys[k // g])."""
+    if int(grid_size) < 2:
+        raise ValueError("grid_size must be >= 2, got %r" % (grid_size,))
+    lin = torch.linspace(-1.0, 1.0, int(grid_size), dtype=dtype, device=device)
+    yy, xx = torch.meshgrid(lin, lin, indexing="ij")
+    return torch.stack([xx.reshape(-1), yy.reshape(-1)], -1)
+
+
+def _tps_u(r2: torch.Tensor) -> torch.Tensor:
+    # TPS radial basis U = r^2 log r^2 (0 at r = 0)
+    return torch.where(r2 > 0, r2 * torch.log(r2.clamp_min(1e-30)), torch.zeros_like(r2))
+
+
+def _tps_system_inverse(ctrl: torch.Tensor) -> torch.Tensor:
+    """(K+3, K+3) inverse of the TPS interpolation system [[U(P_i, P_j), 1, x_i, y_i]; [1, x, y]^T, 0]."""
+    c = ctrl.to(torch.float64)
+    K = c.shape[0]
+    Kmat = _tps_u(((c[:, None, :] - c[None, :, :]) ** 2).sum(-1))
+    P = torch.cat([torch.ones(K, 1, dtype=c.dtype, device=c.device), c], 1)
+    L = torch.zeros(K + 3, K + 3, dtype=c.dtype, device=c.device)
+    L[:K, :K] = Kmat
+    L[:K, K:] = P
+    L[K:, :K] = P.T
+    return torch.linalg.inv(L)
+
+
+def tps_points(displacement: torch.Tensor, pts: torch.Tensor,
+               control_points: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Thin-plate-spline point map: the TPS that sends each control point P_k to ``P_k + displacement[:, k]``.
+
+    Args:
+        displacement: (B, K, 2) (or (B, 2K) as (x_1..x_K, y_1..y_K)) offsets of the K control points in
+            normalised coordinates; zeros give the identity.
+        pts: (B, N, 2) or (N, 2) normalised (x, y) points to transform.
+        control_points: (K, 2); default :func:`tps_control_points` of a sqrt(K) x sqrt(K) grid.
+
+    Returns (B, N, 2): ``T(p) = a_0 + a_1 x + a_2 y + sum_k w_k U(|p - P_k|)`` with U(r) = r^2 log r^2, the
+    minimum-bending interpolant (exact at the control points; any affine map of the control points is
+    reproduced exactly everywhere). Differentiable in ``displacement`` and ``pts``.
+    """
+    if displacement.dim() == 2:
+        if displacement.shape[1] % 2:
+            raise ValueError("flat displacement must be (B, 2K), got shape %s" % (tuple(displacement.shape),))
+        k = displacement.shape[1] // 2
+        displacement = torch.stack([displacement[:, :k], displacement[:, k:]], -1)
+    if displacement.dim() != 3 or displacement.shape[-1] != 2:
+        raise ValueError("displacement must be (B, K, 2) or (B, 2K), got shape %s" % (tuple(displacement.shape),))
+    B, K, _ = displacement.shape
+    dtype, device = displacement.dtype, displacement.device
+    if control_points is None:
+        g = int(round(K ** 0.5))
+        if g * g != K:
+            raise ValueError("without control_points, K = %d must be a square (g x g grid)" % K)
+        control_points = tps_control_points(g, dtype=torch.float64, device=device)
+    if tuple(control_points.shape) != (K, 2):
+        raise ValueError("control_points must be (K, 2) = (%d, 2), got shape %s" % (K, tuple(control_points.shape)))
+    Linv = _tps_system_inverse(control_points).to(dtype)                 # (K+3, K+3)
+    ctrl = control_points.to(dtype=dtype, device=device)
+    values = ctrl.unsqueeze(0) + displacement                             # (B, K, 2)
+    rhs = torch.cat([values, values.new_zeros(B, 3, 2)], 1)              # (B, K+3, 2)
+    coef = Linv.unsqueeze(0) @ rhs                                        # (B, K+3, 2): w_1..w_K, a_0, a_x, a_y
+    p = _batched_points(pts, B).to(dtype)
+    U = _tps_u(((p.unsqueeze(2) - ctrl.view(1, 1, K, 2)) ** 2).sum(-1))  # (B, N, K)
+    basis = torch.cat([U, torch.ones_like(p[..., :1]), p], -1)           # (B, N, K+3)
+    return basis @ coef
+
+
+def tps_grid(control_points_displacement: torch.Tensor, size: Sequence[int],
+             image_size: Optional[Sequence[int]] = None,
+             control_points: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """TPS sampling grid / match field: (B, H, W, 2) = :func:`tps_points` at the cell centres of an (H, W)
+    grid (:func:`grid_coords` ``(H, W, image_size)``; ``image_size=None``: linspace(-1, 1) per axis). Zero
+    displacement gives the identity grid."""
+    d = control_points_displacement
+    H, W = _check_size(size, "size")
+    p = _grid_points(size, image_size, d.dtype, d.device)
+    return tps_points(d, p, control_points).reshape(d.shape[0], H, W, 2)
+
+
+__all__ += ["affine_points", "affine_grid", "fit_affine", "invert_affine", "tps_control_points", "tps_points",
+            "tps_grid"]

@@ -707,7 +707,8 @@ class Runner {
     return "?";
   }
 
-  // "threads 0-15 wait at __shfl_sync (f:12, mask 0xffffffff; waiting for lanes 16-31); threads 16-31 ..."
+  // "threads 0-15, 32-47 wait at __shfl_down_sync at f:12 (mask 0xffffffff; lanes 16-31 of its warp never
+  // arrive); threads 16-31, 48-63 wait at __syncthreads at f:14;"
   std::string deadlock_message() const {
     std::vector<std::pair<std::string, std::vector<int>>> groups;
     for (int t = 0; t < n_; ++t) {
@@ -718,8 +719,7 @@ class Runner {
         key += " (mask " + hex32(s.mask);
         for (const WarpGroup& G : warps_[t / 32].pending)
           if (G.arrived >> (t % 32) & 1u)
-            key += "; warp " + std::to_string(t / 32) + " lanes " + ranges(bits_of(G.mask & ~G.arrived)) +
-                   " never arrive";
+            key += "; lanes " + ranges(bits_of(G.mask & ~G.arrived)) + " of its warp never arrive";
         key += ")";
       }
       auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.first == key; });
@@ -806,10 +806,9 @@ class Launch {
     if (grid_.x > 2147483647u || grid_.y > 65535u || grid_.z > 65535u)
       bad("grid dimensions exceed the limits (2^31-1, 65535, 65535)");
     if (block_.x == 0 || block_.y == 0 || block_.z == 0) bad("the block is empty (a zero block dimension)");
-    if (block_.x > 1024u || block_.y > 1024u || block_.z > 64u)
-      bad("block dimensions exceed the limits (1024, 1024, 64)");
     const uint64_t n = uint64_t(block_.x) * block_.y * block_.z;
     if (n > 1024u) bad(std::to_string(n) + " threads per block exceed the limit of 1024");
+    if (block_.z > 64u) bad("block dimensions exceed the limits (1024, 1024, 64)");
     if (smem_ > 49152u)
       bad(std::to_string(smem_) + " bytes of dynamic shared memory exceed the 48 KB (49152 bytes) a launch may "
           "use without opting in (cudaFuncSetAttribute)");

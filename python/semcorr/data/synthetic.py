@@ -24,7 +24,6 @@ source frame clipped to the target image; alpha_img uses the target size.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np

@@ -322,6 +322,20 @@ def read_records(out: Path) -> Dict[int, dict]:
     return recs
 
 
+def _open_sink(path: Path):
+    """Append to a record file; a line cut by an interrupted run is closed off first so
+    that the next record starts on a line of its own (the cut line is skipped on reading)."""
+    cut = False
+    if path.is_file() and path.stat().st_size:
+        with open(path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            cut = f.read(1) != b"\n"
+    sink = open(path, "a")
+    if cut:
+        sink.write("\n")
+    return sink
+
+
 # ----------------------------------------------------------------------------------------
 # the evaluation
 # ----------------------------------------------------------------------------------------
@@ -388,7 +402,7 @@ def evaluate(cfg: EvalConfig, model=None, dataset=None, log: Callable[[str], Non
         if info.is_main:            # records from an earlier run are counted once, here
             for r in done.values():
                 accumulate(acc, r, alphas)
-        sink = open(out / "pairs" / f"pairs-rank{info.rank}.jsonl", "a") if out is not None else None
+        sink = _open_sink(out / "pairs" / f"pairs-rank{info.rank}.jsonl") if out is not None else None
         from tqdm import tqdm
 
         bar = tqdm(total=len(sampler), unit="pair", desc=f"{cfg.method}/{dataset.name}",

@@ -1,0 +1,214 @@
+// CPU kernels of corr4d_topk. Forward: for each batch and chunk of source rows, a loop over tiles of target
+// positions; each tile of raw dot products is one BLAS GEMM (at::mm into a reused buffer), then every row
+// merges the tile into its running top-k list (written in place in the outputs) with the inverse norms
+// applied on the fly. Extra memory: one Sc x T tile (<= 1M elements) + the outputs.
+// Backward: deterministic gathers/scatters in a channel-last layout (no atomics, fixed summation order).
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/mm.h>
+#include <ATen/ops/ones.h>
+#include <ATen/ops/zeros.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "corr4d_topk/corr4d_topk.h"
+#include "corr4d_topk/corr4d_topk_epilogue.h"
+#include "corr4d_topk/corr4d_topk_host.h"
+
+namespace semcorr {
+namespace {
+
+// inv[b, n] = 1 / sqrt(sum_c f[b, c, n]^2 + eps) (or 1) for f (B, C, N) contiguous.
+template <typename scalar_t>
+void inv_norm_cpu(const at::Tensor& f, at::Tensor& inv, double eps) {
+  const int64_t B = f.size(0), C = f.size(1), N = f.size(2);
+  const scalar_t* fp = f.const_data_ptr<scalar_t>();
+  scalar_t* ip = inv.mutable_data_ptr<scalar_t>();
+  constexpr int64_t kChunk = 256;
+  const int64_t chunks = (N + kChunk - 1) / kChunk;
+  at::parallel_for(0, B * chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t w = begin; w < end; ++w) {
+      const int64_t b = w / chunks, n0 = (w % chunks) * kChunk, n1 = std::min(N, n0 + kChunk);
+      scalar_t acc[kChunk] = {};
+      for (int64_t c = 0; c < C; ++c) {
+        const scalar_t* row = fp + (b * C + c) * N;
+        for (int64_t n = n0; n < n1; ++n) acc[n - n0] += row[n] * row[n];
+      }
+      for (int64_t n = n0; n < n1; ++n) ip[b * N + n] = scalar_t(1) / std::sqrt(acc[n - n0] + scalar_t(eps));
+    }
+  });
+}
+
+at::Tensor inv_norms(const at::Tensor& f3, bool normalize, double eps) {
+  if (!normalize) return at::ones({f3.size(0), f3.size(2)}, f3.options());
+  auto inv = at::empty({f3.size(0), f3.size(2)}, f3.options());
+  AT_DISPATCH_FLOATING_TYPES(f3.scalar_type(), "corr4d_topk_inv_norm", [&] { inv_norm_cpu<scalar_t>(f3, inv, eps); });
+  return inv;
+}
+
+constexpr int64_t kRowChunk = 1024;     // source rows per GEMM tile
+constexpr int64_t kTileElems = 1 << 20;  // elements of the GEMM tile buffer
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor> corr4d_topk_cpu(const at::Tensor& src, const at::Tensor& tgt, int64_t k,
+                                                   bool normalize, double eps) {
+  corr4d_topk_host::check_args(src, tgt, k, eps, /*cuda_kernel=*/false);
+  const int64_t B = src.size(0), C = src.size(1), Ns = src.size(2) * src.size(3), Nt = tgt.size(2) * tgt.size(3);
+  if (B * Ns * k == 0 || C == 0) return corr4d_topk_host::trivial_output(src, k);
+  const auto src3 = src.contiguous().view({B, C, Ns});
+  const auto tgt3 = tgt.contiguous().view({B, C, Nt});
+  const auto inv_s = inv_norms(src3, normalize, eps);
+  const auto inv_t = inv_norms(tgt3, normalize, eps);
+  auto values = at::empty({B, Ns, k}, src.options());
+  auto indices = at::empty({B, Ns, k}, src.options().dtype(at::kLong));
+  const int64_t Sc = std::min(Ns, kRowChunk);
+  const int64_t T = std::min(Nt, std::max<int64_t>(64, kTileElems / Sc));
+  auto buf = at::empty({Sc * T}, src.options());
+  AT_DISPATCH_FLOATING_TYPES(src.scalar_type(), "corr4d_topk_cpu", [&] {
+    scalar_t* vp = values.mutable_data_ptr<scalar_t>();
+    int64_t* ip = indices.mutable_data_ptr<int64_t>();
+    const scalar_t* is = inv_s.const_data_ptr<scalar_t>();
+    const scalar_t* it = inv_t.const_data_ptr<scalar_t>();
+    for (int64_t e = 0; e < B * Ns * k; ++e) {
+      vp[e] = -std::numeric_limits<scalar_t>::infinity();
+      ip[e] = std::numeric_limits<int64_t>::max();
+    }
+    for (int64_t b = 0; b < B; ++b) {
+      const auto srcT = src3[b].transpose(0, 1);  // (Ns, C) view: BLAS reads it transposed, no copy
+      const auto tgtb = tgt3[b];
+      for (int64_t s0 = 0; s0 < Ns; s0 += Sc) {
+        const int64_t sc = std::min(Sc, Ns - s0);
+        for (int64_t t0 = 0; t0 < Nt; t0 += T) {
+          const int64_t tc = std::min(T, Nt - t0);
+          auto tile = buf.narrow(0, 0, sc * tc).view({sc, tc});
+          at::mm_out(tile, srcT.narrow(0, s0, sc), tgtb.narrow(1, t0, tc));
+          const scalar_t* tp = tile.const_data_ptr<scalar_t>();
+          at::parallel_for(0, sc, 8, [&](int64_t begin, int64_t end) {
+            for (int64_t r = begin; r < end; ++r) {
+              const int64_t row = b * Ns + s0 + r;
+              const scalar_t ns = is[row];
+              const scalar_t* nt = it + b * Nt + t0;
+              const scalar_t* trow = tp + r * tc;
+              scalar_t* rv = vp + row * k;
+              int64_t* ri = ip + row * k;
+              for (int64_t t = 0; t < tc; ++t) topk_insert(rv, ri, k, trow[t] * ns * nt[t], t0 + t);
+            }
+          });
+        }
+      }
+    }
+  });
+  return {values.view({B, src.size(2), src.size(3), k}), indices.view({B, src.size(2), src.size(3), k})};
+}
+
+std::tuple<at::Tensor, at::Tensor> corr4d_topk_backward_cpu(const at::Tensor& grad, const at::Tensor& src,
+                                                            const at::Tensor& tgt, const at::Tensor& values,
+                                                            const at::Tensor& indices, bool normalize, double eps) {
+  corr4d_topk_host::check_args(src, tgt, values.dim() == 4 ? values.size(3) : 0, eps, /*cuda_kernel=*/false,
+                               "semcorr::_corr4d_topk_backward");
+  corr4d_topk_host::check_backward_args(grad, src, tgt, values, indices);
+  const int64_t B = src.size(0), C = src.size(1), Ns = src.size(2) * src.size(3), Nt = tgt.size(2) * tgt.size(3);
+  const int64_t k = values.size(3);
+  if (B * Ns * k * C == 0) return {at::zeros_like(src), at::zeros_like(tgt)};
+  const auto idx = indices.contiguous();
+  {
+    const int64_t* p = idx.const_data_ptr<int64_t>();
+    for (int64_t e = 0; e < B * Ns * k; ++e)
+      TORCH_CHECK(p[e] >= 0 && p[e] < Nt, "semcorr::_corr4d_topk_backward: `indices` must be in [0, Ht*Wt) = [0, ",
+                  Nt, "), got ", p[e]);
+  }
+  const auto src3 = src.contiguous().view({B, C, Ns});
+  const auto tgt3 = tgt.contiguous().view({B, C, Nt});
+  const auto srcT = src3.transpose(1, 2).contiguous();  // (B, Ns, C): channel-last rows
+  const auto tgtT = tgt3.transpose(1, 2).contiguous();  // (B, Nt, C)
+  const auto inv_s = inv_norms(src3, normalize, eps);
+  const auto inv_t = inv_norms(tgt3, normalize, eps);
+  const auto g = grad.contiguous();
+  const auto v = values.contiguous();
+  auto gsT = at::empty({B, Ns, C}, src.options());
+  auto gtT = at::zeros({B, Nt, C}, src.options());
+  auto colsum = at::zeros({B, Nt}, src.options());
+  AT_DISPATCH_FLOATING_TYPES(src.scalar_type(), "corr4d_topk_backward_cpu", [&] {
+    const scalar_t* gp = g.const_data_ptr<scalar_t>();
+    const scalar_t* vp = v.const_data_ptr<scalar_t>();
+    const int64_t* ip = idx.const_data_ptr<int64_t>();
+    const scalar_t* is = inv_s.const_data_ptr<scalar_t>();
+    const scalar_t* it = inv_t.const_data_ptr<scalar_t>();
+    const scalar_t* sp = srcT.const_data_ptr<scalar_t>();
+    const scalar_t* tp = tgtT.const_data_ptr<scalar_t>();
+    scalar_t* gs = gsT.mutable_data_ptr<scalar_t>();
+    scalar_t* gt = gtT.mutable_data_ptr<scalar_t>();
+    scalar_t* cs = colsum.mutable_data_ptr<scalar_t>();
+    // grad_src[s] = inv_s * sum_r g_r inv_t[t_r] tgt[t_r] - inv_s^2 (sum_r g_r S_r) src[s]
+    at::parallel_for(0, B * Ns, 4, [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; ++row) {
+        const int64_t b = row / Ns;
+        const scalar_t ns = is[row];
+        scalar_t* out = gs + row * C;
+        std::fill(out, out + C, scalar_t(0));
+        scalar_t rs = 0;
+        for (int64_t r = 0; r < k; ++r) {
+          const int64_t t = ip[row * k + r];
+          const scalar_t gr = gp[row * k + r];
+          const scalar_t coef = gr * ns * it[b * Nt + t];
+          const scalar_t* trow = tp + (b * Nt + t) * C;
+          for (int64_t c = 0; c < C; ++c) out[c] += coef * trow[c];
+          rs += gr * vp[row * k + r];
+        }
+        if (normalize) {
+          const scalar_t f = ns * ns * rs;
+          const scalar_t* srow = sp + row * C;
+          for (int64_t c = 0; c < C; ++c) out[c] -= f * srow[c];
+        }
+      }
+    });
+    if (normalize) {
+      at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t b = begin; b < end; ++b)
+          for (int64_t e = b * Ns * k; e < (b + 1) * Ns * k; ++e) cs[b * Nt + ip[e]] += gp[e] * vp[e];
+      });
+    }
+    // grad_tgt[t] = sum over (s, r) with t_r = t of g inv_s inv_t[t] src[s] - inv_t^2 colsum[t] tgt[t]; each
+    // task owns a channel slice and walks the pairs in order (deterministic, no atomics).
+    constexpr int64_t kCh = 64;
+    const int64_t chunks = (C + kCh - 1) / kCh;
+    at::parallel_for(0, B * chunks, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t w = begin; w < end; ++w) {
+        const int64_t b = w / chunks, c0 = (w % chunks) * kCh, c1 = std::min(C, c0 + kCh);
+        for (int64_t s = 0; s < Ns; ++s) {
+          const int64_t row = b * Ns + s;
+          const scalar_t* srow = sp + row * C;
+          for (int64_t r = 0; r < k; ++r) {
+            const int64_t t = ip[row * k + r];
+            const scalar_t coef = gp[row * k + r] * is[row] * it[b * Nt + t];
+            scalar_t* out = gt + (b * Nt + t) * C;
+            for (int64_t c = c0; c < c1; ++c) out[c] += coef * srow[c];
+          }
+        }
+        if (normalize) {
+          for (int64_t t = 0; t < Nt; ++t) {
+            const scalar_t nt = it[b * Nt + t];
+            const scalar_t f = nt * nt * cs[b * Nt + t];
+            const scalar_t* trow = tp + (b * Nt + t) * C;
+            scalar_t* out = gt + (b * Nt + t) * C;
+            for (int64_t c = c0; c < c1; ++c) out[c] -= f * trow[c];
+          }
+        }
+      }
+    });
+  });
+  return {gsT.transpose(1, 2).contiguous().view(src.sizes()), gtT.transpose(1, 2).contiguous().view(tgt.sizes())};
+}
+
+TORCH_LIBRARY_IMPL(semcorr, CPU, m) {
+  m.impl("corr4d_topk", &corr4d_topk_cpu);
+  m.impl("_corr4d_topk_backward", &corr4d_topk_backward_cpu);
+}
+
+}  // namespace semcorr
