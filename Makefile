@@ -5,7 +5,7 @@ PY ?= python
 PIP ?= $(PY) -m pip
 PYTEST_ARGS ?=
 
-.PHONY: deps build install test demo bench ptxas clean
+.PHONY: deps build install test demo bench ptxas cpp clean
 
 deps:
 	$(PIP) install -q -r requirements.txt
@@ -22,7 +22,7 @@ test: build
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: install
-	semcorr match --out matches.png
+	$(PY) -m semcorr match --out matches.png
 
 bench: build
 	$(PY) -m pytest benchmarks -q --benchmark-json=benchmarks/results.json
@@ -31,6 +31,17 @@ bench: build
 # Registers, shared memory and spill bytes of every CUDA kernel (nvcc -Xptxas -v), into benchmarks/PTXAS.md.
 ptxas: deps
 	$(PY) benchmarks/ptxas_report.py benchmarks/PTXAS.md
+
+# The op library for libtorch C++ users (CMakeLists.txt) and its example program, CPU kernels (add
+# CMAKE_ARGS=-DSEMCORR_WITH_CUDA=ON for CUDA). The torch wheel's CMake config needs to be told where the CUDA
+# toolkit and the wheel's own libnvrtc are; these flags do it.
+CMAKE_ARGS ?= -DSEMCORR_WITH_CUDA=OFF
+cpp: deps
+	TORCH_CUDA_ARCH_LIST="$${TORCH_CUDA_ARCH_LIST:-8.0;9.0}" cmake -S . -B build/cmake $(CMAKE_ARGS) \
+	  -DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
+	  $$($(PY) setup_helpers.py --cmake-flags)
+	cmake --build build/cmake -j2
+	./build/cmake/semcorr_cpp_example
 
 clean:
 	rm -rf build semcorr_ext/*.so semcorr_ext/_build_info.py *.egg-info

@@ -20,3 +20,29 @@ def _find_cuda_home():
 if not os.environ.get("CUDA_HOME") and not os.environ.get("CUDA_PATH") and _find_cuda_home():
     os.environ["CUDA_HOME"] = _find_cuda_home()
 
+
+
+def cmake_flags():
+    """Flags that let torch's CMake config find a CUDA toolkit whose nvcc is a wrapper, and the libnvrtc that
+    ships in the nvidia-* wheels rather than in the toolkit."""
+    flags = []
+    home = os.environ.get("CUDA_HOME")
+    if home:
+        flags += ["-DCUDA_TOOLKIT_ROOT_DIR=" + home, "-DCUDAToolkit_ROOT=" + home,
+                  "-DCMAKE_CUDA_COMPILER=" + os.path.join(home, "bin", "nvcc")]
+    try:
+        import nvidia
+
+        libs = sorted(glob.glob(os.path.join(list(nvidia.__path__)[0], "**", "libnvrtc.so*"), recursive=True))
+        if libs:
+            flags.append("-DCUDA_nvrtc_LIBRARY=" + libs[0])
+    except ImportError:
+        pass
+    return flags
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] == ["--cmake-flags"]:
+        print(" ".join(cmake_flags()))
