@@ -149,4 +149,28 @@ def run(args) -> int:
                      title="%s: %d most confident %smatches"
                      % (args.method, len(keep), "mutual " if mutual is not None else ""))
     print("wrote:      %s" % args.out)
+    masks = m.extras.get("masks")
+    if masks is not None:  # any model predicting foreground masks: {"src": (B,1,H,W), "tgt": ...} or a list
+        import os
+
+        from matplotlib.figure import Figure
+
+        items = list(masks.items()) if isinstance(masks, dict) else [(str(i), v) for i, v in enumerate(masks)]
+        images = {"src": src_np, "tgt": tgt_np}
+        fig = Figure(figsize=(6.5, 3.0 * len(items)))
+        for r, (name, mk) in enumerate(items):
+            mk = mk.detach().float().cpu().numpy().reshape(mk.shape[-2:]) if mk.dim() >= 2 else mk
+            ax_m = fig.add_subplot(len(items), 2, 2 * r + 2)
+            ax_m.imshow(mk, cmap="gray", vmin=0, vmax=1)
+            ax_m.set_title("%s mask (mean %.2f)" % (name, float(mk.mean())), fontsize=9)
+            ax_m.axis("off")
+            ax_i = fig.add_subplot(len(items), 2, 2 * r + 1)
+            if name in images and images[name].shape[:2] == mk.shape:
+                ax_i.imshow(images[name] * (0.3 + 0.7 * mk[..., None]))
+            ax_i.set_title("%s image x mask" % name, fontsize=9)
+            ax_i.axis("off")
+        fig.tight_layout()
+        mask_out = os.path.splitext(args.out)[0] + "_masks.png"
+        fig.savefig(mask_out, dpi=100)
+        print("masks:      %s" % mask_out)
     return 0

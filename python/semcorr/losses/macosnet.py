@@ -1,0 +1,340 @@
+"""MaCoSNet losses (Chen, Lin, Yang, Huang, "Show, Match and Segment: Joint Weakly Supervised Learning of
+Semantic Matching and Object Co-segmentation", TPAMI 2020).
+
+Weakly supervised: every loss needs only images of the same category (no keypoints, no masks).
+
+Conventions (those of :mod:`semcorr_ext.flow`): points are (x, y) normalised coordinates (align_corners=True);
+a transform ``T_ab`` maps a point of image A to its correspondent in image B. Transforms are passed either as
+callables ``t(pts) -> pts`` on (B, N, 2) points, or already evaluated on a grid of A as a match field
+(B, Ha, Wa, 2) of positions in B. Masks are foreground probabilities in [0, 1].
+
+Losses (all return a scalar, the mean over the batch):
+
+* :func:`matching_loss` — foreground-guided matching (Eqs. 1-3): for each p of A the correlation mass
+  ``s_A(p) = sum_q m_A(p, q) S_AB(p, q)`` near ``T_AB(p)``, weighted by the mask ``M_A(p)``; negated.
+* :func:`cycle_consistency_loss` — forward-backward: ``|T_BA(T_AB(p)) - p|`` and ``|T_AB(T_BA(q)) - q|`` (Eq. 4).
+* :func:`transitivity_loss` — over a triplet: ``|T_CA(T_BC(T_AB(p))) - p|`` (Eq. 5).
+* :func:`perceptual_contrastive_loss` — ``d+ + d-`` on features of object / background images (Eqs. 6-9).
+* :func:`task_consistency_loss` — BCE between each mask warped by the transform and the other mask (Eqs. 10-11).
+* :class:`MaCoSNetLoss` — the weighted sum (Eq. 12).
+
+Default weights: the slides and abstract do not list the lambdas; the authors' released training script
+(MaCoSNet-pytorch ``train.sh``) weights the terms it enables by 1.0 and its ``config.THRESHOLD`` (the margin m)
+is 2, so every lambda defaults to 1.0 and m to 2.0 (change them with :class:`MaCoSNetLoss` arguments).
+"""
+from typing import Callable, Dict, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from semcorr_ext import flow
+
+__all__ = ["DEFAULT_WEIGHTS", "DEFAULT_MARGIN", "consistency_mask", "matching_score", "matching_loss",
+           "sample_points", "cycle_consistency_loss", "transitivity_loss", "perceptual_contrastive_loss",
+           "binary_cross_entropy", "task_consistency_loss", "PerceptualFeatures", "MaCoSNetLoss"]
+
+#: lambda of each term of Eq. 12 (matching has weight 1 in the paper; the others default to 1.0, see above)
+DEFAULT_WEIGHTS = {"matching": 1.0, "cycle": 1.0, "trans": 1.0, "contrast": 1.0, "task": 1.0}
+#: margin m of the perceptual contrastive loss
+DEFAULT_MARGIN = 2.0
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Foreground-guided matching loss
+
+
+def consistency_mask(points_b: torch.Tensor, grid_b: Sequence[int], image_size_b: Optional[Sequence[int]] = None,
+                     phi: float = 1.0, soft: bool = True) -> torch.Tensor:
+    """The correspondence mask m_A(p, q) of Eq. 1: (B, Ha*Wa, Hb*Wb).
+
+    Args:
+        points_b: (B, Ha, Wa, 2) ``T_AB(p)`` for every cell p of A's feature grid, normalised over image B.
+        grid_b: (Hb, Wb) cells of B's feature grid (the q).
+        image_size_b: (H, W) of image B in pixels (``None``: the grid is the image).
+        phi: threshold in B-grid cells.
+        soft: ``False``: the paper's hard indicator ``|T_AB(p) - q| <= phi`` (Euclidean, in cells; no gradient
+            to the transform). ``True`` (default, for training): the separable tent
+            ``max(0, 1 - |dx| / phi) * max(0, 1 - |dy| / phi)``, which is 1 where T_AB(p) = q, 0 beyond phi
+            cells and differentiable in T (with phi = 1 these are bilinear interpolation weights).
+    """
+    B, Ha, Wa, _ = points_b.shape
+    Hb, Wb = int(grid_b[0]), int(grid_b[1])
+    if image_size_b is None:
+        image_size_b = (Hb, Wb)
+    g = flow.image_to_grid_coords(points_b, (Hb, Wb), image_size_b)         # normalised over B's cell centres
+    cells = flow.unnormalize_coords(g, (Hb, Wb)).reshape(B, Ha * Wa, 1, 2)  # in cell units (x = column)
+    ys, xs = torch.meshgrid(torch.arange(Hb, dtype=cells.dtype, device=cells.device),
+                            torch.arange(Wb, dtype=cells.dtype, device=cells.device), indexing="ij")
+    q = torch.stack([xs, ys], -1).reshape(1, 1, Hb * Wb, 2)
+    d = cells - q
+    if soft:
+        w = (1.0 - d.abs() / phi).clamp_min(0.0)
+        return w[..., 0] * w[..., 1]
+    return (d.norm(dim=-1) <= phi).to(cells.dtype)
+
+
+def matching_score(corr: torch.Tensor, points_b: torch.Tensor, image_size_b: Optional[Sequence[int]] = None,
+                   phi: float = 1.0, soft: bool = True) -> torch.Tensor:
+    """s_A(p) of Eq. 2: (B, Ha, Wa) = sum over q of m_A(p, q) * S_AB(p, q).
+
+    ``corr`` is S_AB as (B, Ha, Wa, Hb, Wb); ``points_b`` is T_AB at A's cells (see :func:`consistency_mask`).
+    """
+    if corr.dim() != 5:
+        raise ValueError("corr must be (B, Ha, Wa, Hb, Wb), got shape %s" % (tuple(corr.shape),))
+    B, Ha, Wa, Hb, Wb = corr.shape
+    if tuple(points_b.shape) != (B, Ha, Wa, 2):
+        raise ValueError("points_b must be (B, Ha, Wa, 2) = %s, got %s" % ((B, Ha, Wa, 2), tuple(points_b.shape)))
+    m = consistency_mask(points_b, (Hb, Wb), image_size_b, phi, soft)
+    return (m * corr.reshape(B, Ha * Wa, Hb * Wb)).sum(-1).reshape(B, Ha, Wa)
+
+
+def _grid_mask(mask: torch.Tensor, grid: Sequence[int]) -> torch.Tensor:
+    """(B, 1, H, W) or (B, H, W) mask -> (B, h, w) at a feature grid (area average)."""
+    if mask.dim() == 3:
+        mask = mask.unsqueeze(1)
+    if tuple(mask.shape[-2:]) != tuple(grid):
+        mask = F.adaptive_avg_pool2d(mask, tuple(int(g) for g in grid))
+    return mask[:, 0]
+
+
+def matching_loss(corr_ab: torch.Tensor, points_ab: torch.Tensor, mask_a: torch.Tensor,
+                  corr_ba: torch.Tensor, points_ba: torch.Tensor, mask_b: torch.Tensor, *,
+                  image_size_a: Optional[Sequence[int]] = None, image_size_b: Optional[Sequence[int]] = None,
+                  phi: float = 1.0, soft: bool = True) -> torch.Tensor:
+    """Foreground-guided matching loss (Eq. 3), each sum divided by the number of grid cells:
+
+    ``-(mean_p s_A(p) M_A(p) + mean_q s_B(q) M_B(q))``, averaged over the batch.
+
+    Args:
+        corr_ab: S_AB (B, Ha, Wa, Hb, Wb); corr_ba: S_BA (B, Hb, Wb, Ha, Wa).
+        points_ab: T_AB at A's grid cells (B, Ha, Wa, 2), normalised over image B; points_ba likewise.
+        mask_a, mask_b: foreground probabilities (B, 1, H, W) (area-averaged to the feature grids) or already
+            (B, Ha, Wa) / (B, Hb, Wb).
+        image_size_a, image_size_b: image sizes the grids lie on (``None``: the grids are the images).
+        phi, soft: see :func:`consistency_mask`.
+    """
+    Ha, Wa = corr_ab.shape[1:3]
+    Hb, Wb = corr_ab.shape[3:5]
+    s_a = matching_score(corr_ab, points_ab, image_size_b, phi, soft)
+    s_b = matching_score(corr_ba, points_ba, image_size_a, phi, soft)
+    ma = _grid_mask(mask_a, (Ha, Wa))
+    mb = _grid_mask(mask_b, (Hb, Wb))
+    return -((s_a * ma).mean((1, 2)) + (s_b * mb).mean((1, 2))).mean()
+
+
+# --------------------------------------------------------------------------------------------------------
+# Consistency losses
+
+
+def sample_points(n: int = 10, *, dtype=torch.float32, device=None) -> torch.Tensor:
+    """An n x n regular grid of points spanning [-1, 1]^2: (n*n, 2) (the paper samples 10 x 10 = 100)."""
+    return flow.grid_coords(n, n, dtype=dtype, device=device).reshape(-1, 2)
+
+
+def _dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    # Euclidean distance with a finite gradient at 0
+    return ((a - b).pow(2).sum(-1) + 1e-12).sqrt()
+
+
+def _points_for(points: Optional[torch.Tensor], ref: torch.Tensor, batch: int) -> torch.Tensor:
+    if points is None:
+        points = sample_points(10, dtype=ref.dtype, device=ref.device)
+    if points.dim() == 2:
+        points = points.unsqueeze(0).expand(batch, -1, -1)
+    return points
+
+
+def cycle_consistency_loss(t_ab: Transform, t_ba: Transform, batch: int,
+                           points: Optional[torch.Tensor] = None, ref: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Forward-backward consistency (Eq. 4): ``mean_p |T_BA(T_AB(p)) - p| + mean_q |T_AB(T_BA(q)) - q|``,
+    averaged over the batch; distances in normalised coordinates.
+
+    ``t_ab`` / ``t_ba`` map (B, N, 2) points; ``points`` are (N, 2) or (B, N, 2) (default: a 10 x 10 grid over
+    [-1, 1]^2, used for both p and q); ``ref`` gives dtype/device of the default points.
+    """
+    ref = ref if ref is not None else torch.zeros(())
+    p = _points_for(points, ref, batch)
+    fwd = _dist(t_ba(t_ab(p)), p).mean(-1)
+    bwd = _dist(t_ab(t_ba(p)), p).mean(-1)
+    return (fwd + bwd).mean()
+
+
+def transitivity_loss(t_ab: Transform, t_bc: Transform, t_ca: Transform, batch: int,
+                      points: Optional[torch.Tensor] = None, ref: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Transitivity consistency over image triplets (Eq. 5): ``mean_p |T_CA(T_BC(T_AB(p))) - p|``, averaged
+    over the batch of triplets (default points: a 10 x 10 grid)."""
+    ref = ref if ref is not None else torch.zeros(())
+    p = _points_for(points, ref, batch)
+    return _dist(t_ca(t_bc(t_ab(p))), p).mean(-1).mean()
+
+
+# --------------------------------------------------------------------------------------------------------
+# Co-segmentation losses
+
+
+def _vec(f: torch.Tensor) -> torch.Tensor:
+    if isinstance(f, (list, tuple)):
+        f = f[-1]
+    if f.dim() == 4:
+        f = f.mean((2, 3))       # global average pooling
+    return f.flatten(1)
+
+
+def perceptual_contrastive_loss(img_a: torch.Tensor, mask_a: torch.Tensor, img_b: torch.Tensor,
+                                mask_b: torch.Tensor, feature_fn: Callable[[torch.Tensor], torch.Tensor],
+                                margin: float = DEFAULT_MARGIN) -> torch.Tensor:
+    """Perceptual contrastive loss (Eqs. 6-9): ``d+ + d-`` averaged over the batch, with
+
+    ``I^o = M * I``, ``I^b = (1 - M) * I`` (Eq. 6), ``d+ = |F(I_A^o) - F(I_B^o)|^2 / c`` and
+    ``d- = max(0, m - (|F(I_A^o) - F(I_A^b)|^2 + |F(I_B^o) - F(I_B^b)|^2) / (2c))``.
+
+    ``feature_fn`` is F (the paper: a frozen ImageNet ResNet-50, see :class:`PerceptualFeatures`), mapping
+    (B, 3, H, W) images to (B, c) vectors, or to (B, c, h, w) maps which are average-pooled; c is the feature
+    dimension. Masks (B, 1, H', W') are resized (bilinear) to the image size if needed.
+    """
+    def masked(img, m):
+        if m.dim() == 3:
+            m = m.unsqueeze(1)
+        if tuple(m.shape[-2:]) != tuple(img.shape[-2:]):
+            m = F.interpolate(m, size=tuple(img.shape[-2:]), mode="bilinear", align_corners=False)
+        return img * m, img * (1.0 - m)
+
+    a_o, a_b = masked(img_a, mask_a)
+    b_o, b_b = masked(img_b, mask_b)
+    feats = _vec(feature_fn(torch.cat([a_o, a_b, b_o, b_b], 0)))
+    fa_o, fa_b, fb_o, fb_b = feats.chunk(4, 0)
+    c = feats.shape[1]
+    d_pos = (fa_o - fb_o).pow(2).sum(1) / c
+    d_neg = (margin - ((fa_o - fa_b).pow(2).sum(1) + (fb_o - fb_b).pow(2).sum(1)) / (2 * c)).clamp_min(0.0)
+    return (d_pos + d_neg).mean()
+
+
+def binary_cross_entropy(target: torch.Tensor, pred: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Eq. 11 per batch item: ``-mean_ij(target log pred + (1 - target) log(1 - pred))`` -> (B,);
+    ``pred`` is clamped to [eps, 1 - eps]. Both (B, 1, H, W) or (B, H, W) probabilities."""
+    p = pred.clamp(eps, 1.0 - eps)
+    ll = target * torch.log(p) + (1.0 - target) * torch.log(1.0 - p)
+    return -ll.flatten(1).mean(1)
+
+
+def task_consistency_loss(mask_a: torch.Tensor, mask_b: torch.Tensor, field_ab: torch.Tensor,
+                          field_ba: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Cross-network (task) consistency loss (Eq. 10): ``BCE(M~_A, M_B) + BCE(M~_B, M_A)``, batch mean.
+
+    ``M~_A``, mask A brought into B's frame, is ``flow.warp(mask_a, field_ba)``: ``field_ba`` (B, Hb, Wb, 2) is
+    T_BA evaluated at the pixels of ``mask_b`` (positions in A); likewise ``M~_B = flow.warp(mask_b, field_ab)``
+    with ``field_ab`` (B, Ha, Wa, 2) at the pixels of ``mask_a``. Samples falling outside the other image are 0
+    (background). Masks are (B, 1, H, W) probabilities. Gradients reach both masks and both transforms.
+    """
+    warped_a = F.grid_sample(mask_a, field_ba.to(mask_a.dtype), mode="bilinear", padding_mode="zeros",
+                             align_corners=True)
+    warped_b = F.grid_sample(mask_b, field_ab.to(mask_b.dtype), mode="bilinear", padding_mode="zeros",
+                             align_corners=True)
+    return (binary_cross_entropy(warped_a, mask_b, eps) + binary_cross_entropy(warped_b, mask_a, eps)).mean()
+
+
+# --------------------------------------------------------------------------------------------------------
+# Perceptual feature network and the full objective
+
+
+class _TinyPerceptual(nn.Module):
+    """A small frozen random conv net + global pooling: a stand-in for ResNet-50 in CPU smoke tests."""
+
+    def __init__(self, channels: int = 64, seed: int = 0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        layers, c_in = [], 3
+        for c_out in (16, 32, channels):
+            conv = nn.Conv2d(c_in, c_out, 3, stride=2, padding=1)
+            with torch.no_grad():
+                conv.weight.copy_(torch.randn(conv.weight.shape, generator=g) * (2.0 / (9 * c_in)) ** 0.5)
+                conv.bias.zero_()
+            layers += [conv, nn.ReLU()]
+            c_in = c_out
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x).mean((2, 3))
+
+
+class PerceptualFeatures(nn.Module):
+    """F of the perceptual contrastive loss, frozen: (B, 3, H, W) in [0, 1] -> (B, c).
+
+    ``kind="resnet50"``: an ImageNet ResNet-50 up to global average pooling (c = 2048), as in the paper; the
+    weights come from the torch hub cache (``weights=`` as in :class:`semcorr.backbones.ResNetFeatures`; a
+    FileNotFoundError says how to get them). ``kind="tiny"``: a fixed random 3-layer conv net (c = 64) needing
+    no weights, for CPU smoke tests only.
+    """
+
+    def __init__(self, kind: str = "resnet50", weights="imagenet"):
+        super().__init__()
+        self.kind = kind
+        if kind == "resnet50":
+            from semcorr.backbones import ResNetFeatures
+
+            self.net = ResNetFeatures(depth=50, layers=("layer4",), weights=weights)
+        elif kind == "tiny":
+            self.net = _TinyPerceptual()
+        else:
+            raise ValueError("perceptual network must be 'resnet50' or 'tiny', got %r" % (kind,))
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        self.net.eval()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.net.eval()  # frozen: keep BatchNorm statistics fixed
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _vec(self.net(x))
+
+
+class MaCoSNetLoss(nn.Module):
+    """The full objective (Eq. 12): ``L_matching + l_cycle L_cycle + l_trans L_trans + l_contrast L_contrast
+    + l_task L_task``.
+
+    ``forward(out)`` takes the dict returned by :meth:`semcorr.models.macosnet.MaCoSNet.training_outputs`
+    and returns ``(total, parts)`` with ``parts`` the unweighted value of each term (floats, for logging).
+    Terms whose weight is 0 are not computed; the transitivity term is skipped when the batch has no triplet.
+    """
+
+    def __init__(self, perceptual: Optional[nn.Module] = None, weights: Optional[Dict[str, float]] = None,
+                 margin: float = DEFAULT_MARGIN, phi: float = 1.0, n_points: int = 10):
+        super().__init__()
+        self.weights = dict(DEFAULT_WEIGHTS)
+        if weights:
+            unknown = set(weights) - set(DEFAULT_WEIGHTS)
+            if unknown:
+                raise ValueError("unknown loss weights %s; known: %s" % (sorted(unknown), sorted(DEFAULT_WEIGHTS)))
+            self.weights.update({k: float(v) for k, v in weights.items()})
+        if self.weights["contrast"] and perceptual is None:
+            raise ValueError("the perceptual contrastive loss needs a perceptual network (or weight 0)")
+        self.perceptual = perceptual
+        self.margin, self.phi, self.n_points = float(margin), float(phi), int(n_points)
+
+    def forward(self, out: dict):
+        w = self.weights
+        ref = out["img_a"]
+        B = ref.shape[0]
+        pts = sample_points(self.n_points, dtype=ref.dtype, device=ref.device)
+        terms = {}
+        if w["matching"]:
+            terms["matching"] = matching_loss(out["corr_ab"], out["points_ab"], out["mask_a"], out["corr_ba"],
+                                              out["points_ba"], out["mask_b"], image_size_a=out["work_size"],
+                                              image_size_b=out["work_size"], phi=self.phi, soft=True)
+        if w["cycle"]:
+            terms["cycle"] = cycle_consistency_loss(out["t_ab"], out["t_ba"], B, pts)
+        if w["trans"] and out.get("triplet") is not None:
+            t_ab, t_bc, t_ca = out["triplet"]
+            terms["trans"] = transitivity_loss(t_ab, t_bc, t_ca, t_ab.batch, pts)
+        if w["contrast"]:
+            terms["contrast"] = perceptual_contrastive_loss(out["img_a"], out["mask_a"], out["img_b"],
+                                                            out["mask_b"], self.perceptual, self.margin)
+        if w["task"]:
+            terms["task"] = task_consistency_loss(out["mask_a"], out["mask_b"], out["field_ab"], out["field_ba"])
+        total = sum(w[k] * v for k, v in terms.items())
+        return total, {k: float(v.detach()) for k, v in terms.items()}
