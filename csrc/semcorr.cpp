@@ -13,6 +13,11 @@ TORCH_LIBRARY(semcorr, m) {
   m.def("mutual_matching(Tensor corr, float eps) -> Tensor");
   m.def("_mutual_matching_backward(Tensor grad, Tensor corr, float eps) -> Tensor");
   // ---- 2. neighbourhood consensus ----
+  m.def("conv4d(Tensor x, Tensor weight, Tensor? bias, int[4] padding) -> Tensor");
+  m.def("_conv4d_backward(Tensor grad, Tensor x, Tensor weight, int[4] padding, bool[3] output_mask) "
+        "-> (Tensor, Tensor, Tensor)");
+  m.def("max_pool4d(Tensor x, int[4] kernel_size) -> (Tensor, Tensor)");
+  m.def("_max_pool4d_backward(Tensor grad, Tensor argmax, int[] x_size, int[4] kernel_size) -> Tensor");
   // sparse half (csrc/corr4d_topk, csrc/sparse_conv4d)
   m.def("corr4d_topk(Tensor src, Tensor tgt, int k, bool normalize, float eps) -> (Tensor, Tensor)");
   m.def("_corr4d_topk_backward(Tensor grad, Tensor src, Tensor tgt, Tensor values, Tensor indices, bool normalize, "
@@ -23,7 +28,21 @@ TORCH_LIBRARY(semcorr, m) {
   m.def("_sparse_conv4d_backward(Tensor grad, Tensor feats, Tensor weight, Tensor in_rows, Tensor out_rows, "
         "Tensor offsets_ptr) -> (Tensor, Tensor, Tensor)");
   // ---- 3. patchmatch ----
+  // candidates (csrc/patchmatch_propagate), windows (csrc/gather_windows4d), selection (csrc/patchmatch_select)
+  m.def("patchmatch_propagate(Tensor matches, Tensor offsets, int[2] target_size, int random_samples, int radius, "
+        "int seed, int iteration) -> (Tensor, Tensor)");
+  m.def("gather_windows4d(Tensor corr, Tensor candidates, int window) -> Tensor");
+  m.def("_gather_windows4d_backward(Tensor grad, Tensor candidates, int[] corr_size, int window) -> Tensor");
+  m.def("patchmatch_select(Tensor candidates, Tensor scores, Tensor valid, int k) -> (Tensor, Tensor, Tensor)");
+  m.def("_patchmatch_select_backward(Tensor grad, Tensor indices, int n) -> Tensor");
   // ---- 4. hough ----
+  // sizes: [W, H] shared by the batch or [W0, H0, W1, H1, ...] per pair (csrc/hough_match/hough_match.h)
+  m.def("hough_match(Tensor app, Tensor src_centers, Tensor tgt_centers, float[] src_size, float[] tgt_size, "
+        "int ncells, bool smooth) -> Tensor");
+  m.def("_hough_match_backward(Tensor grad, Tensor app, Tensor src_centers, Tensor tgt_centers, "
+        "float[] src_size, float[] tgt_size, int ncells, bool smooth) -> Tensor");
+  m.def("hough_vote(Tensor app, Tensor bins, int[] nbins, Tensor? smooth_kernel) -> Tensor");
+  m.def("_hough_vote_backward(Tensor grad, Tensor app, Tensor bins, int[] nbins, Tensor? smooth_kernel) -> Tensor");
   // ---- 5. soft argmax ----
   m.def("kernel_soft_argmax(Tensor corr, float beta, float sigma, bool normalize) -> Tensor");
   m.def("_kernel_soft_argmax_backward(Tensor grad, Tensor corr, float beta, float sigma, bool normalize) -> Tensor");

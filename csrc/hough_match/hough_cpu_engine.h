@@ -20,7 +20,8 @@ namespace hough_cpu {
 
 // Runs the forward (grad == nullptr: out = app * V[bin]) or the backward (out = grad * V[bin] + G'[bin],
 // G = votes of grad * app, G' = adjoint smoothing of G) for B pairs.
-//   app, grad, out: (B, Ns, Nt) contiguous; bin_fns[b]: the bins of pair b; grids[b]: its bin grid and kernel
+//   app, grad, out: (B, Ns, Nt) contiguous; bin_fns[b]: the bins of pair b (`fn.row(m, buf)` returns a pointer
+//   to the Nt bins of row m, either filled into buf or pointing into a tensor); grids[b]: its bin grid and kernel
 //   sizes; kernel: kd*kh*kw doubles shared by all pairs (nullptr: no smoothing; the grid's kernel sizes must
 //   then be 1).
 template <typename scalar_t, typename BinFn>
@@ -42,19 +43,21 @@ void run(const scalar_t* app, const scalar_t* grad, scalar_t* out, int64_t B, in
       const int64_t b = task / chunks, c = task % chunks;
       const int64_t m0 = Ns * c / chunks, m1 = Ns * (c + 1) / chunks;
       const BinFn fn = bin_fns[b];
+      std::vector<typename BinFn::index_t> buf(Nt);
       double* h = pv + c * total + offset[b];
       double* hg = pv + (chunks + c) * total + offset[b];
       for (int64_t m = m0; m < m1; ++m) {
         const scalar_t* a = app + (b * Ns + m) * Nt;
+        const auto* kb = fn.row(m, buf.data());
         if (!backward) {
           for (int64_t n = 0; n < Nt; ++n) {
-            const int64_t k = fn(m, n);
+            const int64_t k = kb[n];
             if (k >= 0) h[k] += static_cast<double>(a[n]);
           }
         } else {
           const scalar_t* g = grad + (b * Ns + m) * Nt;
           for (int64_t n = 0; n < Nt; ++n) {
-            const int64_t k = fn(m, n);
+            const int64_t k = kb[n];
             if (k < 0) continue;
             h[k] += static_cast<double>(a[n]);
             hg[k] += static_cast<double>(a[n]) * static_cast<double>(g[n]);
@@ -67,7 +70,7 @@ void run(const scalar_t* app, const scalar_t* grad, scalar_t* out, int64_t B, in
   // Sum the chunks (in chunk order) into hist[h][k].
   auto hist = at::empty({nh * total}, dopts);
   double* hv = hist.mutable_data_ptr<double>();
-  at::parallel_for(0, nh * total, 4096, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, nh * total, int64_t(1) << 16, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const int64_t hh = i / total, k = i % total;
       double s = 0.0;
@@ -84,7 +87,7 @@ void run(const scalar_t* app, const scalar_t* grad, scalar_t* out, int64_t B, in
   if (kernel != nullptr) {
     smoothed = at::empty({nh * total}, dopts);
     double* sv = smoothed.mutable_data_ptr<double>();
-    at::parallel_for(0, nh * total, 256, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, nh * total, int64_t(1) << 13, [&](int64_t begin, int64_t end) {
       int64_t b = 0;
       for (int64_t i = begin; i < end; ++i) {
         const int64_t hh = i / total, k = i % total;
@@ -102,22 +105,24 @@ void run(const scalar_t* app, const scalar_t* grad, scalar_t* out, int64_t B, in
 
   // Gather.
   at::parallel_for(0, B * Ns, 16, [&](int64_t begin, int64_t end) {
+    std::vector<typename BinFn::index_t> buf(Nt);
     for (int64_t row = begin; row < end; ++row) {
       const int64_t b = row / Ns, m = row % Ns;
       const BinFn fn = bin_fns[b];
       const double* vb = V + offset[b];
       const scalar_t* a = app + row * Nt;
       scalar_t* o = out + row * Nt;
+      const auto* kb = fn.row(m, buf.data());
       if (!backward) {
         for (int64_t n = 0; n < Nt; ++n) {
-          const int64_t k = fn(m, n);
+          const int64_t k = kb[n];
           o[n] = k >= 0 ? a[n] * static_cast<scalar_t>(vb[k]) : scalar_t(0);
         }
       } else {
         const double* gb = Gs + offset[b];
         const scalar_t* g = grad + row * Nt;
         for (int64_t n = 0; n < Nt; ++n) {
-          const int64_t k = fn(m, n);
+          const int64_t k = kb[n];
           o[n] = k >= 0 ? static_cast<scalar_t>(static_cast<double>(g[n]) * vb[k] + gb[k]) : scalar_t(0);
         }
       }

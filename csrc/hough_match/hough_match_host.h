@@ -80,7 +80,14 @@ inline std::vector<PairGeometry> geometries(c10::ArrayRef<double> src_size, c10:
                                             int64_t B, int64_t ncells) {
   std::vector<PairGeometry> gs;
   gs.reserve(B);
-  for (int64_t b = 0; b < B; ++b) gs.push_back(pair_geometry(src_size, tgt_size, b, ncells));
+  for (int64_t b = 0; b < B; ++b) {
+    gs.push_back(pair_geometry(src_size, tgt_size, b, ncells));
+    // bins are int32 on the CPU path and nbins - 1 must be exact in float32
+    TORCH_CHECK(gs.back().nbins_x < (int64_t(1) << 24) && gs.back().nbins_y < (int64_t(1) << 24) &&
+                    gs.back().nbins() < (int64_t(1) << 31),
+                "semcorr::hough_match: the Hough space of pair ", b, " is too large (", gs.back().nbins_x, " x ",
+                gs.back().nbins_y, " bins); use fewer `ncells` or check the image sizes");
+  }
   return gs;
 }
 

@@ -18,13 +18,18 @@ namespace hough {
 // Bin of one axis of an HPF vote, as HPF's `hspace_bin_ids`: vote = (src_size - src_centre) + tgt_centre in
 // the centres' dtype T, divided by the cell size in T, truncated toward zero (`.long()`). Votes outside the
 // Hough space (only possible for centres outside their image) are clamped to the border bins; NaN -> bin 0.
+// Clamping before the truncation gives the same bin as truncating then clamping, and keeps the conversion in
+// range (nbins < 2^24, checked by the host code, so nbins - 1 is exact in float).
+template <typename T>
+__host__ __device__ __forceinline__ T axis_bin_clamped(T vote, T cell, T last) {
+  T q = vote / cell;
+  q = q > T(0) ? q : T(0);
+  return q < last ? q : last;
+}
+
 template <typename T>
 __host__ __device__ __forceinline__ int64_t axis_bin(T src_ref, T src_c, T tgt_c, T cell, int64_t nbins) {
-  const T q = ((src_ref - src_c) + tgt_c) / cell;
-  if (!(q > T(0))) return 0;
-  if (q >= static_cast<T>(nbins)) return nbins - 1;
-  const int64_t b = static_cast<int64_t>(q);
-  return b < nbins ? b : nbins - 1;
+  return static_cast<int64_t>(axis_bin_clamped((src_ref - src_c) + tgt_c, cell, static_cast<T>(nbins - 1)));
 }
 
 // hough_match bins of one image pair, computed on the fly (never stored as an (Ns, Nt) tensor).
@@ -44,8 +49,11 @@ struct MatchBins {
 
 // hough_vote bins of one image pair, read from a contiguous (Ns, Nt) int64 tensor (-1 = no vote).
 struct TensorBins {
+  using index_t = int64_t;
   const int64_t* bins;
   int64_t Nt;
+  // The bins of row m (CPU engine interface; no copy).
+  const int64_t* row(int64_t m, int64_t* /*buf*/) const { return bins + m * Nt; }
   __host__ __device__ __forceinline__ int64_t operator()(int64_t m, int64_t n) const { return bins[m * Nt + n]; }
 };
 

@@ -21,7 +21,8 @@
 #include "kernel_soft_argmax/kernel_soft_argmax_math.h"
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define KSA_CLONES __attribute__((target_clones("arch=haswell", "default")))
+// AVX2 and baseline clones of the float32 row loops, chosen at load time (ifunc).
+#define KSA_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define KSA_CLONES
 #endif
@@ -31,14 +32,15 @@ namespace semcorr {
 namespace {
 
 // exp(x) for x <= 0 (arguments are max-subtracted), branch-free so that loops over it vectorise: Cephes'
-// expf (range reduction by ln 2, degree-6 polynomial; ~1 ulp). x < -87 is clamped to -87 (exp = 1.6e-38,
-// negligible next to the row's maximum term, which is 1).
+// expf polynomial (degree 6 on [-ln2/2, ln2/2], ~1 ulp) after rounding x / ln 2 to the nearest integer n with the
+// 1.5 * 2^23 trick (n is read from the mantissa bits), times 2^n built in the exponent bits. For x < -87, n is
+// clamped to -126 (the result is then ~1e-38 instead of smaller: negligible next to the row's maximum term, 1).
+// Integer clamp (no float compare), so the loops if-convert and vectorise under strict IEEE flags.
 KSA_INLINE float exp_nonpos(float x) {
-  x = x < -87.0f ? -87.0f : x;
-  const float fx = x * 1.44269504088896341f + 0.5f;
-  int n = static_cast<int>(fx);
-  n -= (fx < static_cast<float>(n)) ? 1 : 0;  // floor
-  const float fn = static_cast<float>(n);
+  const float shifted = x * 1.44269504088896341f + 12582912.0f;
+  const float fn = shifted - 12582912.0f;
+  const int n0 = __builtin_bit_cast(int, shifted) - 0x4B400000;
+  const int n = n0 > -126 ? n0 : -126;
   float r = x - fn * 0.693359375f;
   r = r + fn * 2.12194440e-4f;
   const float r2 = r * r;
@@ -49,10 +51,7 @@ KSA_INLINE float exp_nonpos(float x) {
   y = y * r + 1.6666665459e-1f;
   y = y * r + 5.0000001201e-1f;
   y = y * r2 + r + 1.0f;
-  const int bits = (n + 127) << 23;
-  float p2;
-  std::memcpy(&p2, &bits, sizeof p2);
-  return y * p2;
+  return y * __builtin_bit_cast(float, (n + 127) << 23);
 }
 KSA_INLINE double exp_nonpos(double x) { return std::exp(x); }
 
@@ -115,19 +114,20 @@ KSA_INLINE RowResult<T> row_forward(const T* __restrict__ c, const Geometry<T>& 
       umax = u > umax ? u : umax;
     }
   }
-  // exp and the weighted sums
+  // exp over the whole row (one long vectorised loop), then the weighted sums from the cached terms
   const T beta = prm.beta;
   const T* __restrict__ X = geo.X.data();
+  const int64_t Nn = N;
+#pragma omp simd
+  for (int64_t t = 0; t < Nn; ++t) e[t] = exp_nonpos(beta * (e[t] - umax));
   T S = 0, Sx = 0, Sy = 0;
   for (int64_t y = 0; y < Ht; ++y) {
-    T* __restrict__ er = e + y * Wt;
+    const T* __restrict__ er = e + y * Wt;
     T sr = 0, sxr = 0;
 #pragma omp simd reduction(+ : sr, sxr)
     for (int64_t x = 0; x < Wt; ++x) {
-      const T v = exp_nonpos(beta * (er[x] - umax));
-      er[x] = v;
-      sr += v;
-      sxr += v * X[x];
+      sr += er[x];
+      sxr += er[x] * X[x];
     }
     S += sr;
     Sx += sxr;

@@ -97,12 +97,14 @@ inline std::array<int64_t, 4> check_conv_args(const at::Tensor& feats, const at:
   }
   std::array<int64_t, 4> k{weight.size(2), weight.size(3), weight.size(4), weight.size(5)};
   const int64_t K = k[0] * k[1] * k[2] * k[3];
-  for (const auto& [t, name] : {std::pair<const at::Tensor&, const char*>{in_rows, "in_rows"},
-                                {out_rows, "out_rows"}, {offsets_ptr, "offsets_ptr"}}) {
+  const auto check_index = [&](const at::Tensor& t, const char* name) {
     TORCH_CHECK(t.dim() == 1 && t.scalar_type() == at::kLong, op, ": kernel map `", name,
                 "` must be a 1-D int64 tensor, got ", t.scalar_type(), " of shape ", shape_str(t));
     check_same_device(feats, t, op, "feats", name);
-  }
+  };
+  check_index(in_rows, "in_rows");
+  check_index(out_rows, "out_rows");
+  check_index(offsets_ptr, "offsets_ptr");
   TORCH_CHECK(offsets_ptr.size(0) == K + 1, op, ": the kernel map has ", offsets_ptr.size(0) - 1,
               " offsets but `weight` has k1*k2*k3*k4 = ", K, " (shape ", shape_str(weight),
               "): build the map with the weight's kernel size");
@@ -123,12 +125,14 @@ inline at::Tensor host_ptr(const at::Tensor& offsets_ptr, const at::Tensor& in_r
   for (int64_t o = 0; o < K; ++o)
     TORCH_CHECK(p[o] <= p[o + 1], op, ": `offsets_ptr` must be non-decreasing, got ", p[o], " > ", p[o + 1]);
   if (in_rows.size(0) > 0) {
-    for (const auto& [t, name] : {std::pair<const at::Tensor&, const char*>{in_rows, "in_rows"}, {out_rows, "out_rows"}}) {
+    const auto check_range = [&](const at::Tensor& t, const char* name) {
       auto [mn, mx] = at::aminmax(t);
       const int64_t lo = mn.item<int64_t>(), hi = mx.item<int64_t>();
       TORCH_CHECK(lo >= 0 && hi < N, op, ": kernel map `", name, "` must index rows of `feats` in [0, ", N,
                   "), got values in [", lo, ", ", hi, "] (was the map built for these coordinates?)");
-    }
+    };
+    check_range(in_rows, "in_rows");
+    check_range(out_rows, "out_rows");
   }
   return ptr;
 }

@@ -1,0 +1,38 @@
+// conv4d: dense 4D convolution (cross-correlation, stride 1, zero padding) of a 4D correlation volume, the
+// building block of neighbourhood consensus (NC-Net Conv4d, ANC-Net's non-isotropic 3x3x5x5 kernels).
+//
+//   x       (B, Cin, H1, W1, H2, W2)          float32/float64 (CPU), + float16/bfloat16 (CUDA)
+//   weight  (Cout, Cin, k1, k2, k3, k4)       any kernel size >= 1 per dim (odd for "same" output)
+//   bias    (Cout,) or undefined
+//   padding (p1, p2, p3, p4) >= 0             zeros outside the volume
+//   returns (B, Cout, H1', W1', H2', W2'), Hd' = Hd + 2 pd - kd + 1, and
+//     out[b,o,i1,i2,i3,i4] = bias[o] + sum_{c,a1..a4} weight[o,c,a1..a4] * x[b,c,i1+a1-p1,...,i4+a4-p4]
+//   An input with a zero-sized dim gives an output with that dim 0.
+//
+// _conv4d_backward(grad, x, weight, padding, output_mask) -> (grad_x, grad_weight, grad_bias); grad is
+// (B, Cout, H1', W1', H2', W2'). Entries whose output_mask is false are returned as zeros.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <array>
+#include <optional>
+#include <tuple>
+
+namespace semcorr {
+
+at::Tensor conv4d_cpu(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                      at::IntArrayRef padding);
+std::tuple<at::Tensor, at::Tensor, at::Tensor> conv4d_backward_cpu(const at::Tensor& grad, const at::Tensor& x,
+                                                                   const at::Tensor& weight,
+                                                                   at::IntArrayRef padding,
+                                                                   std::array<bool, 3> output_mask);
+#ifdef WITH_CUDA
+at::Tensor conv4d_cuda(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                       at::IntArrayRef padding);
+std::tuple<at::Tensor, at::Tensor, at::Tensor> conv4d_backward_cuda(const at::Tensor& grad, const at::Tensor& x,
+                                                                    const at::Tensor& weight,
+                                                                    at::IntArrayRef padding,
+                                                                    std::array<bool, 3> output_mask);
+#endif
+
+}  // namespace semcorr

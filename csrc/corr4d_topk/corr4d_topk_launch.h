@@ -1,0 +1,92 @@
+// Launch sequences of corr4d_topk's CUDA kernels, shared by the GPU host glue (corr4d_topk_cuda.cu) and the
+// host emulator (csrc/emu/emu_corr4d_topk.cpp). Callers check arguments, set the device guard, pass the
+// stream and handle empty inputs. The inverse norms come from corr4d's launch sequence (same numbers).
+#pragma once
+#include <ATen/Dispatch.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/aminmax.h>
+#include <ATen/ops/arange.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <ATen/ops/searchsorted.h>
+#include <ATen/ops/sort.h>
+
+#include "corr4d/corr4d_launch.h"
+#include "corr4d_topk/corr4d_topk_host.h"
+#include "corr4d_topk/corr4d_topk_kernel.cuh"
+
+namespace semcorr {
+namespace corr4d_topk_launch {
+
+constexpr int kThreads1d = 256;
+
+// src3 (B, C, Ns), tgt3 (B, C, Nt) contiguous, B*Ns > 0, 1 <= k <= 32 -> (values (B, Ns, k), indices (B, Ns, k)).
+inline std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& src3, const at::Tensor& tgt3, int64_t k,
+                                                  bool normalize, double eps, cudaStream_t stream) {
+  const int64_t B = src3.size(0), C = src3.size(1), Ns = src3.size(2), Nt = tgt3.size(2);
+  TORCH_CHECK(B <= 65535, "semcorr::corr4d_topk: batch size must be <= 65535 on CUDA, got ", B);
+  static_assert(corr4d_topk_kernels::kMaxK == kTopkMaxK, "kMaxK mismatch");
+  const auto inv_s = corr4d_launch::inv_norms(src3, normalize, eps, stream);
+  const auto inv_t = corr4d_launch::inv_norms(tgt3, normalize, eps, stream);
+  auto values = at::empty({B, Ns, k}, src3.options());
+  auto indices = at::empty({B, Ns, k}, src3.options().dtype(at::kLong));
+  using namespace corr4d_topk_kernels;
+  const dim3 grid(ceil_div<int64_t>(Ns, kRows), B);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, src3.scalar_type(), "corr4d_topk_forward", [&] {
+    using acc = acc_t<scalar_t>;
+    const auto topk_kernel_fn = &topk_kernel<scalar_t, acc>;
+    SC_LAUNCH(topk_kernel_fn, grid, dim3(kThreads, kThreads), 0, stream)(
+        src3.const_data_ptr<scalar_t>(), tgt3.const_data_ptr<scalar_t>(), inv_s.const_data_ptr<acc>(),
+        inv_t.const_data_ptr<acc>(), values.mutable_data_ptr<scalar_t>(), indices.mutable_data_ptr<int64_t>(), C, Ns,
+        Nt, static_cast<int>(k));
+    SEMCORR_LAUNCH_CHECK();
+  });
+  return {values, indices};
+}
+
+// g, v, idx (B, Ns, k) contiguous, src3/tgt3 as forward, B*Ns*k*C > 0 -> (grad_src3, grad_tgt3).
+inline std::tuple<at::Tensor, at::Tensor> backward(const at::Tensor& g, const at::Tensor& v, const at::Tensor& idx,
+                                                   const at::Tensor& src3, const at::Tensor& tgt3, bool normalize,
+                                                   double eps, cudaStream_t stream) {
+  constexpr const char* op = "semcorr::_corr4d_topk_backward";
+  const int64_t B = src3.size(0), C = src3.size(1), Ns = src3.size(2), Nt = tgt3.size(2), k = v.size(2);
+  TORCH_CHECK(B <= 65535 && Ns <= 2147483647, op, ": batch size must be <= 65535 on CUDA, got ", B);
+  {
+    auto [mn, mx] = at::aminmax(idx);
+    const int64_t lo = mn.item<int64_t>(), hi = mx.item<int64_t>();
+    TORCH_CHECK(lo >= 0 && hi < Nt, op, ": `indices` must be in [0, Ht*Wt) = [0, ", Nt, "), got values in [", lo,
+                ", ", hi, "]");
+  }
+  const auto inv_s = corr4d_launch::inv_norms(src3, normalize, eps, stream);
+  const auto inv_t = corr4d_launch::inv_norms(tgt3, normalize, eps, stream);
+  auto grad_src = at::empty_like(src3);
+  auto grad_tgt = at::empty_like(tgt3);
+  // entries grouped by (b, t): a stable sort of b*Nt + t keeps each group in entry order
+  const auto lopts = idx.options();
+  const auto keys = idx.add(at::arange(B, lopts).view({B, 1, 1}).mul(Nt)).view({-1});
+  const auto sorted = at::sort(keys, /*stable=*/true, /*dim=*/0, /*descending=*/false);
+  const auto& sorted_keys = std::get<0>(sorted);
+  const auto perm = std::get<1>(sorted).contiguous();
+  const auto seg = at::searchsorted(sorted_keys, at::arange(B * Nt + 1, lopts)).contiguous();
+  using namespace corr4d_topk_kernels;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, src3.scalar_type(), "corr4d_topk_backward", [&] {
+    using acc = acc_t<scalar_t>;
+    const auto grad_src_kernel_fn = &grad_src_kernel<scalar_t, acc>;
+    SC_LAUNCH(grad_src_kernel_fn, dim3(Ns, B), dim3(128), 0, stream)(
+        g.const_data_ptr<scalar_t>(), v.const_data_ptr<scalar_t>(), idx.const_data_ptr<int64_t>(),
+        src3.const_data_ptr<scalar_t>(), tgt3.const_data_ptr<scalar_t>(), inv_s.const_data_ptr<acc>(),
+        inv_t.const_data_ptr<acc>(), grad_src.mutable_data_ptr<scalar_t>(), C, Ns, Nt, k, normalize);
+    SEMCORR_LAUNCH_CHECK();
+    const auto grad_tgt_kernel_fn = &grad_tgt_kernel<scalar_t, acc>;
+    SC_LAUNCH(grad_tgt_kernel_fn, dim3(ceil_div<int64_t>(B * C * Nt, kThreads1d)), dim3(kThreads1d), 0, stream)(
+        g.const_data_ptr<scalar_t>(), v.const_data_ptr<scalar_t>(), perm.const_data_ptr<int64_t>(),
+        seg.const_data_ptr<int64_t>(), src3.const_data_ptr<scalar_t>(), tgt3.const_data_ptr<scalar_t>(),
+        inv_s.const_data_ptr<acc>(), inv_t.const_data_ptr<acc>(), grad_tgt.mutable_data_ptr<scalar_t>(), B, C, Ns,
+        Nt, k, normalize);
+    SEMCORR_LAUNCH_CHECK();
+  });
+  return {grad_src, grad_tgt};
+}
+
+}  // namespace corr4d_topk_launch
+}  // namespace semcorr

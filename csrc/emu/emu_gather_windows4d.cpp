@@ -1,0 +1,26 @@
+// gather_windows4d's CUDA launch sequences run on CPU tensors under the host emulator.
+#include "emu/emu_registry.h"
+#include "gather_windows4d/gather_windows4d_host.h"
+#include "gather_windows4d/gather_windows4d_launch.h"
+
+namespace {
+
+at::Tensor forward(const at::Tensor& corr, const at::Tensor& candidates, int64_t window) {
+  const auto d = semcorr::gather_windows4d_host::check_args(corr, candidates, window, /*allow_half=*/false);
+  if (d.B * d.Hs * d.Ws * d.N == 0) return at::empty({d.B, d.Hs, d.Ws, d.N, d.w, d.w, d.w, d.w}, corr.options());
+  return semcorr::gather_windows4d_launch::forward(d, corr.contiguous(), candidates.contiguous(), nullptr);
+}
+
+at::Tensor backward(const at::Tensor& grad, const at::Tensor& candidates, std::vector<int64_t> corr_size,
+                    int64_t window) {
+  const auto d = semcorr::gather_windows4d_host::check_backward_args(grad, candidates, corr_size, window, false);
+  if (d.B * d.Hs * d.Ws * d.Ht * d.Wt == 0 || grad.numel() == 0) return at::zeros(corr_size, grad.options());
+  return semcorr::gather_windows4d_launch::backward(d, grad.contiguous(), candidates.contiguous(), corr_size, nullptr);
+}
+
+}  // namespace
+
+SC_EMU_BINDINGS(gather_windows4d) {
+  m.def("gather_windows4d", &forward, "emulated CUDA gather_windows4d forward");
+  m.def("gather_windows4d_backward", &backward, "emulated CUDA gather_windows4d backward");
+}

@@ -1,0 +1,27 @@
+// gather_windows4d: the w^4 windows of a 4D correlation volume around sparse candidates (PMNC's scoring input).
+//
+//   corr        (B, Hs, Ws, Ht, Wt) float32/float64 (CPU), + float16/bfloat16 (CUDA)
+//   candidates  (B, Hs, Ws, N, 2) int64 (row, col) in the target grid (any value; out-of-grid taps read 0)
+//   window      w, odd, >= 1
+//   returns     (B, Hs, Ws, N, w, w, w, w): out[b,i,j,n,a,e,c,d] = corr[b, i+a-r, j+e-r, u+c-r, v+d-r] with
+//               (u, v) = candidates[b,i,j,n] and r = w // 2, and 0 where that position is outside the volume.
+//
+// _gather_windows4d_backward(grad, candidates, corr_size, window) -> grad_corr (corr_size, zeros where no window
+// reads): the transpose (a scatter-add), computed by gathering: each (b, i', j') source cell of the output sums,
+// in a fixed order, the windows of the (2r+1)^2 source pixels that read it, so no two workers write the same
+// element. Deterministic on every backend, and the CPU and CUDA kernels add in the same order.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+namespace semcorr {
+
+at::Tensor gather_windows4d_cpu(const at::Tensor& corr, const at::Tensor& candidates, int64_t window);
+at::Tensor gather_windows4d_backward_cpu(const at::Tensor& grad, const at::Tensor& candidates,
+                                         at::IntArrayRef corr_size, int64_t window);
+#ifdef WITH_CUDA
+at::Tensor gather_windows4d_cuda(const at::Tensor& corr, const at::Tensor& candidates, int64_t window);
+at::Tensor gather_windows4d_backward_cuda(const at::Tensor& grad, const at::Tensor& candidates,
+                                          at::IntArrayRef corr_size, int64_t window);
+#endif
+
+}  // namespace semcorr

@@ -1,0 +1,39 @@
+// CUDA host glue of gather_windows4d: checks, device guard, current stream; launch sequences in
+// gather_windows4d_launch.h (shared with the host emulator).
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include "gather_windows4d/gather_windows4d.h"
+#include "gather_windows4d/gather_windows4d_host.h"
+#include "gather_windows4d/gather_windows4d_launch.h"
+
+namespace semcorr {
+
+at::Tensor gather_windows4d_cuda(const at::Tensor& corr, const at::Tensor& candidates, int64_t window) {
+  const auto d = gather_windows4d_host::check_args(corr, candidates, window, /*allow_half=*/true);
+  if (d.B * d.Hs * d.Ws * d.N == 0)
+    return at::empty({d.B, d.Hs, d.Ws, d.N, d.w, d.w, d.w, d.w}, corr.options());
+  const c10::cuda::CUDAGuard guard(corr.device());
+  return gather_windows4d_launch::forward(d, corr.contiguous(), candidates.contiguous(),
+                                          c10::cuda::getCurrentCUDAStream());
+}
+
+at::Tensor gather_windows4d_backward_cuda(const at::Tensor& grad, const at::Tensor& candidates,
+                                          at::IntArrayRef corr_size, int64_t window) {
+  const auto d = gather_windows4d_host::check_backward_args(grad, candidates, corr_size, window, true);
+  if (d.B * d.Hs * d.Ws * d.Ht * d.Wt == 0 || grad.numel() == 0) return at::zeros(corr_size, grad.options());
+  const c10::cuda::CUDAGuard guard(grad.device());
+  return gather_windows4d_launch::backward(d, grad.contiguous(), candidates.contiguous(), corr_size,
+                                           c10::cuda::getCurrentCUDAStream());
+}
+
+TORCH_LIBRARY_IMPL(semcorr, CUDA, m) {
+  m.impl("gather_windows4d", &gather_windows4d_cuda);
+  m.impl("_gather_windows4d_backward", &gather_windows4d_backward_cuda);
+}
+
+}  // namespace semcorr

@@ -1,0 +1,51 @@
+// Launch sequences of gather_windows4d's CUDA kernels, shared by gather_windows4d_cuda.cu and the host emulator
+// (csrc/emu/emu_gather_windows4d.cpp). Inputs contiguous and non-empty.
+#pragma once
+#include <ATen/Dispatch.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+
+#include <algorithm>
+
+#include "common/launch.h"
+#include "common/math.cuh"
+#include "gather_windows4d/gather_windows4d_kernel.cuh"
+
+namespace semcorr {
+namespace gather_windows4d_launch {
+
+constexpr int kThreads = 256;
+
+inline dim3 grid_for(int64_t n) {
+  return dim3(static_cast<unsigned>(std::min<int64_t>(ceil_div<int64_t>(n, kThreads), 65535)));
+}
+
+inline at::Tensor forward(const gw::Dims& d, const at::Tensor& corr, const at::Tensor& cand, cudaStream_t stream) {
+  auto out = at::empty({d.B, d.Hs, d.Ws, d.N, d.w, d.w, d.w, d.w}, corr.options());
+  const int64_t total = out.numel();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, corr.scalar_type(), "gather_windows4d_forward", [&] {
+    const auto k_fn = &gather_windows4d_kernels::forward_kernel<scalar_t>;
+    SC_LAUNCH(k_fn, grid_for(total), dim3(kThreads), 0, stream)(
+        d, corr.const_data_ptr<scalar_t>(), cand.const_data_ptr<int64_t>(), out.mutable_data_ptr<scalar_t>(), total);
+    SEMCORR_LAUNCH_CHECK();
+  });
+  return out;
+}
+
+inline at::Tensor backward(const gw::Dims& d, const at::Tensor& grad, const at::Tensor& cand,
+                           at::IntArrayRef corr_size, cudaStream_t stream) {
+  const auto acc_dtype = grad.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  auto gin = at::empty(corr_size, grad.options().dtype(acc_dtype));
+  const int64_t total = gin.numel();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "gather_windows4d_backward", [&] {
+    using acc = acc_t<scalar_t>;
+    const auto k_fn = &gather_windows4d_kernels::backward_kernel<scalar_t, acc>;
+    SC_LAUNCH(k_fn, grid_for(total), dim3(kThreads), 0, stream)(
+        d, grad.const_data_ptr<scalar_t>(), cand.const_data_ptr<int64_t>(), gin.mutable_data_ptr<acc>(), total);
+    SEMCORR_LAUNCH_CHECK();
+  });
+  return gin.to(grad.scalar_type());
+}
+
+}  // namespace gather_windows4d_launch
+}  // namespace semcorr

@@ -1,0 +1,62 @@
+// Launch sequences of max_pool4d's CUDA kernels, shared by the GPU host glue (max_pool4d_cuda.cu) and the
+// host emulator (csrc/emu/emu_max_pool4d.cpp). Callers check arguments, set the device guard, pass the stream.
+#pragma once
+#include <ATen/Dispatch.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
+
+#include <tuple>
+
+#include "common/launch.h"
+#include "max_pool4d/max_pool4d_host.h"
+#include "max_pool4d/max_pool4d_kernel.cuh"
+
+namespace semcorr {
+namespace max_pool4d_launch {
+
+constexpr int kThreads = 256;
+
+inline max_pool4d_math::Dims dims(const max_pool4d_host::Geometry& g) {
+  max_pool4d_math::Dims d{};
+  d.BC = g.B * g.C, d.C = g.C;
+  for (int i = 0; i < 4; ++i) d.in[i] = g.in[i], d.k[i] = g.k[i], d.out[i] = g.out[i];
+  return d;
+}
+
+inline std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& x, const max_pool4d_host::Geometry& g,
+                                                  cudaStream_t stream) {
+  auto values = at::empty(g.values_shape(), x.options());
+  auto argmax = at::empty(g.argmax_shape(), x.options().dtype(at::kLong));
+  const int64_t n = g.out_numel();
+  if (n == 0) return {values, argmax};
+  const auto xc = x.contiguous();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "max_pool4d_forward", [&] {
+    using acc = acc_t<scalar_t>;
+    const auto forward_kernel_fn = &max_pool4d_kernels::forward_kernel<scalar_t, acc>;
+    SC_LAUNCH(forward_kernel_fn, dim3(ceil_div<int64_t>(n, kThreads)), dim3(kThreads), 0, stream)(
+        xc.const_data_ptr<scalar_t>(), values.mutable_data_ptr<scalar_t>(), argmax.mutable_data_ptr<int64_t>(),
+        dims(g), n);
+    SEMCORR_LAUNCH_CHECK();
+  });
+  return {values, argmax};
+}
+
+inline at::Tensor backward(const at::Tensor& grad, const at::Tensor& argmax, const max_pool4d_host::Geometry& g,
+                           cudaStream_t stream) {
+  auto gx = at::zeros(g.x_shape(), grad.options());
+  const int64_t n = g.out_numel();
+  if (n == 0) return gx;
+  const auto gc = grad.contiguous();
+  const auto ac = argmax.contiguous();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "max_pool4d_backward", [&] {
+    const auto backward_kernel_fn = &max_pool4d_kernels::backward_kernel<scalar_t>;
+    SC_LAUNCH(backward_kernel_fn, dim3(ceil_div<int64_t>(n, kThreads)), dim3(kThreads), 0, stream)(
+        gc.const_data_ptr<scalar_t>(), ac.const_data_ptr<int64_t>(), gx.mutable_data_ptr<scalar_t>(), dims(g), n);
+    SEMCORR_LAUNCH_CHECK();
+  });
+  return gx;
+}
+
+}  // namespace max_pool4d_launch
+}  // namespace semcorr

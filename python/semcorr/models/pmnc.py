@@ -1,0 +1,323 @@
+"""PMNC: PatchMatch-based neighbourhood consensus (Lee, DeGol, Fragoso, Sinha, CVPR 2021).
+
+Instead of filtering the whole 4D correlation volume with 4D convolutions (NC-Net), PMNC keeps K matches per
+source cell and improves them with PatchMatch: each iteration proposes candidates (the cell's own matches, the
+matches of 21 neighbouring source cells, the 3x3 neighbourhood of each own match, optional random samples:
+:func:`semcorr_ext.ops.patchmatch_propagate`), cuts the w^4 correlation window around each candidate
+(:func:`semcorr_ext.ops.gather_windows4d`), scores it with a small learned 4D conv network and keeps the K best
+(:func:`semcorr_ext.ops.patchmatch_select`).
+
+Scoring network (:class:`PMNCScorer`): a conv4d stack (ReLU after every layer) whose receptive field is exactly
+the window (``window = 1 + sum(k - 1)``), so a window gives one score with no padding. Our default is a 5^4
+layer 1 -> 16 followed by two 1^4 layers 16 -> 16 -> 1 (receptive field 5^4, PMNC's window), symmetric in source
+and target as NC-Net. Applied densely with "same" zero padding the same stack is a neighbourhood-consensus
+network whose output at (i, j, u, v) *equals* the window score of candidate (u, v) at (i, j): this dense form
+is the proxy model the scoring function is trained with (dense scoring + cross entropy,
+:mod:`semcorr.train.pmnc`) and the dense NC baseline of ``benchmarks/bench_pmnc.py``.
+
+Each 4D position is scored at most once per image pair: scores are cached across iterations (a volume-sized
+buffer), and only valid (de-duplicated) candidates not seen before are gathered and scored, in chunks.
+"""
+import math
+import os
+import warnings
+from typing import Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from semcorr_ext import flow, ops
+from semcorr_ext.ops.patchmatch import PMNC_OFFSETS
+
+from . import register_model
+from .base import CorrespondenceModel, Matches
+from .nearest_neighbour import fuse_features
+
+__all__ = ["PMNCScorer", "PMNC", "initial_matches"]
+
+
+class PMNCScorer(nn.Module):
+    """The learned scoring function of PMNC: a 4D conv stack with ReLU after every layer.
+
+    Args:
+        kernel_sizes: odd kernel side of each layer; the receptive field ``1 + sum(k - 1)`` is the window side.
+        channels: output channels of each layer (the last must be 1). Input: one channel (the correlation).
+        symmetric: add the stack applied with source and target exchanged (NC-Net's symmetric mode).
+        init: ``"consensus"`` (default: a hand-set neighbourhood-consensus filter that works untrained: layer 1 =
+            normalised 4D Gaussians of 16 widths, the 1^4 layers identity / average) or ``"random"`` (like
+            ``nn.Conv3d``).
+
+    ``score_windows(win (M, w, w, w, w)) -> (M,)`` scores windows; ``dense(corr (B, Hs, Ws, Ht, Wt))`` applies
+    the same stack to the whole volume with "same" zero padding (equal to the window scores at every position).
+    """
+
+    def __init__(self, kernel_sizes: Sequence[int] = (5, 1, 1), channels: Sequence[int] = (16, 16, 1),
+                 symmetric: bool = True, init: str = "consensus"):
+        super().__init__()
+        if len(kernel_sizes) != len(channels) or not kernel_sizes:
+            raise ValueError("PMNCScorer: kernel_sizes and channels must be non-empty and of equal length, got %r, %r"
+                             % (kernel_sizes, channels))
+        if any(k < 1 or k % 2 == 0 for k in kernel_sizes):
+            raise ValueError("PMNCScorer: kernel sizes must be odd, got %r" % (kernel_sizes,))
+        if channels[-1] != 1:
+            raise ValueError("PMNCScorer: the last layer must have 1 channel (one score), got %r" % (channels,))
+        self.kernel_sizes, self.channels, self.symmetric = tuple(kernel_sizes), tuple(channels), bool(symmetric)
+        self.window = 1 + sum(k - 1 for k in kernel_sizes)
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        cin = 1
+        for k, c in zip(kernel_sizes, channels):
+            self.weights.append(nn.Parameter(torch.empty(c, cin, k, k, k, k)))
+            self.biases.append(nn.Parameter(torch.empty(c)))
+            cin = c
+        #: scale of the scores in the training loss (softmax temperature); not used for matching
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(20.0)))
+        self.reset_parameters(init)
+
+    @torch.no_grad()
+    def reset_parameters(self, init: str = "consensus"):
+        if init == "random":
+            for w, b in zip(self.weights, self.biases):
+                nn.init.kaiming_uniform_(w, a=math.sqrt(5))
+                bound = 1 / math.sqrt(w[0].numel())
+                nn.init.uniform_(b, -bound, bound)
+            return
+        if init != "consensus":
+            raise ValueError("PMNCScorer: init must be 'consensus' or 'random', got %r" % (init,))
+        for li, (w, b) in enumerate(zip(self.weights, self.biases)):
+            b.zero_()
+            cout, cin, k = w.shape[0], w.shape[1], w.shape[2]
+            w.zero_()
+            if li == 0:  # Gaussians of increasing width over the window, each summing to 1
+                r = torch.arange(k, dtype=torch.float64) - k // 2
+                d2 = (r.view(-1, 1, 1, 1) ** 2 + r.view(1, -1, 1, 1) ** 2 + r.view(1, 1, -1, 1) ** 2
+                      + r.view(1, 1, 1, -1) ** 2)
+                for c in range(cout):
+                    sigma = 0.5 + 2.0 * c / max(1, cout - 1)
+                    g = torch.exp(-d2 / (2 * sigma * sigma))
+                    w[c, 0] = (g / g.sum()).to(w.dtype) / cin
+            else:  # identity where channels line up, then the average over inputs for a narrowing layer
+                centre = (slice(None), slice(None)) + (k // 2,) * 4
+                m = torch.zeros(cout, cin, dtype=w.dtype)
+                if cout == cin:
+                    m = torch.eye(cout, dtype=w.dtype)
+                else:
+                    m[:] = 1.0 / cin
+                w[centre] = m
+
+    # -------------------------------------------------------------------------------- window scoring
+    def _stack_windows(self, x: torch.Tensor, first: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """x (M, 1, w, w, w, w) -> (M,) through the stack with no padding."""
+        for li, (w, b) in enumerate(zip(self.weights, self.biases)):
+            k = w.shape[2]
+            if li == 0 and first is not None:
+                x = first
+            elif k == x.shape[-1]:  # the kernel covers what is left: one GEMM
+                x = F.linear(x.flatten(1), w.flatten(1), b).view(x.shape[0], -1, 1, 1, 1, 1)
+            else:
+                x = ops.conv4d(x, w, b, padding=0)
+            x = F.relu(x)
+        return x.view(x.shape[0])
+
+    def score_windows(self, win: torch.Tensor) -> torch.Tensor:
+        """Scores of windows (M, w, w, w, w) (from :func:`semcorr_ext.ops.gather_windows4d`) -> (M,)."""
+        M, w = win.shape[0], win.shape[-1]
+        if w != self.window:
+            raise ValueError("PMNCScorer: windows must be %d^4 (the receptive field), got %d^4" % (self.window, w))
+        x = win.reshape(M, 1, w, w, w, w)
+        w0, b0 = self.weights[0], self.biases[0]
+        if w0.shape[2] == w and self.symmetric:
+            # layer 1 of both directions in one GEMM: the transposed stack is the stack with permuted weights
+            wt = w0.permute(0, 1, 4, 5, 2, 3)
+            h = F.linear(x.flatten(1), torch.cat([w0.flatten(1), wt.flatten(1)]), torch.cat([b0, b0]))
+            h = h.view(M, 2, -1, 1, 1, 1, 1)
+            return self._stack_windows(x, h[:, 0]) + self._stack_windows(x, h[:, 1])
+        out = self._stack_windows(x)
+        if self.symmetric:
+            out = out + self._stack_windows(x.permute(0, 1, 4, 5, 2, 3))
+        return out
+
+    # -------------------------------------------------------------------------------- dense (proxy) scoring
+    def dense(self, corr: torch.Tensor) -> torch.Tensor:
+        """The stack on the whole volume (B, Hs, Ws, Ht, Wt) with "same" zero padding -> (B, Hs, Ws, Ht, Wt)."""
+
+        def stack(x):
+            x = x.unsqueeze(1)
+            for w, b in zip(self.weights, self.biases):
+                x = F.relu(ops.conv4d(x, w, b))
+            return x.squeeze(1)
+
+        out = stack(corr)
+        if self.symmetric:
+            out = out + stack(corr.permute(0, 3, 4, 1, 2)).permute(0, 3, 4, 1, 2)
+        return out
+
+
+def initial_matches(corr: torch.Tensor, k: int = 1) -> torch.Tensor:
+    """The k best target cells of each source cell of a volume (B, Hs, Ws, Ht, Wt) -> (B, Hs, Ws, k, 2) (row, col);
+    ties to the lower flat index."""
+    B, Hs, Ws, Ht, Wt = corr.shape
+    flat = corr.reshape(B, Hs, Ws, Ht * Wt)
+    if k == 1:
+        idx = flat.argmax(-1, keepdim=True)
+    else:
+        idx = flat.topk(k, dim=-1, sorted=True).indices
+    return torch.stack([idx // Wt, idx % Wt], -1)
+
+
+def _imagenet_cached(depth: int) -> bool:
+    from semcorr.backbones import imagenet_checkpoint_path
+
+    return os.path.isfile(imagenet_checkpoint_path(depth))
+
+
+@register_model("pmnc")
+class PMNC(CorrespondenceModel):
+    """PatchMatch neighbourhood consensus.
+
+    Args:
+        backbone: ``"daisy"`` (default: hand-crafted, offline, fast on CPU), ``"hog"``, ``"resnet101"`` /
+            ``"resnet50"`` (the paper: ResNet-101 layer4 at 25x25 or layer3 at 50x50; pass ``layers=``), or an
+            ``nn.Module`` mapping images to a (B, C, h, w) map (or a list of maps).
+        weights: ResNet weights: ``"auto"`` (ImageNet if in the torch hub cache, else random with a warning),
+            ``"imagenet"``, ``None`` or a state-dict path.
+        iterations: PatchMatch iterations (paper: 8).
+        k: matches kept per source cell (paper: 1).
+        offsets: source-grid propagation offsets (default: PMNC's 21, :data:`semcorr_ext.ops.patchmatch.PMNC_OFFSETS`).
+        random_samples, radius, seed: random-search candidates per own match, their radius (target cells) and the
+            hash seed (iteration t uses ``iteration=t``). Default 0 (the paper's PatchMatch uses propagation and
+            local refinement).
+        kernel_sizes, channels, symmetric, init: the scoring network (:class:`PMNCScorer`).
+        mutual: filter the correlation with NC-Net's soft mutual matching first (default True).
+        checkpoint: optional state dict of this module (scorer and backbone) to load.
+        max_window_floats: memory cap of one chunk of gathered windows (floats).
+        **backbone_kwargs: passed to :func:`semcorr.backbones.build_backbone` (e.g. ``stride=`` for DAISY,
+            ``layers=`` for ResNets).
+
+    Returns :class:`Matches` with ``confidence`` = the score of the best match and ``extras``: ``"index"``
+    (B, Hs, Ws) flat target cell, ``"matches"`` (B, Hs, Ws, k, 2) the k kept matches (row, col), ``"scores"``
+    (B, Hs, Ws, k), ``"tgt_grid"``, ``"num_scored"`` (4D positions scored) and ``"dense_points"`` (what dense NC
+    scores).
+    """
+
+    def __init__(self, backbone: Union[str, nn.Module] = "daisy", weights="auto", iterations: int = 8, k: int = 1,
+                 offsets: Optional[Sequence[Sequence[int]]] = None, random_samples: int = 0, radius: int = 0,
+                 seed: int = 0, kernel_sizes: Sequence[int] = (5, 1, 1), channels: Sequence[int] = (16, 16, 1),
+                 symmetric: bool = True, init: str = "consensus", mutual: bool = True,
+                 checkpoint: Optional[str] = None, max_window_floats: int = 1 << 22, stride: Optional[int] = None,
+                 **backbone_kwargs):
+        super().__init__()
+        if k < 1 or iterations < 0:
+            raise ValueError("PMNC: need k >= 1 and iterations >= 0, got k=%d, iterations=%d" % (k, iterations))
+        from semcorr.backbones import build_backbone
+
+        if isinstance(backbone, str):
+            if backbone.startswith("resnet"):
+                depth = int(backbone[len("resnet"):])
+                if weights == "auto":
+                    if _imagenet_cached(depth):
+                        weights = "imagenet"
+                    else:
+                        warnings.warn("PMNC: ImageNet weights for ResNet-%d are not in the torch hub cache; using a "
+                                      "random backbone (matches will be meaningless)." % depth)
+                        weights = None
+                backbone_kwargs.setdefault("layers", ("layer3",))
+                self.backbone_name = "%s (%s)" % (backbone, weights if weights is not None else "random")
+                net = build_backbone(backbone, weights=weights, **backbone_kwargs)
+            else:
+                if backbone in ("daisy", "hog"):
+                    backbone_kwargs.setdefault("stride", 8 if stride is None else stride)
+                self.backbone_name = backbone
+                net = build_backbone(backbone, **backbone_kwargs)
+        else:
+            self.backbone_name = type(backbone).__name__
+            net = backbone
+        self.backbone = net
+        self.scorer = PMNCScorer(kernel_sizes, channels, symmetric, init)
+        self.iterations, self.k = int(iterations), int(k)
+        self.random_samples, self.radius, self.seed = int(random_samples), int(radius), int(seed)
+        self.mutual = bool(mutual)
+        self.max_window_floats = int(max_window_floats)
+        self.register_buffer("offsets", torch.tensor(PMNC_OFFSETS if offsets is None else offsets,
+                                                     dtype=torch.int64).view(-1, 2), persistent=False)
+        if checkpoint is not None:
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+            self.load_state_dict(state.get("state_dict", state), strict=False)
+        self.eval()
+
+    @property
+    def window(self) -> int:
+        return self.scorer.window
+
+    def features(self, img: torch.Tensor) -> torch.Tensor:
+        return fuse_features(self.backbone(img))
+
+    def correlation(self, fs: torch.Tensor, ft: torch.Tensor) -> torch.Tensor:
+        """Cosine correlation (B, Hs, Ws, Ht, Wt), clamped at 0 and mutual-matched (NC-Net's pre-filtering)."""
+        corr = ops.corr4d(fs, ft, normalize=True, relu=True)
+        return ops.mutual_matching(corr) if self.mutual else corr
+
+    def _score_new(self, corr, cand, need, flat_idx, cache):
+        """Score the candidates marked in `need` (B, Hs, Ws, N) and write them into the flat `cache`."""
+        B, Hs, Ws, N = need.shape
+        counts = need.sum(-1)
+        nmax = int(counts.max())
+        if nmax == 0:
+            return 0
+        # pack each pixel's needed candidates to the front (stable: candidate order kept)
+        order = torch.argsort((~need).to(torch.int8), dim=-1, stable=True)[..., :nmax]
+        cand_p = torch.gather(cand, 3, order.unsqueeze(-1).expand(-1, -1, -1, -1, 2))
+        need_p = torch.gather(need, 3, order)
+        idx_p = torch.gather(flat_idx, 3, order)
+        w = self.window
+        per = max(1, self.max_window_floats // max(1, B * Hs * Ws * w ** 4))
+        done = 0
+        for a in range(0, nmax, per):
+            b = min(nmax, a + per)
+            win = ops.gather_windows4d(corr, cand_p[:, :, :, a:b].contiguous(), w)  # (B, Hs, Ws, n, w, w, w, w)
+            sel = need_p[:, :, :, a:b]
+            scores = self.scorer.score_windows(win[sel])
+            cache[idx_p[:, :, :, a:b][sel]] = scores.to(cache.dtype)
+            done += scores.numel()
+        return done
+
+    def search(self, corr: torch.Tensor, init: Optional[torch.Tensor] = None):
+        """PatchMatch on a (pre-filtered) volume (B, Hs, Ws, Ht, Wt): returns (matches (B, Hs, Ws, k, 2),
+        scores (B, Hs, Ws, k), number of 4D positions scored)."""
+        B, Hs, Ws, Ht, Wt = corr.shape
+        matches = initial_matches(corr, self.k) if init is None else init
+        pix = torch.arange(B * Hs * Ws, device=corr.device).view(B, Hs, Ws, 1)
+        cache = torch.full((B * Hs * Ws * Ht * Wt,), float("nan"), dtype=corr.dtype, device=corr.device)
+        scored = 0
+        scores = None
+        offsets = self.offsets.to(corr.device)
+        for t in range(max(1, self.iterations)):
+            if self.iterations == 0:  # score the initial matches only
+                cand = matches
+                valid = torch.ones(matches.shape[:4], dtype=torch.bool, device=corr.device)
+            else:
+                cand, valid = ops.patchmatch_propagate(matches, offsets, target_size=(Ht, Wt),
+                                                       random_samples=self.random_samples, radius=self.radius,
+                                                       seed=self.seed, iteration=t)
+            flat_idx = (pix * Ht + cand[..., 0]) * Wt + cand[..., 1]
+            need = valid & torch.isnan(cache[flat_idx])
+            scored += self._score_new(corr, cand, need, flat_idx, cache)
+            cand_scores = cache[flat_idx]
+            matches, scores = ops.patchmatch_select(cand, torch.where(valid, cand_scores, 0), valid, self.k)
+        return matches, scores, scored
+
+    def forward(self, src_img: torch.Tensor, tgt_img: torch.Tensor) -> Matches:
+        self.check_images(src_img, tgt_img)
+        fs, ft = self.features(src_img), self.features(tgt_img)
+        corr = self.correlation(fs, ft)
+        B, Hs, Ws, Ht, Wt = corr.shape
+        matches, scores, scored = self.search(corr)
+        best = matches[..., 0, :]
+        idx = best[..., 0] * Wt + best[..., 1]
+        tgt_centres = flow.grid_coords(Ht, Wt, tgt_img.shape[-2:], dtype=fs.dtype, device=fs.device)
+        field = tgt_centres.reshape(Ht * Wt, 2)[idx]
+        return Matches(field=field, confidence=scores[..., 0], src_size=tuple(src_img.shape[-2:]),
+                       tgt_size=tuple(tgt_img.shape[-2:]),
+                       extras={"index": idx, "matches": matches, "scores": scores, "tgt_grid": (Ht, Wt),
+                               "num_scored": scored, "dense_points": B * Hs * Ws * Ht * Wt})

@@ -1,0 +1,118 @@
+"""Fake kernels and autograd of patchmatch_propagate, gather_windows4d and patchmatch_select."""
+import torch
+
+from ._util import check, forbid_double_backward
+
+_lib = "semcorr::"
+
+
+@torch.library.register_fake(_lib + "patchmatch_propagate")
+def _patchmatch_propagate_fake(matches, offsets, target_size, random_samples, radius, seed, iteration):
+    op = "semcorr::patchmatch_propagate"
+    check(matches.dim() == 5 and matches.shape[4] == 2,
+          "%s: `matches` must be a 5-D tensor (B, Hs, Ws, K, 2) of (row, col), got shape %s", op, matches.shape)
+    check(matches.dtype == torch.int64, "%s: `matches` must be int64, got %s", op, matches.dtype)
+    check(offsets.dim() == 2 and offsets.shape[1] == 2, "%s: `offsets` must be a 2-D tensor (P, 2), got shape %s",
+          op, offsets.shape)
+    check(offsets.dtype == torch.int64, "%s: `offsets` must be int64, got %s", op, offsets.dtype)
+    check(len(target_size) == 2 and target_size[0] > 0 and target_size[1] > 0,
+          "%s: `target_size` must be [Ht, Wt] with both > 0, got %s", op, target_size)
+    check(random_samples >= 0, "%s: `random_samples` must be >= 0, got %s", op, random_samples)
+    check(radius >= 0, "%s: `radius` must be in [0, 2^30), got %s", op, radius)
+    B, Hs, Ws, K, _ = matches.shape
+    N = K * (9 + offsets.shape[0] + random_samples)
+    return matches.new_empty((B, Hs, Ws, N, 2)), matches.new_empty((B, Hs, Ws, N), dtype=torch.bool)
+
+
+@torch.library.register_fake(_lib + "gather_windows4d")
+def _gather_windows4d_fake(corr, candidates, window):
+    op = "semcorr::gather_windows4d"
+    check(corr.dim() == 5, "%s: `corr` must be a 5-D tensor (B, Hs, Ws, Ht, Wt), got shape %s", op, corr.shape)
+    check(candidates.dim() == 5 and candidates.shape[4] == 2,
+          "%s: `candidates` must be a 5-D tensor (B, Hs, Ws, N, 2) of (row, col), got shape %s", op,
+          candidates.shape)
+    check(candidates.shape[:3] == corr.shape[:3],
+          "%s: `candidates` must be (B, Hs, Ws, N, 2) with (B, Hs, Ws) of `corr` %s, got %s", op, corr.shape,
+          candidates.shape)
+    check(window >= 1 and window % 2 == 1 and window <= 63, "%s: `window` must be odd and in [1, 63], got %s", op,
+          window)
+    B, Hs, Ws, N, _ = candidates.shape
+    return corr.new_empty((B, Hs, Ws, N, window, window, window, window))
+
+
+@torch.library.register_fake(_lib + "_gather_windows4d_backward")
+def _gather_windows4d_backward_fake(grad, candidates, corr_size, window):
+    return grad.new_empty(corr_size)
+
+
+def _gather_windows4d_setup(ctx, inputs, output):
+    corr, candidates, window = inputs
+    ctx.save_for_backward(candidates)
+    ctx.corr_size = list(corr.shape)
+    ctx.window = window
+
+
+def _gather_windows4d_backward(ctx, grad):
+    (candidates,) = ctx.saved_tensors
+    g = torch.ops.semcorr._gather_windows4d_backward.default(grad, candidates, ctx.corr_size, ctx.window)
+    return g, None, None
+
+
+torch.library.register_autograd(_lib + "gather_windows4d", _gather_windows4d_backward,
+                                setup_context=_gather_windows4d_setup)
+
+
+@torch.library.register_fake(_lib + "patchmatch_select")
+def _patchmatch_select_fake(candidates, scores, valid, k):
+    op = "semcorr::patchmatch_select"
+    check(candidates.dim() == 5 and candidates.shape[4] == 2,
+          "%s: `candidates` must be a 5-D tensor (B, Hs, Ws, N, 2) of (row, col), got shape %s", op,
+          candidates.shape)
+    check(scores.shape == candidates.shape[:4], "%s: `scores` must have shape %s (B, Hs, Ws, N), got %s", op,
+          candidates.shape[:4], scores.shape)
+    check(valid.shape == candidates.shape[:4] and valid.dtype == torch.bool,
+          "%s: `valid` must be a bool tensor of shape %s (B, Hs, Ws, N), got %s %s", op, candidates.shape[:4],
+          valid.dtype, valid.shape)
+    check(k >= 0, "%s: `k` must be >= 0, got %s", op, k)
+    B, Hs, Ws, _, _ = candidates.shape
+    return (candidates.new_empty((B, Hs, Ws, k, 2)), scores.new_empty((B, Hs, Ws, k)),
+            candidates.new_empty((B, Hs, Ws, k)))
+
+
+@torch.library.register_fake(_lib + "_patchmatch_select_backward")
+def _patchmatch_select_backward_fake(grad, indices, n):
+    return grad.new_empty((*grad.shape[:3], n))
+
+
+def _patchmatch_select_setup(ctx, inputs, output):
+    candidates, scores, valid, k = inputs
+    ctx.save_for_backward(output[2])
+    ctx.n = candidates.shape[3]
+    ctx.mark_non_differentiable(output[0], output[2])
+
+
+def _patchmatch_select_backward(ctx, grad_matches, grad_scores, grad_indices):
+    (indices,) = ctx.saved_tensors
+    return None, torch.ops.semcorr._patchmatch_select_backward.default(grad_scores, indices, ctx.n), None, None
+
+
+torch.library.register_autograd(_lib + "patchmatch_select", _patchmatch_select_backward,
+                                setup_context=_patchmatch_select_setup)
+
+
+
+# The backward is linear in `grad`: its own gradient is the forward gather of the incoming gradient.
+def _gather_windows4d_backward_setup(ctx, inputs, output):
+    grad, candidates, corr_size, window = inputs
+    ctx.save_for_backward(candidates)
+    ctx.window = window
+
+
+def _gather_windows4d_double_backward(ctx, gg):
+    (candidates,) = ctx.saved_tensors
+    return torch.ops.semcorr.gather_windows4d.default(gg, candidates, ctx.window), None, None, None
+
+
+torch.library.register_autograd(_lib + "_gather_windows4d_backward", _gather_windows4d_double_backward,
+                                setup_context=_gather_windows4d_backward_setup)
+forbid_double_backward(_lib + "_patchmatch_select_backward", "semcorr::patchmatch_select")

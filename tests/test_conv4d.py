@@ -1,0 +1,237 @@
+"""conv4d: CPU op vs the float64 brute-force reference and NC-Net's conv3d loop; every CPU plan; gradients,
+opcheck, compile, errors; the Conv4d / NeighConsensus modules."""
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from benchmarks import baselines_consensus as bl
+from semcorr_ext import nn as snn
+from semcorr_ext import ops, reference
+from conftest import assert_close
+
+PLANS = ["gather1", "gather2", "scatter1", "scatter2"]
+
+
+def rand(*shape, dtype=torch.float32, seed=0):
+    return torch.randn(*shape, dtype=dtype, generator=torch.Generator().manual_seed(seed))
+
+
+CASES = [  # (x shape, weight shape, padding)
+    ((2, 3, 5, 6, 4, 5), (4, 3, 3, 3, 3, 3), None),
+    ((1, 16, 6, 5, 6, 5), (1, 16, 5, 5, 5, 5), None),      # thin output (NC-Net's last layer)
+    ((1, 1, 6, 5, 6, 5), (16, 1, 5, 5, 5, 5), None),       # thin input (NC-Net's first layer)
+    ((2, 2, 4, 5, 6, 7), (3, 2, 3, 3, 5, 5), None),        # ANC-Net's non-isotropic 3x3x5x5
+    ((1, 2, 5, 4, 6, 3), (2, 2, 1, 3, 1, 3), (0, 1, 0, 1)),
+    ((1, 3, 4, 4, 5, 5), (2, 3, 3, 3, 3, 3), (2, 0, 1, 3)),  # padding > k // 2, and = 0
+    ((1, 2, 7, 3, 3, 4), (2, 2, 5, 3, 3, 3), (0, 1, 1, 1)),  # "valid" along dim 1
+    ((1, 1, 1, 1, 1, 1), (1, 1, 1, 1, 1, 1), None),
+    ((1, 1, 1, 1, 1, 1), (2, 1, 3, 3, 3, 3), None),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("xs,ws,pad", CASES)
+def test_matches_brute_force(dtype, xs, ws, pad):
+    x, w, b = rand(*xs, dtype=dtype), rand(*ws, dtype=dtype, seed=1), rand(ws[0], dtype=dtype, seed=2)
+    out = ops.conv4d(x, w, b, pad)
+    expected = reference.conv4d(x.double(), w.double(), b.double(), pad)
+    assert out.shape == expected.shape and out.dtype == dtype
+    # float32: 1e-5 relative to the output's scale (a sum of up to 10^4 products cancels)
+    scale = float(expected.abs().max()) if expected.numel() else 1.0
+    assert_close(out, expected, rtol=1e-5, atol=(1e-5 if dtype == torch.float32 else 1e-12) * max(scale, 1.0))
+
+
+@pytest.mark.parametrize("plan", PLANS)
+@pytest.mark.parametrize("xs,ws,pad", [CASES[0], CASES[3], CASES[5], CASES[8]])
+def test_every_cpu_plan(monkeypatch, plan, xs, ws, pad):
+    """The four ways the CPU kernel folds taps into channels all give the same numbers, forward and
+    backward (the default picks one by shape; SEMCORR_CONV4D_PLAN forces one). Small chunks cross the
+    chunk loop."""
+    monkeypatch.setenv("SEMCORR_CONV4D_PLAN", plan)
+    monkeypatch.setenv("SEMCORR_CONV4D_CHUNK", "2")
+    x = rand(*xs, dtype=torch.float64).requires_grad_()
+    w = rand(*ws, dtype=torch.float64, seed=1).requires_grad_()
+    b = rand(ws[0], dtype=torch.float64, seed=2).requires_grad_()
+    out = ops.conv4d(x, w, b, pad)
+    g = rand(*out.shape, dtype=torch.float64, seed=3)
+    grads = torch.autograd.grad(out, (x, w, b), g)
+    x2, w2, b2 = (t.detach().clone().requires_grad_() for t in (x, w, b))
+    ref = reference.conv4d(x2, w2, b2, pad)
+    ref_grads = torch.autograd.grad(ref, (x2, w2, b2), g)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    for a, e in zip(grads, ref_grads):
+        torch.testing.assert_close(a, e, rtol=1e-10, atol=1e-10)
+
+
+def test_values_by_hand():
+    # a single 1 at the centre of a 3^4 volume: a cross-correlation returns the kernel flipped
+    x = torch.zeros(1, 1, 3, 3, 3, 3)
+    x[0, 0, 1, 1, 1, 1] = 1.0
+    w = torch.arange(81, dtype=torch.float32).reshape(1, 1, 3, 3, 3, 3)
+    out = ops.conv4d(x, w)
+    assert torch.equal(out[0, 0], w[0, 0].flip(0, 1, 2, 3))
+    # all ones, 3^4 kernel of ones, zero padding: each output counts its in-bounds neighbours
+    ones = torch.ones(1, 1, 3, 3, 3, 3)
+    out = ops.conv4d(ones, torch.ones(1, 1, 3, 3, 3, 3), torch.tensor([0.5]))
+    assert out[0, 0, 1, 1, 1, 1] == 81.5 and out[0, 0, 0, 0, 0, 0] == 16.5 and out[0, 0, 0, 1, 1, 1] == 54.5
+
+
+def test_matches_ncnet_conv4d_loop():
+    x, w, b = rand(2, 3, 7, 6, 5, 6), rand(4, 3, 5, 5, 5, 5, seed=1), rand(4, seed=2)
+    expected = bl.ncnet_conv4d(x, w, b)
+    assert_close(ops.conv4d(x, w, b), expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))
+
+
+def test_ncnet_weight_layout():
+    w = rand(4, 3, 5, 3, 3, 3, seed=1)  # non-isotropic so that a wrong permutation cannot pass
+    ncnet_w = snn.Conv4d.standard_to_ncnet(w)
+    assert ncnet_w.shape == (5, 4, 3, 3, 3, 3)
+    layer = snn.Conv4d.from_ncnet_weight(ncnet_w, torch.zeros(4))
+    assert torch.equal(layer.weight, w) and layer.kernel_size == (5, 3, 3, 3) and layer.padding == (2, 1, 1, 1)
+    x = rand(1, 3, 6, 5, 5, 4)
+    assert_close(layer(x), reference.conv4d(x, w, torch.zeros(4)), atol=1e-5)
+
+
+def test_neigh_consensus_matches_ncnet():
+    torch.manual_seed(0)
+    net = snn.NeighConsensus(kernel_sizes=[3, 3, 3], channels=[4, 4, 1])
+    x = torch.rand(1, 1, 5, 6, 6, 5)
+    convs = [m for m in net.conv if isinstance(m, snn.Conv4d)]
+    expected = bl.ncnet_neigh_consensus(x, [c.weight for c in convs], [c.bias for c in convs])
+    out = net(x)
+    assert out.shape == x.shape
+    assert_close(out, expected, rtol=1e-5, atol=1e-6)
+    # symmetric: swapping source and target swaps the output
+    assert_close(net(x.permute(0, 1, 4, 5, 2, 3)), out.permute(0, 1, 4, 5, 2, 3), rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(snn.NeighConsensus([3, 3, 3], [4, 4, 1], symmetric=False)(x), out)
+
+
+def test_neigh_consensus_backward_matches_ncnet():
+    torch.manual_seed(0)
+    net = snn.NeighConsensus(kernel_sizes=[3, 3], channels=[3, 1]).double()
+    x = torch.rand(1, 1, 4, 5, 5, 4, dtype=torch.float64, requires_grad=True)
+    net(x).square().sum().backward()
+    convs = [m for m in net.conv if isinstance(m, snn.Conv4d)]
+    ws = [c.weight.detach().clone().requires_grad_() for c in convs]
+    bs = [c.bias.detach().clone().requires_grad_() for c in convs]
+    x2 = x.detach().clone().requires_grad_()
+    bl.ncnet_neigh_consensus(x2, ws, bs).square().sum().backward()
+    torch.testing.assert_close(x.grad, x2.grad)
+    for c, w, b in zip(convs, ws, bs):
+        torch.testing.assert_close(c.weight.grad, w.grad)
+        torch.testing.assert_close(c.bias.grad, b.grad)
+
+
+def test_non_contiguous():
+    x = rand(2, 3, 5, 6, 4, 5).permute(0, 1, 4, 5, 2, 3)  # source/target transpose, as NeighConsensus does
+    w = rand(3, 2, 5, 3, 3, 3, seed=1).transpose(0, 1)  # (2, 3, ...) non-contiguous weight
+    assert not x.is_contiguous() and not w.is_contiguous()
+    assert_close(ops.conv4d(x, w, None), reference.conv4d(x, w, None), atol=1e-5)
+
+
+def test_no_bias_and_zero_input_channels():
+    x, w = rand(1, 2, 3, 4, 3, 4), rand(3, 2, 3, 3, 3, 3, seed=1)
+    assert_close(ops.conv4d(x, w), reference.conv4d(x, w), atol=1e-5)
+    x0, w0, b = torch.zeros(1, 0, 3, 3, 3, 3), torch.zeros(2, 0, 3, 3, 3, 3), torch.tensor([1.5, -2.0])
+    out = ops.conv4d(x0, w0, b)
+    assert out.shape == (1, 2, 3, 3, 3, 3) and torch.equal(out[:, 0], torch.full((1, 3, 3, 3, 3), 1.5))
+
+
+@pytest.mark.parametrize("xs", [(0, 2, 3, 3, 3, 3), (1, 2, 0, 3, 3, 3), (2, 2, 3, 3, 3, 0)])
+def test_empty(xs):
+    x = torch.zeros(*xs, requires_grad=True)
+    w = rand(3, 2, 3, 3, 3, 3, seed=1).requires_grad_()
+    b = torch.zeros(3, requires_grad=True)
+    out = ops.conv4d(x, w, b)
+    expected = (xs[0], 3) + tuple(xs[2:])
+    assert out.shape == expected and out.numel() == 0
+    out.sum().backward()
+    assert x.grad.shape == x.shape and torch.equal(w.grad, torch.zeros_like(w)) and torch.equal(b.grad, torch.zeros(3))
+
+
+@pytest.mark.parametrize("xs,ws,pad", [((1, 2, 3, 4, 3, 3), (2, 2, 3, 3, 3, 3), None),
+                                       ((1, 4, 3, 3, 4, 3), (1, 4, 3, 1, 3, 3), (1, 0, 2, 1)),
+                                       ((2, 1, 3, 3, 3, 3), (4, 1, 3, 3, 3, 3), (0, 1, 1, 0))])
+def test_gradcheck(xs, ws, pad):
+    x = rand(*xs, dtype=torch.float64).requires_grad_()
+    w = rand(*ws, dtype=torch.float64, seed=1).requires_grad_()
+    b = rand(ws[0], dtype=torch.float64, seed=2).requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, c, d: ops.conv4d(a, c, d, pad), (x, w, b))
+
+
+def test_gradient_only_where_needed():
+    x = rand(1, 2, 3, 3, 3, 3).requires_grad_()
+    w, b = rand(2, 2, 3, 3, 3, 3, seed=1), rand(2, seed=2)
+    ops.conv4d(x, w, b).sum().backward()
+    expected = torch.autograd.grad(reference.conv4d(x.double(), w.double(), b.double()).sum(), x)[0]
+    assert_close(x.grad, expected)
+
+
+def test_double_backward_raises_clearly():
+    x = rand(1, 1, 3, 3, 3, 3, dtype=torch.float64).requires_grad_()
+    w = rand(1, 1, 3, 3, 3, 3, dtype=torch.float64, seed=1).requires_grad_()
+    (gx,) = torch.autograd.grad(ops.conv4d(x, w).pow(2).sum(), (x,), create_graph=True)
+    with pytest.raises(RuntimeError, match="double backward"):
+        gx.sum().backward()
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_opcheck(with_bias):
+    x = rand(1, 2, 3, 4, 3, 3).requires_grad_()
+    w = rand(3, 2, 3, 3, 1, 3, seed=1).requires_grad_()
+    b = rand(3, seed=2).requires_grad_() if with_bias else None
+    torch.library.opcheck(torch.ops.semcorr.conv4d.default, (x, w, b, [1, 1, 0, 1]))
+
+
+def test_torch_compile_fullgraph():
+    def f(x, w, b):
+        return torch.relu(ops.conv4d(x, w, b)).sum(dim=(4, 5))
+
+    x, w, b = rand(1, 2, 4, 3, 4, 3), rand(3, 2, 3, 3, 3, 3, seed=1), rand(3, seed=2)
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    assert_close(compiled(x, w, b), f(x, w, b), atol=1e-5)
+
+
+def test_torch_compile_inductor_module_backward():
+    torch.manual_seed(0)
+    net = snn.NeighConsensus(kernel_sizes=[3, 3], channels=[2, 1])
+    x = torch.rand(1, 1, 4, 3, 4, 3)
+    compiled = torch.compile(net, fullgraph=True)
+    out = compiled(x)
+    assert_close(out, net(x))
+    out.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+
+
+@pytest.mark.parametrize("args,match", [
+    ((rand(1, 2, 3, 3, 3), rand(1, 2, 3, 3, 3, 3), None, None), r"`x` must be a 6-D tensor \(B, Cin, H1, W1, H2, W2\), got shape \[1, 2, 3, 3, 3\]"),
+    ((rand(1, 2, 3, 3, 3, 3), rand(1, 2, 3, 3, 3), None, [1, 1, 1, 1]), r"`weight` must be a 6-D tensor"),
+    ((rand(1, 2, 3, 3, 3, 3), rand(1, 3, 3, 3, 3, 3), None, None), r"`weight` dim 1 \(Cin\) must equal `x` dim 1"),
+    ((rand(1, 2, 3, 3, 3, 3), rand(1, 2, 3, 3, 3, 3).double(), None, None), r"`x` and `weight` must have the same dtype"),
+    ((rand(1, 2, 3, 3, 3, 3), rand(2, 2, 3, 3, 3, 3), rand(3), None), r"`bias` must have Cout = 2 entries, got shape \[3\]"),
+    ((rand(1, 2, 3, 3, 3, 3), rand(1, 2, 3, 3, 3, 3), None, [1, -1, 1, 1]), r"`padding` must be >= 0"),
+    ((rand(1, 2, 3, 3, 3, 3), rand(1, 2, 5, 3, 3, 3), None, 0), r"input dim 2 \(size 3\) with padding 0 is smaller than the kernel \(size 5\)"),
+    ((torch.ones(1, 2, 3, 3, 3, 3, dtype=torch.int32), torch.ones(1, 2, 3, 3, 3, 3, dtype=torch.int32), None, None), r"`x` must be a floating"),
+])
+def test_bad_input(args, match):
+    with pytest.raises(RuntimeError, match=match):
+        ops.conv4d(*args)
+
+
+def test_bad_padding_spec():
+    with pytest.raises(ValueError, match=r"`padding` must be an int or a sequence of 4 ints"):
+        ops.conv4d(rand(1, 1, 3, 3, 3, 3), rand(1, 1, 3, 3, 3, 3), None, (1, 1))
+
+
+@settings(max_examples=30, deadline=None)
+@given(B=st.integers(1, 2), cin=st.integers(1, 4), cout=st.integers(1, 4), dims=st.lists(st.integers(1, 5), min_size=4, max_size=4),
+       ks=st.lists(st.sampled_from([1, 3]), min_size=4, max_size=4), transpose=st.booleans(), seed=st.integers(0, 2**16))
+def test_fuzz_shapes_and_strides(B, cin, cout, dims, ks, transpose, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(B, cin, *dims, generator=g)
+    if transpose:
+        x = torch.randn(B, cin, dims[2], dims[3], dims[0], dims[1], generator=g).permute(0, 1, 4, 5, 2, 3)
+    w = torch.randn(cout, cin, *ks, generator=g)
+    b = torch.randn(cout, generator=g)
+    assert_close(ops.conv4d(x, w, b), reference.conv4d(x, w, b), rtol=1e-5, atol=1e-5)
