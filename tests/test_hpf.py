@@ -65,3 +65,27 @@ def test_resnet_pipeline_random_weights_small():
     m = model.match(torch.rand(1, 3, 64, 80), torch.rand(1, 3, 72, 64))
     assert m.field.shape == (1, 16, 20, 2) and torch.isfinite(m.field).all()
     assert m.transfer_keypoints(torch.tensor([[10.0, 20.0], [-1.0, -1.0]])).shape == (2, 2)
+
+
+def test_beam_search_tiny():
+    from semcorr.commands import hpf_search
+
+    model = hpf.HyperpixelFlow(backbone="resnet50", hyperpixel_ids=(0, 1, 2, 3), weights=None)
+    pairs = hpf_search._validation_pairs(1, 64, 0)
+    ids, pck, hist = hpf_search.beam_search(model, pairs, [0, 1, 2, 3], beam=2, max_layers=2, log=lambda *a: None)
+    singles = hist[0][1]
+    assert sorted(s for s, _ in singles) == [(0,), (1,), (2,), (3,)]
+    assert 0.0 <= pck <= 1.0 and pck == max(p for _, scored in hist for _, p in scored)
+    if len(hist) > 1:  # size-2 sets only extend the two best singles
+        top2 = {s[0] for s, _ in singles[:2]}
+        assert all(set(s) & top2 for s, _ in hist[1][1])
+
+
+@pytest.mark.parametrize("method", ["hpf", "scnet"])
+def test_cli_match(method, tmp_path, capsys):
+    from semcorr.cli import main
+
+    out = tmp_path / "m.png"
+    assert main(["match", "--method", method, "--size", "128", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "PCK@0.10" in text and out.exists()

@@ -13,7 +13,7 @@ from typing import List, Optional
 __all__ = ["main", "build_parser", "SUBCOMMANDS"]
 
 #: subcommand modules, in the order shown by --help
-SUBCOMMANDS = ["match", "eval", "data", "train"]
+SUBCOMMANDS = ["match", "eval", "data", "train", "hpf_search"]
 
 
 def build_parser() -> argparse.ArgumentParser:

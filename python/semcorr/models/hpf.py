@@ -259,6 +259,8 @@ class HyperpixelFlow(CorrespondenceModel):
             return boxes, torch.arange(h * w, device=device)
         boxes = receptive_boxes(rf, float(jump), h, w, device)
         keep = prune_margin(boxes, image_hw, float(jump))
+        if len(keep) == 0:  # image smaller than the receptive field: nothing survives pruning, keep all
+            keep = torch.arange(len(boxes), device=device)
         return boxes[keep], keep
 
     # ---- matching -----------------------------------------------------------------------------------------
