@@ -73,14 +73,16 @@ def conv4d_plain(x: torch.Tensor, weight: torch.Tensor, bias=None, padding=0) ->
 
 
 def dense_nc_scores(corr: torch.Tensor, layers, symmetric: bool = True) -> torch.Tensor:
-    """Apply a conv4d stack [(weight, bias), ...] with "same" padding and ReLU after every layer to the whole
+    """Apply a conv4d stack [(weight, bias), ...] with "same" padding and ReLU between layers to the whole
     volume (B, Hs, Ws, Ht, Wt) -> (B, Hs, Ws, Ht, Wt); ``symmetric`` adds the stack applied to the transposed
     volume (source <-> target), transposed back (NC-Net's symmetric mode)."""
 
     def stack(x):
         x = x.unsqueeze(1)
-        for w, b in layers:
-            x = F.relu(conv4d_plain(x, w, b, padding=w.shape[-1] // 2))
+        for li, (w, b) in enumerate(layers):
+            x = conv4d_plain(x, w, b, padding=w.shape[-1] // 2)
+            if li + 1 < len(layers):
+                x = F.relu(x)
         return x.squeeze(1)
 
     out = stack(corr)

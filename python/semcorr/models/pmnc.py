@@ -7,7 +7,7 @@ matches of 21 neighbouring source cells, the 3x3 neighbourhood of each own match
 (:func:`semcorr_ext.ops.gather_windows4d`), scores it with a small learned 4D conv network and keeps the K best
 (:func:`semcorr_ext.ops.patchmatch_select`).
 
-Scoring network (:class:`PMNCScorer`): a conv4d stack (ReLU after every layer) whose receptive field is exactly
+Scoring network (:class:`PMNCScorer`): a conv4d stack (ReLU between layers) whose receptive field is exactly
 the window (``window = 1 + sum(k - 1)``), so a window gives one score with no padding. Our default is a 5^4
 layer 1 -> 16 followed by two 1^4 layers 16 -> 16 -> 1 (receptive field 5^4, PMNC's window), symmetric in source
 and target as NC-Net. Applied densely with "same" zero padding the same stack is a neighbourhood-consensus
@@ -38,7 +38,8 @@ __all__ = ["PMNCScorer", "PMNC", "initial_matches"]
 
 
 class PMNCScorer(nn.Module):
-    """The learned scoring function of PMNC: a 4D conv stack with ReLU after every layer.
+    """The learned scoring function of PMNC: a 4D conv stack with ReLU between layers (the score itself is the
+    last layer's linear output, so the cross-entropy training never sees a dead all-zero score map).
 
     Args:
         kernel_sizes: odd kernel side of each layer; the receptive field ``1 + sum(k - 1)`` is the window side.
@@ -117,7 +118,8 @@ class PMNCScorer(nn.Module):
                 x = F.linear(x.flatten(1), w.flatten(1), b).view(x.shape[0], -1, 1, 1, 1, 1)
             else:
                 x = ops.conv4d(x, w, b, padding=0)
-            x = F.relu(x)
+            if li + 1 < len(self.weights):
+                x = F.relu(x)
         return x.view(x.shape[0])
 
     def score_windows(self, win: torch.Tensor) -> torch.Tensor:
@@ -144,8 +146,10 @@ class PMNCScorer(nn.Module):
 
         def stack(x):
             x = x.unsqueeze(1)
-            for w, b in zip(self.weights, self.biases):
-                x = F.relu(ops.conv4d(x, w, b))
+            for li, (w, b) in enumerate(zip(self.weights, self.biases)):
+                x = ops.conv4d(x, w, b)
+                if li + 1 < len(self.weights):
+                    x = F.relu(x)
             return x.squeeze(1)
 
         out = stack(corr)

@@ -86,7 +86,7 @@ def train_steps(model, batches, steps: int, lr: float = 1e-3, log=None) -> List[
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if log is not None:
             log(step, float(loss))
     model.scorer.eval()
