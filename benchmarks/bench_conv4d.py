@@ -39,4 +39,4 @@ def test_conv4d(benchmark, impl, backward, layer, grid):
         def run():
             return fn(*inputs)
     heavy = grid == 25 or (layer == "stack" and backward)
-    benchmark.pedantic(run, rounds=1 if heavy else 3, warmup_rounds=0 if heavy and backward else 1)
+    benchmark.pedantic(run, rounds=1 if heavy else 3, warmup_rounds=0 if heavy else 1)

@@ -280,9 +280,10 @@ class PMNC(CorrespondenceModel):
         for a in range(0, nmax, per):
             b = min(nmax, a + per)
             win = ops.gather_windows4d(corr, cand_p[:, :, :, a:b].contiguous(), w)  # (B, Hs, Ws, n, w, w, w, w)
-            sel = need_p[:, :, :, a:b]
-            scores = self.scorer.score_windows(win[sel])
-            cache[idx_p[:, :, :, a:b][sel]] = scores.to(cache.dtype)
+            rows = need_p[:, :, :, a:b].reshape(-1).nonzero().squeeze(1)
+            win = win.view(-1, w, w, w, w).index_select(0, rows)  # row copies: faster than a boolean mask
+            scores = self.scorer.score_windows(win)
+            cache[idx_p[:, :, :, a:b].reshape(-1).index_select(0, rows)] = scores.to(cache.dtype)
             done += scores.numel()
         return done
 
