@@ -31,7 +31,7 @@ def test_pmnc(benchmark, impl, grid):
 
 
 def test_pmnc_pck(benchmark):
-    """PCK (alpha_img) of both pipelines on 18 synthetic pairs at 25x25 (one run; the time is of the whole eval)."""
+    """PCK (alpha_img) of the pipelines on 18 synthetic pairs at 25x25 (one run; the time is of the whole eval)."""
     benchmark.group = "pmnc pck synthetic 25x25"
     res = benchmark.pedantic(pmnc_impls.pck_comparison, kwargs=dict(grid=25, n_pairs=18), rounds=1, iterations=1)
     pck, n = res

@@ -10,8 +10,8 @@ namespace gw {
 
 struct Dims {
   int64_t B, Hs, Ws, Ht, Wt, N, w;
-  int64_t r() const { return w / 2; }
-  int64_t w4() const { return w * w * w * w; }
+  SC_HOST_DEVICE int64_t r() const { return w / 2; }
+  SC_HOST_DEVICE int64_t w4() const { return w * w * w * w; }
 };
 
 // One output element (flat index e over (B, Hs, Ws, N, w, w, w, w)).

@@ -12,7 +12,7 @@ namespace pm {
 struct Params {
   int64_t B, Hs, Ws, K, P, R, Ht, Wt, radius;
   uint64_t seed, iteration;
-  int64_t N() const { return K * (9 + P + R); }
+  SC_HOST_DEVICE int64_t N() const { return K * (9 + P + R); }
 };
 
 SC_HOST_DEVICE inline uint64_t mix64(uint64_t z) {
