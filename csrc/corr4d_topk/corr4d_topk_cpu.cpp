@@ -16,40 +16,13 @@
 #include <cmath>
 #include <limits>
 
+#include "corr4d/corr4d_inv_norm_cpu.h"
 #include "corr4d_topk/corr4d_topk.h"
 #include "corr4d_topk/corr4d_topk_epilogue.h"
 #include "corr4d_topk/corr4d_topk_host.h"
 
 namespace semcorr {
 namespace {
-
-// inv[b, n] = 1 / sqrt(sum_c f[b, c, n]^2 + eps) (or 1) for f (B, C, N) contiguous.
-template <typename scalar_t>
-void inv_norm_cpu(const at::Tensor& f, at::Tensor& inv, double eps) {
-  const int64_t B = f.size(0), C = f.size(1), N = f.size(2);
-  const scalar_t* fp = f.const_data_ptr<scalar_t>();
-  scalar_t* ip = inv.mutable_data_ptr<scalar_t>();
-  constexpr int64_t kChunk = 256;
-  const int64_t chunks = (N + kChunk - 1) / kChunk;
-  at::parallel_for(0, B * chunks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t w = begin; w < end; ++w) {
-      const int64_t b = w / chunks, n0 = (w % chunks) * kChunk, n1 = std::min(N, n0 + kChunk);
-      scalar_t acc[kChunk] = {};
-      for (int64_t c = 0; c < C; ++c) {
-        const scalar_t* row = fp + (b * C + c) * N;
-        for (int64_t n = n0; n < n1; ++n) acc[n - n0] += row[n] * row[n];
-      }
-      for (int64_t n = n0; n < n1; ++n) ip[b * N + n] = scalar_t(1) / std::sqrt(acc[n - n0] + scalar_t(eps));
-    }
-  });
-}
-
-at::Tensor inv_norms(const at::Tensor& f3, bool normalize, double eps) {
-  if (!normalize) return at::ones({f3.size(0), f3.size(2)}, f3.options());
-  auto inv = at::empty({f3.size(0), f3.size(2)}, f3.options());
-  AT_DISPATCH_FLOATING_TYPES(f3.scalar_type(), "corr4d_topk_inv_norm", [&] { inv_norm_cpu<scalar_t>(f3, inv, eps); });
-  return inv;
-}
 
 constexpr int64_t kRowChunk = 1024;     // source rows per GEMM tile
 constexpr int64_t kTileElems = 1 << 20;  // elements of the GEMM tile buffer
@@ -63,8 +36,8 @@ std::tuple<at::Tensor, at::Tensor> corr4d_topk_cpu(const at::Tensor& src, const 
   if (B * Ns * k == 0 || C == 0) return corr4d_topk_host::trivial_output(src, k);
   const auto src3 = src.contiguous().view({B, C, Ns});
   const auto tgt3 = tgt.contiguous().view({B, C, Nt});
-  const auto inv_s = inv_norms(src3, normalize, eps);
-  const auto inv_t = inv_norms(tgt3, normalize, eps);
+  const auto inv_s = inv_norms_cpu(src3, normalize, eps);
+  const auto inv_t = inv_norms_cpu(tgt3, normalize, eps);
   auto values = at::empty({B, Ns, k}, src.options());
   auto indices = at::empty({B, Ns, k}, src.options().dtype(at::kLong));
   const int64_t Sc = std::min(Ns, kRowChunk);
@@ -127,8 +100,8 @@ std::tuple<at::Tensor, at::Tensor> corr4d_topk_backward_cpu(const at::Tensor& gr
   const auto tgt3 = tgt.contiguous().view({B, C, Nt});
   const auto srcT = src3.transpose(1, 2).contiguous();  // (B, Ns, C): channel-last rows
   const auto tgtT = tgt3.transpose(1, 2).contiguous();  // (B, Nt, C)
-  const auto inv_s = inv_norms(src3, normalize, eps);
-  const auto inv_t = inv_norms(tgt3, normalize, eps);
+  const auto inv_s = inv_norms_cpu(src3, normalize, eps);
+  const auto inv_t = inv_norms_cpu(tgt3, normalize, eps);
   const auto g = grad.contiguous();
   const auto v = values.contiguous();
   auto gsT = at::empty({B, Ns, C}, src.options());

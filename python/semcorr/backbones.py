@@ -11,6 +11,7 @@ All take (B, 3, H, W) float RGB images with values in [0, 1] and do their own in
   resampled so that the descriptor centres fall exactly there.
 """
 import os
+import warnings
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -42,6 +43,23 @@ def imagenet_checkpoint_path(depth: int, variant: str = "IMAGENET1K_V1") -> str:
     _, enum = _resnet_ctor_and_weights(depth)
     w = enum[variant]
     return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(w.url))
+
+
+def imagenet_cached(depth: int) -> bool:
+    """Whether torchvision's ImageNet checkpoint of ResNet-``depth`` is in the torch hub cache."""
+    return os.path.isfile(imagenet_checkpoint_path(depth))
+
+
+def resolve_resnet_weights(depth: int, weights, model: str):
+    """``weights="auto"`` -> ``"imagenet"`` when that checkpoint is cached, else ``None`` (a random backbone)
+    with a warning naming ``model``; any other value is returned unchanged. Never downloads."""
+    if weights != "auto":
+        return weights
+    if imagenet_cached(depth):
+        return "imagenet"
+    warnings.warn("%s: ImageNet weights for ResNet-%d are not in the torch hub cache; using a random backbone "
+                  "(matches will be meaningless). See semcorr.backbones.ResNetFeatures." % (model, depth))
+    return None
 
 
 def _load_state_dict(path: str) -> Dict[str, torch.Tensor]:

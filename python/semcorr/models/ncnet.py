@@ -13,7 +13,6 @@ Training: weak supervision (:func:`semcorr.losses.ncnet.weak_loss`).
 """
 import argparse
 import os
-import warnings
 from collections import OrderedDict
 from typing import Dict, Optional, Sequence, Union
 
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from semcorr_ext import flow, ops
+from semcorr.backbones import resolve_resnet_weights
 from semcorr_ext.nn import Conv4d, NeighConsensus
 
 from . import register_model
@@ -39,12 +39,6 @@ _NCNET_BACKBONE_PREFIXES = {
     "FeatureExtraction.model.5.": "backbone.stages.layer2.",
     "FeatureExtraction.model.6.": "backbone.stages.layer3.",
 }
-
-
-def _imagenet_cached(depth: int) -> bool:
-    from semcorr.backbones import imagenet_checkpoint_path
-
-    return os.path.isfile(imagenet_checkpoint_path(depth))
 
 
 def _read_checkpoint(path_or_state) -> Dict[str, torch.Tensor]:
@@ -136,14 +130,7 @@ class NCNet(CorrespondenceModel):
         if isinstance(backbone, str):
             if backbone.startswith("resnet"):
                 depth = int(backbone[len("resnet"):])
-                if weights == "auto":
-                    if _imagenet_cached(depth):
-                        weights = "imagenet"
-                    else:
-                        warnings.warn("NCNet: ImageNet weights for ResNet-%d are not in the torch hub cache; using a "
-                                      "random backbone (matches will be poor). See semcorr.backbones.ResNetFeatures."
-                                      % depth)
-                        weights = None
+                weights = resolve_resnet_weights(depth, weights, "NCNet")
                 backbone_kwargs.setdefault("layers", ("layer3",))
                 self.backbone_name = "%s (%s)" % (backbone, weights if weights is not None else
                                                   ("checkpoint" if sd is not None else "random"))

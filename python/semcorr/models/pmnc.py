@@ -19,8 +19,6 @@ Each 4D position is scored at most once per image pair: scores are cached across
 buffer), and only valid (de-duplicated) candidates not seen before are gathered and scored, in chunks.
 """
 import math
-import os
-import warnings
 from typing import Optional, Sequence, Union
 
 import torch
@@ -28,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from semcorr_ext import flow, ops
+from semcorr.backbones import resolve_resnet_weights
 from semcorr_ext.ops.patchmatch import PMNC_OFFSETS
 
 from . import register_model
@@ -170,12 +169,6 @@ def initial_matches(corr: torch.Tensor, k: int = 1) -> torch.Tensor:
     return torch.stack([idx // Wt, idx % Wt], -1)
 
 
-def _imagenet_cached(depth: int) -> bool:
-    from semcorr.backbones import imagenet_checkpoint_path
-
-    return os.path.isfile(imagenet_checkpoint_path(depth))
-
-
 @register_model("pmnc")
 class PMNC(CorrespondenceModel):
     """PatchMatch neighbourhood consensus.
@@ -219,13 +212,7 @@ class PMNC(CorrespondenceModel):
         if isinstance(backbone, str):
             if backbone.startswith("resnet"):
                 depth = int(backbone[len("resnet"):])
-                if weights == "auto":
-                    if _imagenet_cached(depth):
-                        weights = "imagenet"
-                    else:
-                        warnings.warn("PMNC: ImageNet weights for ResNet-%d are not in the torch hub cache; using a "
-                                      "random backbone (matches will be meaningless)." % depth)
-                        weights = None
+                weights = resolve_resnet_weights(depth, weights, "PMNC")
                 backbone_kwargs.setdefault("layers", ("layer3",))
                 self.backbone_name = "%s (%s)" % (backbone, weights if weights is not None else "random")
                 net = build_backbone(backbone, weights=weights, **backbone_kwargs)

@@ -16,7 +16,6 @@ The published checkpoint stores ``{"state_dict1": adap_layer_feat3 state, "state
 state}`` with keys ``conv{1,2}.{0,1}.*`` (conv / BN of each residual block); :func:`convert_published_state_dict`
 maps them (and full-model ``adap_layer_feat{3,4}.*`` keys) onto ours.
 """
-import os
 import re
 import warnings
 from typing import Dict, List, Optional, Tuple, Union
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from semcorr_ext import flow, ops
+from semcorr.backbones import imagenet_cached, resolve_resnet_weights
 
 from . import register_model
 from .base import CorrespondenceModel, Matches
@@ -74,12 +74,6 @@ class _TorchvisionResNet18(nn.Module):
         return [f3, self.layer4(f3)]
 
 
-def _imagenet_cached(depth: int) -> bool:
-    from semcorr.backbones import imagenet_checkpoint_path
-
-    return os.path.isfile(imagenet_checkpoint_path(depth))
-
-
 def build_sfnet_backbone(name: str = "resnet101", weights="auto") -> Tuple[nn.Module, Tuple[int, int], str]:
     """(module returning [conv4 map, conv5 map], (c3, c4), description).
 
@@ -91,7 +85,7 @@ def build_sfnet_backbone(name: str = "resnet101", weights="auto") -> Tuple[nn.Mo
     if name == "auto":
         # the paper's backbone when its ImageNet weights are available offline; otherwise a random ResNet-18,
         # which keeps `semcorr match --method sfnet` to seconds on a CPU (untrained: for smoke runs only)
-        if weights in ("auto", "imagenet") and _imagenet_cached(101):
+        if weights in ("auto", "imagenet") and imagenet_cached(101):
             return build_sfnet_backbone("resnet101", "imagenet")
         warnings.warn("SFNet: no ImageNet ResNet-101 weights in the torch hub cache; using a random ResNet-18 "
                       "backbone (matches will be poor). Pass backbone='resnet101', weights=<path> for the paper's.")
@@ -106,13 +100,7 @@ def build_sfnet_backbone(name: str = "resnet101", weights="auto") -> Tuple[nn.Mo
         from semcorr.backbones import ResNetFeatures
 
         depth = int(name[len("resnet"):])
-        if weights == "auto":
-            if _imagenet_cached(depth):
-                weights = "imagenet"
-            else:
-                warnings.warn("SFNet: ImageNet weights for ResNet-%d are not in the torch hub cache; using a random "
-                              "backbone (matches will be meaningless). See semcorr.backbones.ResNetFeatures." % depth)
-                weights = None
+        weights = resolve_resnet_weights(depth, weights, "SFNet")
         m = ResNetFeatures(depth=depth, layers=("layer3", "layer4"), weights=weights)
         return m, (1024, 2048), "%s (%s)" % (name, weights or "random")
     raise ValueError("SFNet backbone must be auto, resnet101, resnet50, resnet18 or tiny, got %r" % (name,))

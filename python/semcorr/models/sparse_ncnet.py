@@ -10,14 +10,13 @@ target among its kept candidates.
     model = build_model("sparse-ncnet")                       # ResNet-101 (ImageNet weights if cached)
     model = build_model("sparse-ncnet", checkpoint="sparse_ncnet.pt", k=10)
 """
-import os
-import warnings
 from typing import Optional, Sequence, Union
 
 import torch
 from torch import nn
 
 from semcorr_ext import flow, ops
+from semcorr.backbones import resolve_resnet_weights
 from semcorr_ext.nn import SparseNeighConsensus
 
 from . import register_model
@@ -83,12 +82,6 @@ def _readout(score: torch.Tensor, tie: torch.Tensor, seg: torch.Tensor, nseg: in
     return torch.full((nseg,), n, dtype=torch.long, device=score.device).scatter_reduce(0, seg, cand, "amin")
 
 
-def _imagenet_cached(depth: int) -> bool:
-    from semcorr.backbones import imagenet_checkpoint_path
-
-    return os.path.isfile(imagenet_checkpoint_path(depth))
-
-
 @register_model("sparse-ncnet")
 class SparseNCNet(CorrespondenceModel):
     """Sparse NC-Net: top-k correlation in both directions + submanifold sparse neighbourhood consensus.
@@ -122,14 +115,7 @@ class SparseNCNet(CorrespondenceModel):
         if isinstance(backbone, str):
             if backbone.startswith("resnet"):
                 depth = int(backbone[len("resnet"):])
-                if weights == "auto":
-                    if _imagenet_cached(depth):
-                        weights = "imagenet"
-                    else:
-                        warnings.warn("SparseNCNet: ImageNet weights for ResNet-%d are not in the torch hub cache; "
-                                      "using a random backbone (matches will be meaningless). See "
-                                      "semcorr.backbones.ResNetFeatures." % depth)
-                        weights = None
+                weights = resolve_resnet_weights(depth, weights, "SparseNCNet")
                 backbone_kwargs.setdefault("layers", ("layer3",))
                 self.backbone_name = "%s (%s)" % (backbone, weights if weights is not None else "random")
                 net = build_backbone(backbone, weights=weights, **backbone_kwargs)
