@@ -1,19 +1,20 @@
 """The public ops. Each is a thin, documented wrapper over ``torch.ops.semcorr.<name>``."""
+from .consensus import conv4d, max_pool4d
 from .correlation import corr4d, mutual_matching
+from .hough import hough_match, hough_vote
+from .patchmatch import gather_windows4d, patchmatch_propagate, patchmatch_select
+from .soft_argmax import kernel_soft_argmax
+from .sparse import KernelMap, corr4d_topk, kernel_map4d, sparse_conv4d
 
-__all__ = ["corr4d", "mutual_matching"]
-
-from .hough import hough_match, hough_vote  # noqa: E402
-__all__ += ["hough_match", "hough_vote"]
-
-from .consensus import conv4d, max_pool4d  # noqa: E402
-__all__ += ["conv4d", "max_pool4d"]
-
-from .soft_argmax import kernel_soft_argmax  # noqa: E402
-__all__ += ["kernel_soft_argmax"]
-
-from .sparse import KernelMap, corr4d_topk, kernel_map4d, sparse_conv4d  # noqa: E402
-__all__ += ["corr4d_topk", "KernelMap", "kernel_map4d", "sparse_conv4d"]
-
-from .patchmatch import gather_windows4d, patchmatch_propagate, patchmatch_select  # noqa: E402
-__all__ += ["patchmatch_propagate", "gather_windows4d", "patchmatch_select"]
+__all__ = [
+    # 1. correlation
+    "corr4d", "corr4d_topk", "mutual_matching",
+    # 2. neighbourhood consensus
+    "conv4d", "max_pool4d", "KernelMap", "kernel_map4d", "sparse_conv4d",
+    # 3. patchmatch
+    "patchmatch_propagate", "gather_windows4d", "patchmatch_select",
+    # 4. hough
+    "hough_match", "hough_vote",
+    # 5. soft argmax
+    "kernel_soft_argmax",
+]
