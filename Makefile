@@ -16,7 +16,7 @@ build: deps
 
 # The real install: `semcorr` command + both packages in site-packages.
 install: deps
-	$(PIP) install --no-build-isolation --no-deps .
+	SEMCORR_NO_EMU=1 $(PIP) install --no-build-isolation --no-deps .
 
 test: build
 	$(PY) -m pytest -q $(PYTEST_ARGS)

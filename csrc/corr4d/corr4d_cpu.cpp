@@ -1,6 +1,6 @@
 // CPU kernels of corr4d: the dot products are one batched BLAS GEMM on the raw features; normalisation is
-// folded into a single parallel epilogue pass over the output (out = epilogue(raw * inv_s * inv_t)), so no
-// normalised copy of either input is ever made.
+// applied to the output in place (out = epilogue(raw * inv_s * inv_t)), so no normalised copy of either input
+// is ever made and nothing beyond the output is allocated.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
@@ -29,20 +29,12 @@ at::Tensor corr4d_cpu(const at::Tensor& src, const at::Tensor& tgt, bool normali
   const auto inv_t = inv_norms_cpu(tgt3, normalize, eps);
   auto out = at::empty({B, Ns, Nt}, src.options());
   at::bmm_out(out, src3.transpose(1, 2), tgt3);
-  AT_DISPATCH_FLOATING_TYPES(src.scalar_type(), "corr4d_cpu_epilogue", [&] {
-    scalar_t* o = out.mutable_data_ptr<scalar_t>();
-    const scalar_t* is = inv_s.const_data_ptr<scalar_t>();
-    const scalar_t* it = inv_t.const_data_ptr<scalar_t>();
-    const scalar_t p = static_cast<scalar_t>(power);
-    at::parallel_for(0, B * Ns, 16, [&](int64_t begin, int64_t end) {
-      for (int64_t row = begin; row < end; ++row) {
-        const scalar_t ns = is[row];
-        const scalar_t* nt = it + (row / Ns) * Nt;
-        scalar_t* r = o + row * Nt;
-        for (int64_t t = 0; t < Nt; ++t) r[t] = corr_epilogue(r[t] * ns * nt[t], relu, p);
-      }
-    });
-  });
+  // The epilogue as in-place ATen element-wise ops: each is one vectorised pass over the output and
+  // allocates nothing. A hand-written fused loop was measured slower: the compiler did not
+  // vectorise the relu/power variants and branch mispredictions on the sign dominated.
+  if (normalize) out.mul_(inv_s.unsqueeze(2)).mul_(inv_t.unsqueeze(1));
+  if (relu) out.clamp_min_(0);
+  if (power != 1.0) out.pow_(power);
   return out.view({B, src.size(2), src.size(3), tgt.size(2), tgt.size(3)});
 }
 
