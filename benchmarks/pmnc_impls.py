@@ -6,7 +6,9 @@ correlation volume has a realistic structure (PatchMatch's cost depends on how c
 Both pipelines start from the same features and the same scorer (:class:`semcorr.models.pmnc.PMNCScorer`,
 consensus initialisation: deterministic), and return the flat target index of each source cell:
 
-* ``pmnc``: cosine correlation -> mutual matching -> 8 PatchMatch iterations (21 offsets, 5^4 windows, K = 1).
+* ``pmnc``: cosine correlation -> mutual matching -> 8 PatchMatch iterations (21 offsets, 5^4 windows, K = 1)
+  -> mutual matching of the scored positions -> argmax (the model's default readout).
+* ``pmnc_search``: the same search read out as PatchMatch's own best match (``readout="search"``).
 * ``dense_nc``: NC-Net's pipeline with the same conv stack: correlation -> mutual matching -> the stack applied
   densely ("same" padding, symmetric; ``semcorr_ext.ops.conv4d``) -> mutual matching -> argmax.
 * ``dense_argmax``: the same dense scores read out by a plain argmax (no second mutual matching): the exact
@@ -19,7 +21,7 @@ import torch
 
 from semcorr_ext import ops
 
-__all__ = ["make_inputs", "pmnc", "dense_nc", "dense_argmax", "build", "pck_comparison"]
+__all__ = ["make_inputs", "pmnc", "pmnc_search", "dense_nc", "dense_argmax", "build", "pck_comparison"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -44,10 +46,15 @@ def make_inputs(grid=25, seed=0):
 @torch.no_grad()
 def pmnc(fs, ft):
     model = build()
+    return model.mutual_readout(model.search(model.correlation(fs, ft)).scored)[0]
+
+
+@torch.no_grad()
+def pmnc_search(fs, ft):
+    model = build()
     corr = model.correlation(fs, ft)
-    m, _, _ = model.search(corr)
-    Wt = corr.shape[4]
-    return m[..., 0, 0] * Wt + m[..., 0, 1]
+    m = model.search(corr).matches
+    return m[..., 0, 0] * corr.shape[4] + m[..., 0, 1]
 
 
 @torch.no_grad()
@@ -84,7 +91,7 @@ def pck_comparison(grid=25, n_pairs=18, alphas=(0.05, 0.1)):
 
     model = build()
     ds = SyntheticPairs(size=8 * grid, stereo=False)
-    impls = (("pmnc", pmnc), ("dense_nc", dense_nc), ("dense_argmax", dense_argmax))
+    impls = (("pmnc", pmnc), ("pmnc_search", pmnc_search), ("dense_nc", dense_nc), ("dense_argmax", dense_argmax))
     hits = {impl: {a: 0 for a in alphas} for impl, _ in impls}
     total = 0
     for index in range(min(n_pairs, len(ds))):

@@ -79,6 +79,9 @@ def test_patchmatch():
     assert torch.equal(cand_g.cpu(), cand_c) and torch.equal(valid_g.cpu(), valid_c)
     corr = torch.randn(B, H, W, 5, 6, generator=_g())
     _check(lambda c, cand: ops.gather_windows4d(c, cand, 3), [corr, cand_c])
+    pts = torch.stack([torch.randint(-1, B + 1, (50,), generator=_g())] +
+                      [torch.randint(-3, n + 3, (50,), generator=_g(k)) for k, n in enumerate((H, W, 5, 6))], 1)
+    _check(lambda c, p: ops.gather_windows4d_points(c, p, 5), [corr, pts])
     scores = torch.randn(valid_c.shape, generator=_g(2))
     _check(lambda s, cand, v: ops.patchmatch_select(cand, s, v, 2), [scores, cand_c, valid_c])
 

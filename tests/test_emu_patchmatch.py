@@ -1,4 +1,4 @@
-"""The CUDA kernels of patchmatch_propagate, gather_windows4d and patchmatch_select run under the host emulator,
+"""The CUDA kernels of patchmatch_propagate, gather_windows4d, gather_windows4d_points and patchmatch_select run under the host emulator,
 against the CPU ops: identical candidates (same seed and iteration -> same random draws), identical windows,
 identical (bitwise: same order of additions) window gradients, identical selections.
 
@@ -68,6 +68,30 @@ def test_gather_windows4d_empty_and_errors(emu):
     assert out.shape == (1, 2, 2, 0, 3, 3, 3, 3)
     with pytest.raises(RuntimeError, match=r"semcorr::gather_windows4d: `window` must be odd"):
         emu.gather_windows4d(torch.rand(1, 2, 2, 2, 2), torch.zeros(1, 2, 2, 1, 2, dtype=torch.int64), 2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("w", [3, 5])
+def test_gather_windows4d_points_forward_backward(emu, emu_schedule, dtype, w):
+    g = torch.Generator().manual_seed(0)
+    corr = torch.randn(2, 4, 3, 5, 4, generator=g, dtype=dtype)
+    M = 30
+    pts = torch.stack([torch.randint(-1, 3, (M,), generator=g)] +
+                      [torch.randint(-3, n + 3, (M,), generator=g) for n in corr.shape[1:]], 1)
+    pts[1] = pts[0]  # a repeated point
+    out = emu.gather_windows4d_points(corr, pts, w)
+    assert torch.equal(out, ops.gather_windows4d_points(corr, pts, w))
+    grad = torch.randn(out.shape, generator=g, dtype=dtype)
+    got = emu.gather_windows4d_points_backward(grad, pts, list(corr.shape), w)
+    exp = torch.ops.semcorr._gather_windows4d_points_backward(grad, pts, list(corr.shape), w)
+    assert torch.equal(got, exp)  # same order of additions: bitwise equal
+
+
+def test_gather_windows4d_points_empty_and_errors(emu):
+    out = emu.gather_windows4d_points(torch.rand(1, 2, 2, 2, 2), torch.zeros(0, 5, dtype=torch.int64), 3)
+    assert out.shape == (0, 3, 3, 3, 3)
+    with pytest.raises(RuntimeError, match=r"semcorr::gather_windows4d_points: `points` must be int64"):
+        emu.gather_windows4d_points(torch.rand(1, 2, 2, 2, 2), torch.zeros(1, 5), 3)
 
 
 @pytest.mark.parametrize("k", [1, 3, 40])

@@ -2,6 +2,7 @@
 field from a bad start, end to end on the sample pair and through `semcorr match`, training lowers the loss."""
 import re
 
+import pytest
 import torch
 
 from benchmarks import baselines_pmnc
@@ -62,11 +63,37 @@ def test_patchmatch_recovers_shift_from_bad_start():
     init = torch.randint(0, 9, (1, 9, 10, 1, 2), generator=torch.Generator().manual_seed(0))
     init[0, 4, 5, 0] = truth[4, 5]  # a single correct seed: propagation must spread it
     with torch.no_grad():
-        m, s, scored = model.search(corr, init=init)
+        res = model.search(corr, init=init)
+    m, scored = res.matches, res.num_scored
     # all but a few cells next to the clamped border rows (measured: 87 of 90)
     assert (m[0, :, :, 0] == truth).all(-1).float().mean() >= 0.95
     assert (m[0, :6, :6, 0] == truth[:6, :6]).all()
     assert scored < corr.numel() // 2  # fewer 4D positions scored than the (tiny) dense volume holds
+    assert int((~res.scored.isnan()).sum()) == scored  # each position scored once, all kept
+
+
+def test_scores_equal_dense_scores_where_scored():
+    # every score PatchMatch computed (windows cut by gather_windows4d_points) is the dense proxy's score there
+    corr = torch.rand(1, 6, 7, 6, 5, generator=torch.Generator().manual_seed(3))
+    model = PMNC(backbone=torch.nn.Identity(), iterations=3, mutual=False)
+    with torch.no_grad():
+        res = model.search(corr)
+        dense = model.scorer.dense(corr)
+    seen = ~res.scored.isnan()
+    assert 0 < int(seen.sum()) < corr.numel()
+    torch.testing.assert_close(res.scored[seen], dense[seen], rtol=1e-4, atol=1e-5)
+
+
+def test_mutual_readout_suppresses_a_hub_target():
+    # source cells 0 and 1 both score target cell 0 highest, but target 0 prefers source 0: the mutual readout
+    # sends source 1 to its second choice; unscored positions (NaN) never win
+    nan = float("nan")
+    scored = torch.tensor([[0.9, 0.1, nan], [0.5, 0.45, nan]]).view(1, 2, 1, 1, 3)
+    idx, best = PMNC.mutual_readout(scored)
+    assert idx.view(-1).tolist() == [0, 1]  # plain argmax: [0, 0]
+    # s * (s / best over sources) * (s / best over targets)
+    assert best.view(-1).tolist() == pytest.approx([0.9, 0.45 * (0.45 / 0.5)], rel=1e-4)
+    assert torch.equal(PMNC.mutual_readout(torch.full((1, 2, 2, 2, 2), nan))[1], torch.zeros(1, 2, 2))
 
 
 def test_end_to_end_sample_pair_and_api():
@@ -78,6 +105,11 @@ def test_end_to_end_sample_pair_and_api():
     out = model.match(src, tgt)
     assert out.field.shape == (1, 16, 16, 2) and out.confidence.shape == (1, 16, 16)
     assert out.extras["matches"].shape == (1, 16, 16, 1, 2)
+    search = build_model("pmnc", iterations=4, readout="search").match(src, tgt)
+    best = search.extras["matches"][..., 0, :]
+    assert torch.equal(search.extras["index"], best[..., 0] * 16 + best[..., 1])
+    with pytest.raises(ValueError, match="readout must be 'mutual' or 'search'"):
+        build_model("pmnc", readout="best")
     assert 0 < out.extras["num_scored"] < out.extras["dense_points"]
     sk, tk = pair.kps_tensors()
     valid = (tk >= 0).all(-1)

@@ -10,6 +10,14 @@
 // reads): the transpose (a scatter-add), computed by gathering: each (b, i', j') source cell of the output sums,
 // in a fixed order, the windows of the (2r+1)^2 source pixels that read it, so no two workers write the same
 // element. Deterministic on every backend, and the CPU and CUDA kernels add in the same order.
+//
+// gather_windows4d_points(corr, points, window) -> (M, w, w, w, w): the same windows at a list of 4D positions
+//   points      (M, 5) int64 (b, i, j, u, v), any values (taps outside the volume, b included, read 0)
+//   returns     out[m, a, e, c, d] = corr[b, i+a-r, j+e-r, u+c-r, v+d-r]. Only the windows asked for are cut
+//               (PMNC scores a few new positions per source cell and iteration: gathering them all per cell
+//               would copy mostly unused windows).
+// _gather_windows4d_points_backward(grad (M, w, w, w, w), points, corr_size, window) -> grad_corr: the points are
+// listed by window centre (stable: ascending point index) and each gradient plane gathers from them as above.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -18,10 +26,16 @@ namespace semcorr {
 at::Tensor gather_windows4d_cpu(const at::Tensor& corr, const at::Tensor& candidates, int64_t window);
 at::Tensor gather_windows4d_backward_cpu(const at::Tensor& grad, const at::Tensor& candidates,
                                          at::IntArrayRef corr_size, int64_t window);
+at::Tensor gather_windows4d_points_cpu(const at::Tensor& corr, const at::Tensor& points, int64_t window);
+at::Tensor gather_windows4d_points_backward_cpu(const at::Tensor& grad, const at::Tensor& points,
+                                                at::IntArrayRef corr_size, int64_t window);
 #ifdef WITH_CUDA
 at::Tensor gather_windows4d_cuda(const at::Tensor& corr, const at::Tensor& candidates, int64_t window);
 at::Tensor gather_windows4d_backward_cuda(const at::Tensor& grad, const at::Tensor& candidates,
                                           at::IntArrayRef corr_size, int64_t window);
+at::Tensor gather_windows4d_points_cuda(const at::Tensor& corr, const at::Tensor& points, int64_t window);
+at::Tensor gather_windows4d_points_backward_cuda(const at::Tensor& grad, const at::Tensor& points,
+                                                 at::IntArrayRef corr_size, int64_t window);
 #endif
 
 }  // namespace semcorr

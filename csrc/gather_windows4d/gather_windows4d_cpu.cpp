@@ -1,11 +1,14 @@
-// CPU kernels of gather_windows4d: the forward copies whole target rows of each window; the backward gives each
-// source cell's (Ht, Wt) plane to one task (gathering, in a fixed order, from the windows that read it).
+// CPU kernels of gather_windows4d and gather_windows4d_points: the forward copies whole target rows of each window;
+// the backward gives each source cell's (Ht, Wt) plane to one task (gathering, in a fixed order, from the windows
+// that read it).
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
+
+#include <c10/util/accumulate.h>
 
 #include <algorithm>
 #include <vector>
@@ -14,6 +17,78 @@
 #include "gather_windows4d/gather_windows4d_host.h"
 
 namespace semcorr {
+
+namespace {
+
+// A window wholly inside the volume: w^3 target rows of w contiguous values (W > 0: the window side known at
+// compile time, so the row copy unrolls; the common case, PMNC's matches are rarely at the border).
+template <int64_t W, typename scalar_t>
+void copy_inner_window(const gw::Dims& d, const scalar_t* cp, int64_t b, int64_t i, int64_t j, int64_t u, int64_t v,
+                       scalar_t* o) {
+  const int64_t w = W > 0 ? W : d.w, r = w / 2;
+  const int64_t row_step = d.Wt, src_step = d.Ht * d.Wt;
+  const scalar_t* base = cp + (((b * d.Hs + i - r) * d.Ws + j - r) * d.Ht + u - r) * d.Wt + v - r;
+  for (int64_t a = 0; a < w; ++a)
+    for (int64_t e = 0; e < w; ++e) {
+      const scalar_t* plane = base + (a * d.Ws + e) * src_step;
+      for (int64_t c = 0; c < w; ++c, o += w) std::copy_n(plane + c * row_step, w, o);
+    }
+}
+
+// Copies the window centred at (b, i, j, u, v) into o (w^4), whole target rows at a time; 0 outside the volume.
+template <typename scalar_t>
+void copy_window(const gw::Dims& d, const scalar_t* cp, int64_t b, int64_t i, int64_t j, int64_t u, int64_t v,
+                 scalar_t* o) {
+  const int64_t w = d.w, r = d.r(), u0 = u - r, v0 = v - r;
+  if (b >= 0 && b < d.B && i >= r && i + r < d.Hs && j >= r && j + r < d.Ws && u0 >= 0 && u + r < d.Ht &&
+      v0 >= 0 && v + r < d.Wt) {
+    if (w == 5) return copy_inner_window<5>(d, cp, b, i, j, u, v, o);
+    if (w == 3) return copy_inner_window<3>(d, cp, b, i, j, u, v, o);
+    return copy_inner_window<0>(d, cp, b, i, j, u, v, o);
+  }
+  // the columns [q0, q1) of a window row that fall inside the target grid
+  const int64_t q0 = std::clamp<int64_t>(-v0, 0, w), q1 = std::clamp<int64_t>(d.Wt - v0, 0, w);
+  const bool b_in = b >= 0 && b < d.B;
+  for (int64_t a = 0; a < w; ++a) {
+    const int64_t ii = i + a - r;
+    for (int64_t e = 0; e < w; ++e) {
+      const int64_t jj = j + e - r;
+      const bool src_in = b_in && ii >= 0 && ii < d.Hs && jj >= 0 && jj < d.Ws;
+      for (int64_t cc = 0; cc < w; ++cc, o += w) {
+        const int64_t uu = u0 + cc;
+        if (!src_in || uu < 0 || uu >= d.Ht || q0 >= q1) {
+          std::fill(o, o + w, scalar_t(0));
+          continue;
+        }
+        const scalar_t* row = cp + (((b * d.Hs + ii) * d.Ws + jj) * d.Ht + uu) * d.Wt + v0;
+        for (int64_t q = 0; q < q0; ++q) o[q] = 0;
+        for (int64_t q = q0; q < q1; ++q) o[q] = row[q];
+        for (int64_t q = q1; q < w; ++q) o[q] = 0;
+      }
+    }
+  }
+}
+
+// Each source cell's (Ht, Wt) gradient plane is one task, gathering from the windows that read it (fixed order).
+template <typename Windows>
+at::Tensor backward_planes(const gw::Dims& d, const Windows& windows, const at::Tensor& grad,
+                           at::IntArrayRef corr_size) {
+  auto gin = at::zeros(corr_size, grad.options());
+  AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "gather_windows4d_backward_cpu", [&] {
+    const scalar_t* gp = grad.const_data_ptr<scalar_t>();
+    scalar_t* op = gin.mutable_data_ptr<scalar_t>();
+    const int64_t plane = d.Ht * d.Wt;
+    at::parallel_for(0, d.B * d.Hs * d.Ws, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t cell = begin; cell < end; ++cell) {
+        const int64_t j2 = cell % d.Ws, i2 = (cell / d.Ws) % d.Hs, b = cell / (d.Ws * d.Hs);
+        gw::backward_plane<scalar_t, scalar_t>(d, windows, gp, b, i2, j2, op + cell * plane);
+      }
+    });
+  });
+  return gin;
+}
+
+}  // namespace
 
 at::Tensor gather_windows4d_cpu(const at::Tensor& corr, const at::Tensor& candidates, int64_t window) {
   const auto d = gather_windows4d_host::check_args(corr, candidates, window, /*allow_half=*/false);
@@ -26,32 +101,10 @@ at::Tensor gather_windows4d_cpu(const at::Tensor& corr, const at::Tensor& candid
     const scalar_t* cp = c.const_data_ptr<scalar_t>();
     const int64_t* kp = k.const_data_ptr<int64_t>();
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
-    const int64_t w = d.w, r = d.r(), w4 = d.w4();
-    at::parallel_for(0, nwin, std::max<int64_t>(1, 8192 / w4), [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, nwin, std::max<int64_t>(1, 8192 / d.w4()), [&](int64_t begin, int64_t end) {
       for (int64_t win = begin; win < end; ++win) {
         const int64_t pix = win / d.N, j = pix % d.Ws, i = (pix / d.Ws) % d.Hs, b = pix / (d.Ws * d.Hs);
-        const int64_t u0 = kp[2 * win] - r, v0 = kp[2 * win + 1] - r;
-        // the columns [q0, q1) of the window row that fall inside the target grid
-        const int64_t q0 = std::clamp<int64_t>(-v0, 0, w), q1 = std::clamp<int64_t>(d.Wt - v0, 0, w);
-        scalar_t* o = op + win * w4;
-        for (int64_t a = 0; a < w; ++a) {
-          const int64_t ii = i + a - r;
-          for (int64_t e = 0; e < w; ++e) {
-            const int64_t jj = j + e - r;
-            const bool src_in = ii >= 0 && ii < d.Hs && jj >= 0 && jj < d.Ws;
-            for (int64_t cc = 0; cc < w; ++cc, o += w) {
-              const int64_t u = u0 + cc;
-              if (!src_in || u < 0 || u >= d.Ht || q0 >= q1) {
-                std::fill(o, o + w, scalar_t(0));
-                continue;
-              }
-              const scalar_t* row = cp + (((b * d.Hs + ii) * d.Ws + jj) * d.Ht + u) * d.Wt + v0;
-              for (int64_t q = 0; q < q0; ++q) o[q] = 0;
-              for (int64_t q = q0; q < q1; ++q) o[q] = row[q];
-              for (int64_t q = q1; q < w; ++q) o[q] = 0;
-            }
-          }
-        }
+        copy_window(d, cp, b, i, j, kp[2 * win], kp[2 * win + 1], op + win * d.w4());
       }
     });
   });
@@ -61,28 +114,47 @@ at::Tensor gather_windows4d_cpu(const at::Tensor& corr, const at::Tensor& candid
 at::Tensor gather_windows4d_backward_cpu(const at::Tensor& grad, const at::Tensor& candidates,
                                          at::IntArrayRef corr_size, int64_t window) {
   const auto d = gather_windows4d_host::check_backward_args(grad, candidates, corr_size, window, false);
-  auto gin = at::zeros(corr_size, grad.options());
-  if (gin.numel() == 0 || grad.numel() == 0) return gin;
-  const auto g = grad.contiguous();
+  if (c10::multiply_integers(corr_size) == 0 || grad.numel() == 0) return at::zeros(corr_size, grad.options());
   const auto k = candidates.contiguous();
-  AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "gather_windows4d_backward_cpu", [&] {
-    const scalar_t* gp = g.const_data_ptr<scalar_t>();
-    const int64_t* kp = k.const_data_ptr<int64_t>();
-    scalar_t* op = gin.mutable_data_ptr<scalar_t>();
-    const int64_t plane = d.Ht * d.Wt;
-    at::parallel_for(0, d.B * d.Hs * d.Ws, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t cell = begin; cell < end; ++cell) {
-        const int64_t j2 = cell % d.Ws, i2 = (cell / d.Ws) % d.Hs, b = cell / (d.Ws * d.Hs);
-        gw::backward_plane<scalar_t, scalar_t>(d, gp, kp, b, i2, j2, op + cell * plane);
+  return backward_planes(d, gw::FixedWindows{k.const_data_ptr<int64_t>(), d.N}, grad.contiguous(), corr_size);
+}
+
+at::Tensor gather_windows4d_points_cpu(const at::Tensor& corr, const at::Tensor& points, int64_t window) {
+  const auto d = gather_windows4d_host::check_points_args(corr, points, window, /*allow_half=*/false);
+  auto out = at::empty({d.N, d.w, d.w, d.w, d.w}, corr.options());
+  if (out.numel() == 0) return out;
+  const auto c = corr.contiguous();
+  const auto p = points.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(corr.scalar_type(), "gather_windows4d_points_cpu", [&] {
+    const scalar_t* cp = c.const_data_ptr<scalar_t>();
+    const int64_t* pp = p.const_data_ptr<int64_t>();
+    scalar_t* op = out.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, d.N, std::max<int64_t>(1, 8192 / d.w4()), [&](int64_t begin, int64_t end) {
+      for (int64_t m = begin; m < end; ++m) {
+        const int64_t* q = pp + 5 * m;
+        copy_window(d, cp, q[0], q[1], q[2], q[3], q[4], op + m * d.w4());
       }
     });
   });
-  return gin;
+  return out;
+}
+
+at::Tensor gather_windows4d_points_backward_cpu(const at::Tensor& grad, const at::Tensor& points,
+                                                at::IntArrayRef corr_size, int64_t window) {
+  const auto d = gather_windows4d_host::check_points_backward_args(grad, points, corr_size, window, false);
+  if (c10::multiply_integers(corr_size) == 0 || grad.numel() == 0) return at::zeros(corr_size, grad.options());
+  const auto p = points.contiguous();
+  const auto [start, order] = gather_windows4d_host::points_by_centre(d, p);
+  const gw::CsrWindows windows{start.const_data_ptr<int64_t>(), order.const_data_ptr<int64_t>(),
+                               p.const_data_ptr<int64_t>()};
+  return backward_planes(d, windows, grad.contiguous(), corr_size);
 }
 
 TORCH_LIBRARY_IMPL(semcorr, CPU, m) {
   m.impl("gather_windows4d", &gather_windows4d_cpu);
   m.impl("_gather_windows4d_backward", &gather_windows4d_backward_cpu);
+  m.impl("gather_windows4d_points", &gather_windows4d_points_cpu);
+  m.impl("_gather_windows4d_points_backward", &gather_windows4d_points_backward_cpu);
 }
 
 }  // namespace semcorr

@@ -1,4 +1,4 @@
-// CUDA host glue of gather_windows4d: checks, device guard, current stream; launch sequences in
+// CUDA host glue of gather_windows4d and gather_windows4d_points: checks, device guard, current stream; launch sequences in
 // gather_windows4d_launch.h (shared with the host emulator).
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
@@ -31,9 +31,28 @@ at::Tensor gather_windows4d_backward_cuda(const at::Tensor& grad, const at::Tens
                                            c10::cuda::getCurrentCUDAStream());
 }
 
+at::Tensor gather_windows4d_points_cuda(const at::Tensor& corr, const at::Tensor& points, int64_t window) {
+  const auto d = gather_windows4d_host::check_points_args(corr, points, window, /*allow_half=*/true);
+  if (d.N == 0) return at::empty({0, d.w, d.w, d.w, d.w}, corr.options());
+  const c10::cuda::CUDAGuard guard(corr.device());
+  return gather_windows4d_launch::points_forward(d, corr.contiguous(), points.contiguous(),
+                                                 c10::cuda::getCurrentCUDAStream());
+}
+
+at::Tensor gather_windows4d_points_backward_cuda(const at::Tensor& grad, const at::Tensor& points,
+                                                 at::IntArrayRef corr_size, int64_t window) {
+  const auto d = gather_windows4d_host::check_points_backward_args(grad, points, corr_size, window, true);
+  if (d.B * d.Hs * d.Ws * d.Ht * d.Wt == 0 || grad.numel() == 0) return at::zeros(corr_size, grad.options());
+  const c10::cuda::CUDAGuard guard(grad.device());
+  return gather_windows4d_launch::points_backward(d, grad.contiguous(), points.contiguous(), corr_size,
+                                                  c10::cuda::getCurrentCUDAStream());
+}
+
 TORCH_LIBRARY_IMPL(semcorr, CUDA, m) {
   m.impl("gather_windows4d", &gather_windows4d_cuda);
   m.impl("_gather_windows4d_backward", &gather_windows4d_backward_cuda);
+  m.impl("gather_windows4d_points", &gather_windows4d_points_cuda);
+  m.impl("_gather_windows4d_points_backward", &gather_windows4d_points_backward_cuda);
 }
 
 }  // namespace semcorr

@@ -1,7 +1,13 @@
 // Argument checks of gather_windows4d shared by the CPU, CUDA and emulated backends.
 #pragma once
+#include <ATen/TensorOperators.h>
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/argsort.h>
+#include <ATen/ops/bincount.h>
+#include <ATen/ops/cumsum.h>
+#include <ATen/ops/where.h>
 
+#include <tuple>
 #include <vector>
 
 #include "common/checks.h"
@@ -21,6 +27,11 @@ inline void check_candidates(const at::Tensor& candidates, const char* op) {
 inline void check_window(int64_t window, const char* op) {
   TORCH_CHECK(window >= 1 && window % 2 == 1 && window <= 63, op, ": `window` must be odd and in [1, 63], got ",
               window);
+}
+
+inline void check_corr_size(at::IntArrayRef corr_size, const char* op) {
+  TORCH_CHECK(corr_size.size() == 5, op, ": `corr_size` must have 5 entries (B, Hs, Ws, Ht, Wt), got ", corr_size);
+  for (auto s : corr_size) TORCH_CHECK(s >= 0, op, ": `corr_size` must be non-negative, got ", corr_size);
 }
 
 inline gw::Dims dims(at::IntArrayRef corr, const at::Tensor& candidates, int64_t window) {
@@ -44,8 +55,7 @@ inline gw::Dims check_args(const at::Tensor& corr, const at::Tensor& candidates,
 inline gw::Dims check_backward_args(const at::Tensor& grad, const at::Tensor& candidates, at::IntArrayRef corr_size,
                                     int64_t window, bool allow_half) {
   constexpr const char* op = "semcorr::_gather_windows4d_backward";
-  TORCH_CHECK(corr_size.size() == 5, op, ": `corr_size` must have 5 entries (B, Hs, Ws, Ht, Wt), got ", corr_size);
-  for (auto s : corr_size) TORCH_CHECK(s >= 0, op, ": `corr_size` must be non-negative, got ", corr_size);
+  check_corr_size(corr_size, op);
   check_candidates(candidates, op);
   check_window(window, op);
   check_float(grad, op, "grad", allow_half);
@@ -59,6 +69,55 @@ inline gw::Dims check_backward_args(const at::Tensor& grad, const at::Tensor& ca
   TORCH_CHECK(grad.sizes() == at::IntArrayRef(expect), op, ": `grad` must have shape ", at::IntArrayRef(expect),
               ", got ", shape_str(grad));
   return dims(corr_size, candidates, window);
+}
+
+// ---- gather_windows4d_points
+
+inline void check_points(const at::Tensor& points, const char* op) {
+  TORCH_CHECK(points.dim() == 2 && points.size(1) == 5, op,
+              ": `points` must be a 2-D tensor (M, 5) of (b, i, j, u, v), got shape ", shape_str(points));
+  TORCH_CHECK(points.scalar_type() == at::kLong, op, ": `points` must be int64, got ", points.scalar_type());
+}
+
+inline gw::Dims points_dims(at::IntArrayRef corr, const at::Tensor& points, int64_t window) {
+  return {corr[0], corr[1], corr[2], corr[3], corr[4], points.size(0), window};
+}
+
+inline gw::Dims check_points_args(const at::Tensor& corr, const at::Tensor& points, int64_t window,
+                                  bool allow_half) {
+  constexpr const char* op = "semcorr::gather_windows4d_points";
+  check_dim(corr, 5, op, "corr", "(B, Hs, Ws, Ht, Wt)");
+  check_float(corr, op, "corr", allow_half);
+  check_points(points, op);
+  check_same_device(corr, points, op, "corr", "points");
+  check_window(window, op);
+  return points_dims(corr.sizes(), points, window);
+}
+
+inline gw::Dims check_points_backward_args(const at::Tensor& grad, const at::Tensor& points,
+                                           at::IntArrayRef corr_size, int64_t window, bool allow_half) {
+  constexpr const char* op = "semcorr::_gather_windows4d_points_backward";
+  check_corr_size(corr_size, op);
+  check_points(points, op);
+  check_window(window, op);
+  check_float(grad, op, "grad", allow_half);
+  check_same_device(grad, points, op, "grad", "points");
+  std::vector<int64_t> expect{points.size(0), window, window, window, window};
+  TORCH_CHECK(grad.sizes() == at::IntArrayRef(expect), op, ": `grad` must have shape ", at::IntArrayRef(expect),
+              ", got ", shape_str(grad));
+  return points_dims(corr_size, points, window);
+}
+
+// The points listed by window centre for gw::CsrWindows: (start, order) over the source grid padded by r (points
+// whose window misses the volume are left out). ATen ops, so the same on every backend.
+inline std::tuple<at::Tensor, at::Tensor> points_by_centre(const gw::Dims& d, const at::Tensor& points) {
+  const int64_t r = d.r(), Hp = d.Hs + 2 * r, Wp = d.Ws + 2 * r, ncells = d.B * Hp * Wp;
+  const auto b = points.select(1, 0), i = points.select(1, 1), j = points.select(1, 2);
+  const auto reach = b.ge(0) & b.lt(d.B) & i.ge(-r) & i.lt(d.Hs + r) & j.ge(-r) & j.lt(d.Ws + r);
+  auto cell = at::where(reach, (b * Hp + i + r) * Wp + j + r, ncells);  // the sentinel sorts last
+  const auto order = at::argsort(cell, /*stable=*/true);
+  const auto counts = at::bincount(cell, {}, ncells + 1);  // the last bin (the sentinel) is never read
+  return {at::cumsum(counts, 0) - counts, order.contiguous()};
 }
 
 }  // namespace gather_windows4d_host

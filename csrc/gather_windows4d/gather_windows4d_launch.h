@@ -1,4 +1,4 @@
-// Launch sequences of gather_windows4d's CUDA kernels, shared by gather_windows4d_cuda.cu and the host emulator
+// Launch sequences of gather_windows4d's and gather_windows4d_points' CUDA kernels, shared by gather_windows4d_cuda.cu and the host emulator
 // (csrc/emu/emu_gather_windows4d.cpp). Inputs contiguous and non-empty.
 #pragma once
 #include <ATen/Dispatch.h>
@@ -9,6 +9,7 @@
 
 #include "common/launch.h"
 #include "common/math.cuh"
+#include "gather_windows4d/gather_windows4d_host.h"
 #include "gather_windows4d/gather_windows4d_kernel.cuh"
 
 namespace semcorr {
@@ -32,19 +33,48 @@ inline at::Tensor forward(const gw::Dims& d, const at::Tensor& corr, const at::T
   return out;
 }
 
-inline at::Tensor backward(const gw::Dims& d, const at::Tensor& grad, const at::Tensor& cand,
-                           at::IntArrayRef corr_size, cudaStream_t stream) {
+// The backward of either op (windows: gw::FixedWindows or gw::CsrWindows), accumulated in acc_t.
+template <typename Windows>
+at::Tensor backward(const gw::Dims& d, const Windows& windows, const at::Tensor& grad, at::IntArrayRef corr_size,
+                    cudaStream_t stream) {
   const auto acc_dtype = grad.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   auto gin = at::empty(corr_size, grad.options().dtype(acc_dtype));
   const int64_t total = gin.numel();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "gather_windows4d_backward", [&] {
     using acc = acc_t<scalar_t>;
-    const auto k_fn = &gather_windows4d_kernels::backward_kernel<scalar_t, acc>;
+    const auto k_fn = &gather_windows4d_kernels::backward_kernel<scalar_t, acc, Windows>;
     SC_LAUNCH(k_fn, grid_for(total), dim3(kThreads), 0, stream)(
-        d, grad.const_data_ptr<scalar_t>(), cand.const_data_ptr<int64_t>(), gin.mutable_data_ptr<acc>(), total);
+        d, windows, grad.const_data_ptr<scalar_t>(), gin.mutable_data_ptr<acc>(), total);
     SEMCORR_LAUNCH_CHECK();
   });
   return gin.to(grad.scalar_type());
+}
+
+inline at::Tensor backward(const gw::Dims& d, const at::Tensor& grad, const at::Tensor& cand,
+                           at::IntArrayRef corr_size, cudaStream_t stream) {
+  return backward(d, gw::FixedWindows{cand.const_data_ptr<int64_t>(), d.N}, grad, corr_size, stream);
+}
+
+inline at::Tensor points_forward(const gw::Dims& d, const at::Tensor& corr, const at::Tensor& points,
+                                 cudaStream_t stream) {
+  auto out = at::empty({d.N, d.w, d.w, d.w, d.w}, corr.options());
+  const int64_t total = out.numel();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, corr.scalar_type(), "gather_windows4d_points", [&] {
+    const auto k_fn = &gather_windows4d_kernels::points_forward_kernel<scalar_t>;
+    SC_LAUNCH(k_fn, grid_for(total), dim3(kThreads), 0, stream)(
+        d, corr.const_data_ptr<scalar_t>(), points.const_data_ptr<int64_t>(), out.mutable_data_ptr<scalar_t>(),
+        total);
+    SEMCORR_LAUNCH_CHECK();
+  });
+  return out;
+}
+
+inline at::Tensor points_backward(const gw::Dims& d, const at::Tensor& grad, const at::Tensor& points,
+                                  at::IntArrayRef corr_size, cudaStream_t stream) {
+  const auto [start, order] = gather_windows4d_host::points_by_centre(d, points);
+  const gw::CsrWindows windows{start.const_data_ptr<int64_t>(), order.const_data_ptr<int64_t>(),
+                               points.const_data_ptr<int64_t>()};
+  return backward(d, windows, grad, corr_size, stream);
 }
 
 }  // namespace gather_windows4d_launch

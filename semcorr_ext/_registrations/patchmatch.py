@@ -1,4 +1,4 @@
-"""Fake kernels and autograd of patchmatch_propagate, gather_windows4d and patchmatch_select."""
+"""Fake kernels and autograd of patchmatch_propagate, gather_windows4d(_points) and patchmatch_select."""
 import torch
 
 from ._util import check, forbid_double_backward
@@ -45,21 +45,21 @@ def _gather_windows4d_backward_fake(grad, candidates, corr_size, window):
     return grad.new_empty(corr_size)
 
 
-def _gather_windows4d_setup(ctx, inputs, output):
-    corr, candidates, window = inputs
-    ctx.save_for_backward(candidates)
-    ctx.corr_size = list(corr.shape)
-    ctx.window = window
+@torch.library.register_fake(_lib + "gather_windows4d_points")
+def _gather_windows4d_points_fake(corr, points, window):
+    op = "semcorr::gather_windows4d_points"
+    check(corr.dim() == 5, "%s: `corr` must be a 5-D tensor (B, Hs, Ws, Ht, Wt), got shape %s", op, corr.shape)
+    check(points.dim() == 2 and points.shape[1] == 5,
+          "%s: `points` must be a 2-D tensor (M, 5) of (b, i, j, u, v), got shape %s", op, points.shape)
+    check(points.dtype == torch.int64, "%s: `points` must be int64, got %s", op, points.dtype)
+    check(window >= 1 and window % 2 == 1 and window <= 63, "%s: `window` must be odd and in [1, 63], got %s", op,
+          window)
+    return corr.new_empty((points.shape[0], window, window, window, window))
 
 
-def _gather_windows4d_backward(ctx, grad):
-    (candidates,) = ctx.saved_tensors
-    g = torch.ops.semcorr._gather_windows4d_backward.default(grad, candidates, ctx.corr_size, ctx.window)
-    return g, None, None
-
-
-torch.library.register_autograd(_lib + "gather_windows4d", _gather_windows4d_backward,
-                                setup_context=_gather_windows4d_setup)
+@torch.library.register_fake(_lib + "_gather_windows4d_points_backward")
+def _gather_windows4d_points_backward_fake(grad, points, corr_size, window):
+    return grad.new_empty(corr_size)
 
 
 @torch.library.register_fake(_lib + "patchmatch_select")
@@ -101,18 +101,34 @@ torch.library.register_autograd(_lib + "patchmatch_select", _patchmatch_select_b
 
 
 
-# The backward is linear in `grad`: its own gradient is the forward gather of the incoming gradient.
-def _gather_windows4d_backward_setup(ctx, inputs, output):
-    grad, candidates, corr_size, window = inputs
-    ctx.save_for_backward(candidates)
-    ctx.window = window
+def _register_windows_autograd(name):
+    """Autograd of gather_windows4d and gather_windows4d_points (``index``: candidates or points): the backward is
+    the op ``_<name>_backward``, and since that is linear in ``grad`` its own gradient is the forward gather."""
+    forward = getattr(torch.ops.semcorr, name).default
+    backward = getattr(torch.ops.semcorr, "_%s_backward" % name).default
+
+    def setup(ctx, inputs, output):
+        corr, index, window = inputs
+        ctx.save_for_backward(index)
+        ctx.corr_size, ctx.window = list(corr.shape), window
+
+    def grad_fn(ctx, grad):
+        (index,) = ctx.saved_tensors
+        return backward(grad, index, ctx.corr_size, ctx.window), None, None
+
+    def backward_setup(ctx, inputs, output):
+        grad, index, corr_size, window = inputs
+        ctx.save_for_backward(index)
+        ctx.window = window
+
+    def double_grad_fn(ctx, gg):
+        (index,) = ctx.saved_tensors
+        return forward(gg, index, ctx.window), None, None, None
+
+    torch.library.register_autograd(_lib + name, grad_fn, setup_context=setup)
+    torch.library.register_autograd(_lib + "_%s_backward" % name, double_grad_fn, setup_context=backward_setup)
 
 
-def _gather_windows4d_double_backward(ctx, gg):
-    (candidates,) = ctx.saved_tensors
-    return torch.ops.semcorr.gather_windows4d.default(gg, candidates, ctx.window), None, None, None
-
-
-torch.library.register_autograd(_lib + "_gather_windows4d_backward", _gather_windows4d_double_backward,
-                                setup_context=_gather_windows4d_backward_setup)
+_register_windows_autograd("gather_windows4d")
+_register_windows_autograd("gather_windows4d_points")
 forbid_double_backward(_lib + "_patchmatch_select_backward", "semcorr::patchmatch_select")

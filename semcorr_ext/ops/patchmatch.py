@@ -9,7 +9,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-__all__ = ["patchmatch_propagate", "gather_windows4d", "patchmatch_select", "PMNC_OFFSETS", "pmnc_offsets",
+__all__ = ["patchmatch_propagate", "gather_windows4d", "gather_windows4d_points", "patchmatch_select", "PMNC_OFFSETS", "pmnc_offsets",
            "num_candidates"]
 
 #: The 21 source-grid offsets of PMNC: (0,0), (0,+-1), (+-1,0), (0,+-3), (+-3,0), (0,+-5), (+-5,0), (+-1,+-2), (+-2,+-1).
@@ -85,6 +85,29 @@ def gather_windows4d(corr: Tensor, candidates: Tensor, window: int = 5) -> Tenso
     if corr.dim() == 6 and corr.shape[1] == 1:
         corr = corr.squeeze(1)
     return torch.ops.semcorr.gather_windows4d.default(corr, candidates, int(window))
+
+
+def gather_windows4d_points(corr: Tensor, points: Tensor, window: int = 5) -> Tensor:
+    """The ``w^4`` windows of a 4D correlation volume centred at a list of 4D positions.
+
+    ``out[m, a, e, c, d] = corr[b, i + a - r, j + e - r, u + c - r, v + d - r]`` with
+    ``(b, i, j, u, v) = points[m]``, ``r = window // 2``, and 0 where the position is outside the volume.
+    :func:`gather_windows4d` with the source cell given per window: PMNC uses it to cut only the windows it has
+    not scored yet (a few per source cell and iteration) instead of every candidate of every cell.
+
+    Args:
+        corr: ``(B, Hs, Ws, Ht, Wt)`` (or ``(B, 1, Hs, Ws, Ht, Wt)``), float32/float64 (also float16/bfloat16 on
+            CUDA).
+        points: ``(M, 5)`` int64 ``(b, i, j, u, v)``; any values (a window outside the volume is all zeros).
+        window: odd window side w. Default 5 (PMNC).
+
+    Returns:
+        ``(M, w, w, w, w)`` in the dtype of ``corr``. Differentiable in ``corr`` (deterministic backward: the
+        points are listed by window centre and each volume element gathers its contributions in a fixed order).
+    """
+    if corr.dim() == 6 and corr.shape[1] == 1:
+        corr = corr.squeeze(1)
+    return torch.ops.semcorr.gather_windows4d_points.default(corr, points, int(window))
 
 
 def patchmatch_select(candidates: Tensor, scores: Tensor, valid: Tensor, k: int,

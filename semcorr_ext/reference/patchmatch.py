@@ -8,7 +8,7 @@ from typing import Sequence, Tuple
 import torch
 from torch import Tensor
 
-__all__ = ["patchmatch_propagate", "gather_windows4d", "patchmatch_select", "pm_hash"]
+__all__ = ["patchmatch_propagate", "gather_windows4d", "gather_windows4d_points", "patchmatch_select", "pm_hash"]
 
 _M64 = (1 << 64) - 1
 _NEIGHBOURS8 = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
@@ -95,6 +95,27 @@ def gather_windows4d(corr: Tensor, candidates: Tensor, window: int = 5) -> Tenso
     outside = (u < 0) | (u >= Ht + 2 * r) | (v < 0) | (v >= Wt + 2 * r)
     out = pad[bi, ii, jj, u.clamp(0, Ht + 2 * r - 1), v.clamp(0, Wt + 2 * r - 1)]
     return torch.where(outside, torch.zeros((), dtype=out.dtype, device=out.device), out)
+
+
+def gather_windows4d_points(corr: Tensor, points: Tensor, window: int = 5) -> Tensor:
+    """Reference of :func:`semcorr_ext.ops.gather_windows4d_points`: every tap's 4D position, read where it is
+    inside the volume (differentiable through PyTorch's own autograd)."""
+    if corr.dim() == 6 and corr.shape[1] == 1:
+        corr = corr.squeeze(1)
+    B, Hs, Ws, Ht, Wt = corr.shape
+    M, r = points.shape[0], window // 2
+    d = torch.arange(window, device=corr.device) - r
+    shape = [M] + [window] * 4
+    pos = [points[:, 0].view(M, 1, 1, 1, 1).expand(shape)]
+    for k in range(4):
+        view = [1, 1, 1, 1, 1]
+        view[k + 1] = window
+        pos.append(points[:, k + 1].view(M, 1, 1, 1, 1) + d.view(view))
+    inside = torch.ones(shape, dtype=torch.bool, device=corr.device)
+    for p, n in zip(pos, (B, Hs, Ws, Ht, Wt)):
+        inside &= (p >= 0) & (p < n)
+    out = corr[tuple(p.clamp(0, max(n - 1, 0)) for p, n in zip(pos, (B, Hs, Ws, Ht, Wt)))]
+    return torch.where(inside, out, torch.zeros((), dtype=out.dtype, device=out.device))
 
 
 def patchmatch_select(candidates: Tensor, scores: Tensor, valid: Tensor, k: int, return_indices: bool = False):

@@ -16,10 +16,16 @@ is the proxy model the scoring function is trained with (dense scoring + cross e
 :mod:`semcorr.train.pmnc`) and the dense NC baseline of ``benchmarks/bench_pmnc.py``.
 
 Each 4D position is scored at most once per image pair: scores are cached across iterations (a volume-sized
-buffer), and only valid (de-duplicated) candidates not seen before are gathered and scored, in chunks.
+buffer), and only valid (de-duplicated) candidates not seen before are gathered
+(:func:`semcorr_ext.ops.gather_windows4d_points`) and scored, in chunks.
+
+Readout: NC-Net filters its consensus scores with a second mutual matching before the argmax, and that step is
+worth much of its accuracy (a target cell that scores high for many source cells stops winning them all). PMNC
+keeps every score it computed, so the same mutual matching runs on the scored positions (unscored ones count as
+0) and each source cell takes its best target cell among them (``readout="mutual"``, the default).
 """
 import math
-from typing import Optional, Sequence, Union
+from typing import NamedTuple, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +39,18 @@ from . import register_model
 from .base import CorrespondenceModel, Matches
 from .nearest_neighbour import fuse_features
 
-__all__ = ["PMNCScorer", "PMNC", "initial_matches"]
+__all__ = ["PMNCScorer", "PMNC", "PatchMatchResult", "initial_matches"]
+
+
+class PatchMatchResult(NamedTuple):
+    """What :meth:`PMNC.search` found: ``matches`` (B, Hs, Ws, k, 2) the k kept target cells (row, col) of each
+    source cell, best first; ``scores`` (B, Hs, Ws, k) theirs; ``num_scored`` how many 4D positions were scored;
+    ``scored`` (B, Hs, Ws, Ht, Wt) every score computed (NaN where PatchMatch never looked)."""
+
+    matches: torch.Tensor
+    scores: torch.Tensor
+    num_scored: int
+    scored: torch.Tensor
 
 
 class PMNCScorer(nn.Module):
@@ -187,13 +204,16 @@ class PMNC(CorrespondenceModel):
             local refinement).
         kernel_sizes, channels, symmetric, init: the scoring network (:class:`PMNCScorer`).
         mutual: filter the correlation with NC-Net's soft mutual matching first (default True).
+        readout: ``"mutual"`` (default: NC-Net's second mutual matching applied to every position PatchMatch
+            scored, then the best per source cell, :meth:`mutual_readout`) or ``"search"`` (the best of the k
+            matches PatchMatch kept).
         checkpoint: optional state dict of this module (scorer and backbone) to load.
         max_window_floats: memory cap of one chunk of gathered windows (floats).
         **backbone_kwargs: passed to :func:`semcorr.backbones.build_backbone` (e.g. ``stride=`` for DAISY,
             ``layers=`` for ResNets).
 
-    Returns :class:`Matches` with ``confidence`` = the score of the best match and ``extras``: ``"index"``
-    (B, Hs, Ws) flat target cell, ``"matches"`` (B, Hs, Ws, k, 2) the k kept matches (row, col), ``"scores"``
+    Returns :class:`Matches` with ``confidence`` = the readout's score of the match and ``extras``: ``"index"``
+    (B, Hs, Ws) flat target cell, ``"matches"`` (B, Hs, Ws, k, 2) the k matches PatchMatch kept, ``"scores"``
     (B, Hs, Ws, k), ``"tgt_grid"``, ``"num_scored"`` (4D positions scored) and ``"dense_points"`` (what dense NC
     scores).
     """
@@ -201,8 +221,8 @@ class PMNC(CorrespondenceModel):
     def __init__(self, backbone: Union[str, nn.Module] = "daisy", weights="auto", iterations: int = 8, k: int = 1,
                  offsets: Optional[Sequence[Sequence[int]]] = None, random_samples: int = 0, radius: int = 0,
                  seed: int = 0, kernel_sizes: Sequence[int] = (5, 1, 1), channels: Sequence[int] = (16, 16, 1),
-                 symmetric: bool = True, init: str = "consensus", mutual: bool = True,
-                 checkpoint: Optional[str] = None, max_window_floats: int = 1 << 22, stride: Optional[int] = None,
+                 symmetric: bool = True, init: str = "consensus", mutual: bool = True, readout: str = "mutual",
+                 checkpoint: Optional[str] = None, max_window_floats: int = 1 << 20, stride: Optional[int] = None,
                  **backbone_kwargs):
         super().__init__()
         if k < 1 or iterations < 0:
@@ -229,6 +249,9 @@ class PMNC(CorrespondenceModel):
         self.iterations, self.k = int(iterations), int(k)
         self.random_samples, self.radius, self.seed = int(random_samples), int(radius), int(seed)
         self.mutual = bool(mutual)
+        if readout not in ("mutual", "search"):
+            raise ValueError("PMNC: readout must be 'mutual' or 'search', got %r" % (readout,))
+        self.readout = readout
         self.max_window_floats = int(max_window_floats)
         self.register_buffer("offsets", torch.tensor(PMNC_OFFSETS if offsets is None else offsets,
                                                      dtype=torch.int64).view(-1, 2), persistent=False)
@@ -252,31 +275,22 @@ class PMNC(CorrespondenceModel):
     def _score_new(self, corr, cand, need, flat_idx, cache):
         """Score the candidates marked in `need` (B, Hs, Ws, N) and write them into the flat `cache`."""
         B, Hs, Ws, N = need.shape
-        counts = need.sum(-1)
-        nmax = int(counts.max())
-        if nmax == 0:
+        sel = need.reshape(-1).nonzero().squeeze(1)  # (b, i, j, n) of each window to score
+        if sel.numel() == 0:
             return 0
-        # pack each pixel's needed candidates to the front (stable: candidate order kept)
-        order = torch.argsort((~need).to(torch.int8), dim=-1, stable=True)[..., :nmax]
-        cand_p = torch.gather(cand, 3, order.unsqueeze(-1).expand(-1, -1, -1, -1, 2))
-        need_p = torch.gather(need, 3, order)
-        idx_p = torch.gather(flat_idx, 3, order)
+        pix = sel // N
+        uv = cand.reshape(-1, 2).index_select(0, sel)
+        points = torch.stack([pix // (Hs * Ws), (pix // Ws) % Hs, pix % Ws, uv[:, 0], uv[:, 1]], 1)
+        where = flat_idx.reshape(-1).index_select(0, sel)
         w = self.window
-        per = max(1, self.max_window_floats // max(1, B * Hs * Ws * w ** 4))
-        done = 0
-        for a in range(0, nmax, per):
-            b = min(nmax, a + per)
-            win = ops.gather_windows4d(corr, cand_p[:, :, :, a:b].contiguous(), w)  # (B, Hs, Ws, n, w, w, w, w)
-            rows = need_p[:, :, :, a:b].reshape(-1).nonzero().squeeze(1)
-            win = win.view(-1, w, w, w, w).index_select(0, rows)  # row copies: faster than a boolean mask
-            scores = self.scorer.score_windows(win)
-            cache[idx_p[:, :, :, a:b].reshape(-1).index_select(0, rows)] = scores.to(cache.dtype)
-            done += scores.numel()
-        return done
+        per = max(1, self.max_window_floats // w ** 4)
+        for a in range(0, sel.numel(), per):
+            win = ops.gather_windows4d_points(corr, points[a:a + per], w)  # only the windows not scored yet
+            cache[where[a:a + per]] = self.scorer.score_windows(win).to(cache.dtype)
+        return sel.numel()
 
-    def search(self, corr: torch.Tensor, init: Optional[torch.Tensor] = None):
-        """PatchMatch on a (pre-filtered) volume (B, Hs, Ws, Ht, Wt): returns (matches (B, Hs, Ws, k, 2),
-        scores (B, Hs, Ws, k), number of 4D positions scored)."""
+    def search(self, corr: torch.Tensor, init: Optional[torch.Tensor] = None) -> PatchMatchResult:
+        """PatchMatch on a (pre-filtered) volume (B, Hs, Ws, Ht, Wt) -> :class:`PatchMatchResult`."""
         B, Hs, Ws, Ht, Wt = corr.shape
         matches = initial_matches(corr, self.k) if init is None else init
         pix = torch.arange(B * Hs * Ws, device=corr.device).view(B, Hs, Ws, 1)
@@ -297,19 +311,36 @@ class PMNC(CorrespondenceModel):
             scored += self._score_new(corr, cand, need, flat_idx, cache)
             cand_scores = cache[flat_idx]
             matches, scores = ops.patchmatch_select(cand, torch.where(valid, cand_scores, 0), valid, self.k)
-        return matches, scores, scored
+        return PatchMatchResult(matches, scores, scored, cache.view(B, Hs, Ws, Ht, Wt))
+
+    @staticmethod
+    def mutual_readout(scored: torch.Tensor):
+        """NC-Net's second mutual matching on the positions PatchMatch scored, read out per source cell.
+
+        ``scored`` (B, Hs, Ws, Ht, Wt) with NaN where not scored. The scores (clamped at 0, unscored = 0) are
+        divided by their maximum over the source cells and over the target cells
+        (:func:`semcorr_ext.ops.mutual_matching`), so a target cell that scores high for many source cells (a
+        repeated texture, a hub) no longer wins them all; the best target cell of each source cell is kept.
+        Returns (flat target index (B, Hs, Ws), its mutual score (B, Hs, Ws)).
+        """
+        B, Hs, Ws, Ht, Wt = scored.shape
+        mutual = ops.mutual_matching(scored.nan_to_num(0.0).clamp_min_(0))
+        best, idx = mutual.view(B, Hs, Ws, Ht * Wt).max(-1)
+        return idx, best
 
     def forward(self, src_img: torch.Tensor, tgt_img: torch.Tensor) -> Matches:
         self.check_images(src_img, tgt_img)
         fs, ft = self.features(src_img), self.features(tgt_img)
         corr = self.correlation(fs, ft)
         B, Hs, Ws, Ht, Wt = corr.shape
-        matches, scores, scored = self.search(corr)
-        best = matches[..., 0, :]
-        idx = best[..., 0] * Wt + best[..., 1]
+        res = self.search(corr)
+        if self.readout == "mutual":
+            idx, confidence = self.mutual_readout(res.scored)
+        else:
+            idx, confidence = res.matches[..., 0, 0] * Wt + res.matches[..., 0, 1], res.scores[..., 0]
         tgt_centres = flow.grid_coords(Ht, Wt, tgt_img.shape[-2:], dtype=fs.dtype, device=fs.device)
         field = tgt_centres.reshape(Ht * Wt, 2)[idx]
-        return Matches(field=field, confidence=scores[..., 0], src_size=tuple(src_img.shape[-2:]),
+        return Matches(field=field, confidence=confidence, src_size=tuple(src_img.shape[-2:]),
                        tgt_size=tuple(tgt_img.shape[-2:]),
-                       extras={"index": idx, "matches": matches, "scores": scores, "tgt_grid": (Ht, Wt),
-                               "num_scored": scored, "dense_points": B * Hs * Ws * Ht * Wt})
+                       extras={"index": idx, "matches": res.matches, "scores": res.scores, "tgt_grid": (Ht, Wt),
+                               "num_scored": res.num_scored, "dense_points": B * Hs * Ws * Ht * Wt})
