@@ -46,7 +46,8 @@ def make_inputs(grid=25, seed=0):
 @torch.no_grad()
 def pmnc(fs, ft):
     model = build()
-    return model.mutual_readout(model.search(model.correlation(fs, ft)).scored)[0]
+    res = model.search(model.correlation(fs, ft))
+    return model.mutual_readout(res.scored, res.scored_index)[0]
 
 
 @torch.no_grad()

@@ -35,6 +35,7 @@ TORCH_LIBRARY(semcorr, m) {
   m.def("_gather_windows4d_backward(Tensor grad, Tensor candidates, int[] corr_size, int window) -> Tensor");
   m.def("gather_windows4d_points(Tensor corr, Tensor points, int window) -> Tensor");
   m.def("_gather_windows4d_points_backward(Tensor grad, Tensor points, int[] corr_size, int window) -> Tensor");
+  m.def("gather_windows4d_linear(Tensor corr, Tensor points, Tensor weight, Tensor? bias) -> Tensor");
   m.def("patchmatch_select(Tensor candidates, Tensor scores, Tensor valid, int k) -> (Tensor, Tensor, Tensor)");
   m.def("_patchmatch_select_backward(Tensor grad, Tensor indices, int n) -> Tensor");
   // ---- 4. hough ----

@@ -82,6 +82,8 @@ def test_patchmatch():
     pts = torch.stack([torch.randint(-1, B + 1, (50,), generator=_g())] +
                       [torch.randint(-3, n + 3, (50,), generator=_g(k)) for k, n in enumerate((H, W, 5, 6))], 1)
     _check(lambda c, p: ops.gather_windows4d_points(c, p, 5), [corr, pts])
+    weight, bias = torch.randn(6, 5, 5, 5, 5, generator=_g(3)), torch.randn(6, generator=_g(4))
+    _check(lambda c, p, w, b: ops.gather_windows4d_linear(c, p, w, b), [corr, pts, weight, bias], rtol=1e-3, atol=1e-4)
     scores = torch.randn(valid_c.shape, generator=_g(2))
     _check(lambda s, cand, v: ops.patchmatch_select(cand, s, v, 2), [scores, cand_c, valid_c])
 

@@ -1,4 +1,4 @@
-"""The CUDA kernels of patchmatch_propagate, gather_windows4d, gather_windows4d_points and patchmatch_select run under the host emulator,
+"""The CUDA kernels of patchmatch_propagate, gather_windows4d(_points, _linear) and patchmatch_select run under the host emulator,
 against the CPU ops: identical candidates (same seed and iteration -> same random draws), identical windows,
 identical (bitwise: same order of additions) window gradients, identical selections.
 
@@ -85,6 +85,19 @@ def test_gather_windows4d_points_forward_backward(emu, emu_schedule, dtype, w):
     got = emu.gather_windows4d_points_backward(grad, pts, list(corr.shape), w)
     exp = torch.ops.semcorr._gather_windows4d_points_backward(grad, pts, list(corr.shape), w)
     assert torch.equal(got, exp)  # same order of additions: bitwise equal
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_gather_windows4d_linear(emu, emu_schedule, with_bias):
+    # the launch sequence: the gather kernel, then a GEMM (cuBLAS on a GPU, the CPU BLAS under the emulator)
+    g = torch.Generator().manual_seed(3)
+    corr = torch.randn(2, 4, 3, 5, 4, generator=g, dtype=torch.float64)
+    pts = torch.stack([torch.randint(-1, 3, (20,), generator=g)] +
+                      [torch.randint(-2, n + 2, (20,), generator=g) for n in corr.shape[1:]], 1)
+    weight = torch.randn(5, 3, 3, 3, 3, generator=g, dtype=torch.float64)
+    bias = torch.randn(5, generator=g, dtype=torch.float64) if with_bias else None
+    torch.testing.assert_close(emu.gather_windows4d_linear(corr, pts, weight, bias),
+                               ops.gather_windows4d_linear(corr, pts, weight, bias), rtol=1e-12, atol=1e-12)
 
 
 def test_gather_windows4d_points_empty_and_errors(emu):

@@ -140,3 +140,78 @@ def test_fuzz(B, hs, ws, ht, wt, M, w, seed):
     (ga,) = torch.autograd.grad(out, corr, g)
     (gb,) = torch.autograd.grad(expected, corr, g)
     torch.testing.assert_close(ga, gb)
+
+
+# ---------------------------------------------------------------------------------------- gather_windows4d_linear
+def linear_args(M, shape, C=4, w=3, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed + 7)
+    return (volume(*shape, dtype=dtype, seed=seed), points(M, shape, seed=seed),
+            torch.randn(C, w, w, w, w, generator=g, dtype=dtype), torch.randn(C, generator=g, dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape,M,C,w", [((2, 4, 5, 6, 3), 40, 7, 5), ((1, 1, 1, 1, 1), 3, 1, 3),
+                                         ((1, 6, 6, 6, 6), 700, 32, 5), ((2, 3, 2, 4, 4), 9, 3, 1)])
+def test_linear_matches_reference(dtype, shape, M, C, w):
+    corr, p, weight, bias = linear_args(M, shape, C, w, dtype)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    out = ops.gather_windows4d_linear(corr, p, weight, bias)  # 700 points: several tiles per task
+    assert out.shape == (M, C)
+    torch.testing.assert_close(out, reference.gather_windows4d_linear(corr, p, weight, bias), **tol)
+    torch.testing.assert_close(ops.gather_windows4d_linear(corr, p, weight),
+                               reference.gather_windows4d_linear(corr, p, weight), **tol)
+
+
+def test_linear_values_by_hand():
+    corr = torch.arange(2 * 2 * 3 * 3, dtype=torch.float32).view(1, 2, 2, 3, 3)
+    p = torch.tensor([[0, 1, 1, 2, 1]])
+    weight = torch.zeros(2, 3, 3, 3, 3)
+    weight[0, 1, 1, 1, 1] = 2.0  # twice the centre
+    weight[1] = 1.0  # the window's sum
+    out = ops.gather_windows4d_linear(corr, p, weight, torch.tensor([0.5, 0.0]))
+    assert out.tolist() == [[68.5, float(ops.gather_windows4d_points(corr, p, 3).sum())]]
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_linear_gradcheck(with_bias):
+    corr, p, weight, bias = linear_args(12, (1, 3, 3, 3, 4), C=3, w=3)
+    p[1] = p[0]
+    args = (corr.requires_grad_(), weight.requires_grad_()) + ((bias.requires_grad_(),) if with_bias else ())
+    fn = lambda c, w, *b: ops.gather_windows4d_linear(c, p, w, *b)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, args)
+    assert torch.autograd.gradgradcheck(fn, args, fast_mode=True)
+
+
+def test_linear_opcheck_and_compile():
+    corr, p, weight, bias = linear_args(6, (1, 3, 3, 4, 3), dtype=torch.float32)
+    torch.library.opcheck(torch.ops.semcorr.gather_windows4d_linear.default,
+                          (corr.requires_grad_(), p, weight.requires_grad_(), bias.requires_grad_()))
+    torch.library.opcheck(torch.ops.semcorr.gather_windows4d_linear.default, (corr, p, weight, None))
+
+    def f(c, w, b):
+        return ops.gather_windows4d_linear(c.relu(), p, w, b).sum(1)
+
+    torch.testing.assert_close(torch.compile(f, fullgraph=True)(corr, weight, bias), f(corr, weight, bias))
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(weight=torch.zeros(2, 3, 3, 3)), r"`weight` must be a 5-D tensor \(C, w, w, w, w\)"),
+    (dict(weight=torch.zeros(2, 3, 3, 5, 3)), r"`weight` must be \(C, w, w, w, w\) with one window side w"),
+    (dict(weight=torch.zeros(2, 4, 4, 4, 4)), r"`window` must be odd"),
+    (dict(weight=torch.zeros(2, 3, 3, 3, 3, dtype=torch.float64)), r"`corr` and `weight` must have the same dtype"),
+    (dict(bias=torch.zeros(3)), r"`bias` must be \(C\) = \(2\), got shape \[3\]"),
+    (dict(points=torch.zeros(3, 4, dtype=torch.int64)), r"`points` must be a 2-D tensor \(M, 5\)"),
+])
+def test_linear_bad_input(kw, match):
+    args = dict(corr=torch.rand(1, 2, 2, 2, 2), points=torch.zeros(3, 5, dtype=torch.int64),
+                weight=torch.zeros(2, 3, 3, 3, 3), bias=None)
+    args.update(kw)
+    with pytest.raises(RuntimeError, match=r"semcorr::gather_windows4d_linear: " + match):
+        ops.gather_windows4d_linear(**args)
+
+
+def test_linear_empty():
+    corr, _, weight, bias = linear_args(1, (1, 2, 2, 2, 2))
+    out = ops.gather_windows4d_linear(corr, torch.zeros(0, 5, dtype=torch.int64), weight, bias)
+    assert out.shape == (0, 4)
+    assert ops.gather_windows4d_linear(corr, points(3, corr.shape), weight[:0], bias[:0]).shape == (3, 0)

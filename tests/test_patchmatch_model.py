@@ -84,6 +84,19 @@ def test_scores_equal_dense_scores_where_scored():
     torch.testing.assert_close(res.scored[seen], dense[seen], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("kernel_sizes,channels,symmetric", [((5, 1, 1), (16, 16, 1), True),
+                                                             ((5, 1), (8, 1), False), ((3, 3), (4, 1), True)])
+def test_score_points_equals_score_windows(kernel_sizes, channels, symmetric):
+    # the fused first layer (gather_windows4d_linear) gives the scores of the materialised windows
+    scorer = PMNCScorer(kernel_sizes, channels, symmetric, init="random")
+    corr = torch.rand(2, 6, 5, 7, 6, generator=torch.Generator().manual_seed(4))
+    pts = torch.stack([torch.randint(0, 2, (50,)), torch.randint(0, 6, (50,)), torch.randint(0, 5, (50,)),
+                       torch.randint(0, 7, (50,)), torch.randint(0, 6, (50,))], 1)
+    from semcorr_ext import ops
+    expected = scorer.score_windows(ops.gather_windows4d_points(corr, pts, scorer.window))
+    torch.testing.assert_close(scorer.score_points(corr, pts), expected, rtol=1e-4, atol=1e-5)
+
+
 def test_mutual_readout_suppresses_a_hub_target():
     # source cells 0 and 1 both score target cell 0 highest, but target 0 prefers source 0: the mutual readout
     # sends source 1 to its second choice; unscored positions (NaN) never win
@@ -94,6 +107,23 @@ def test_mutual_readout_suppresses_a_hub_target():
     # s * (s / best over sources) * (s / best over targets)
     assert best.view(-1).tolist() == pytest.approx([0.9, 0.45 * (0.45 / 0.5)], rel=1e-4)
     assert torch.equal(PMNC.mutual_readout(torch.full((1, 2, 2, 2, 2), nan))[1], torch.zeros(1, 2, 2))
+
+
+def test_mutual_readout_equals_dense_mutual_matching():
+    # the readout on the scored list is mutual_matching of the volume with unscored positions at 0, then argmax
+    from semcorr_ext import ops
+    g = torch.Generator().manual_seed(5)
+    vol = torch.rand(2, 5, 4, 6, 3, generator=g) - 0.1
+    vol[torch.rand(vol.shape, generator=g) < 0.8] = float("nan")
+    vol[..., 0, 0] = torch.rand(2, 5, 4, generator=g) + 0.2  # every source cell has a positive score
+    idx, best = PMNC.mutual_readout(vol)
+    dense = ops.mutual_matching(vol.nan_to_num(0).clamp_min(0)).view(2, 5, 4, -1)
+    exp_best, exp_idx = dense.max(-1)
+    assert torch.equal(idx, exp_idx)
+    torch.testing.assert_close(best, exp_best)
+    index = (~vol.isnan()).view(-1).nonzero().squeeze(1)
+    perm = index[torch.randperm(len(index), generator=g)]  # any order of the scored list
+    assert torch.equal(PMNC.mutual_readout(vol, perm)[0], idx)
 
 
 def test_end_to_end_sample_pair_and_api():

@@ -1,4 +1,4 @@
-// gather_windows4d's and gather_windows4d_points' CUDA launch sequences run on CPU tensors under the host emulator.
+// The CUDA launch sequences of gather_windows4d, gather_windows4d_points and gather_windows4d_linear run on CPU tensors under the host emulator.
 #include "emu/emu_registry.h"
 #include "gather_windows4d/gather_windows4d_host.h"
 #include "gather_windows4d/gather_windows4d_launch.h"
@@ -32,6 +32,14 @@ at::Tensor points_backward(const at::Tensor& grad, const at::Tensor& points, std
                                                            nullptr);
 }
 
+at::Tensor linear_forward(const at::Tensor& corr, const at::Tensor& points, const at::Tensor& weight,
+                          const std::optional<at::Tensor>& bias) {
+  const auto d = semcorr::gather_windows4d_host::check_linear_args(corr, points, weight, bias, /*allow_half=*/false);
+  if (d.N == 0 || weight.size(0) == 0) return at::empty({d.N, weight.size(0)}, corr.options());
+  return semcorr::gather_windows4d_launch::linear_forward(d, corr.contiguous(), points.contiguous(), weight, bias,
+                                                          nullptr);
+}
+
 }  // namespace
 
 SC_EMU_BINDINGS(gather_windows4d) {
@@ -39,4 +47,6 @@ SC_EMU_BINDINGS(gather_windows4d) {
   m.def("gather_windows4d_backward", &backward, "emulated CUDA gather_windows4d backward");
   m.def("gather_windows4d_points", &points_forward, "emulated CUDA gather_windows4d_points forward");
   m.def("gather_windows4d_points_backward", &points_backward, "emulated CUDA gather_windows4d_points backward");
+  m.def("gather_windows4d_linear", &linear_forward, "emulated CUDA gather_windows4d_linear",
+        pybind11::arg("corr"), pybind11::arg("points"), pybind11::arg("weight"), pybind11::arg("bias") = pybind11::none());
 }

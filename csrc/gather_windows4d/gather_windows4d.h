@@ -18,8 +18,16 @@
 //               would copy mostly unused windows).
 // _gather_windows4d_points_backward(grad (M, w, w, w, w), points, corr_size, window) -> grad_corr: the points are
 // listed by window centre (stable: ascending point index) and each gradient plane gathers from them as above.
+//
+// gather_windows4d_linear(corr, points, weight, bias) -> (M, C): a linear layer on those windows without
+// materialising them (PMNC's first scoring layer), out[m, c] = bias[c] + sum over the window of weight[c] * window.
+//   weight      (C, w, w, w, w), the dtype of corr (its side is the window side)
+//   bias        (C) or None
+// Forward only here; the autograd formula (semcorr_ext/_registrations/patchmatch.py) is built from the two ops above.
 #pragma once
 #include <ATen/core/Tensor.h>
+
+#include <optional>
 
 namespace semcorr {
 
@@ -29,6 +37,8 @@ at::Tensor gather_windows4d_backward_cpu(const at::Tensor& grad, const at::Tenso
 at::Tensor gather_windows4d_points_cpu(const at::Tensor& corr, const at::Tensor& points, int64_t window);
 at::Tensor gather_windows4d_points_backward_cpu(const at::Tensor& grad, const at::Tensor& points,
                                                 at::IntArrayRef corr_size, int64_t window);
+at::Tensor gather_windows4d_linear_cpu(const at::Tensor& corr, const at::Tensor& points, const at::Tensor& weight,
+                                       const std::optional<at::Tensor>& bias);
 #ifdef WITH_CUDA
 at::Tensor gather_windows4d_cuda(const at::Tensor& corr, const at::Tensor& candidates, int64_t window);
 at::Tensor gather_windows4d_backward_cuda(const at::Tensor& grad, const at::Tensor& candidates,
@@ -36,6 +46,8 @@ at::Tensor gather_windows4d_backward_cuda(const at::Tensor& grad, const at::Tens
 at::Tensor gather_windows4d_points_cuda(const at::Tensor& corr, const at::Tensor& points, int64_t window);
 at::Tensor gather_windows4d_points_backward_cuda(const at::Tensor& grad, const at::Tensor& points,
                                                  at::IntArrayRef corr_size, int64_t window);
+at::Tensor gather_windows4d_linear_cuda(const at::Tensor& corr, const at::Tensor& points, const at::Tensor& weight,
+                                        const std::optional<at::Tensor>& bias);
 #endif
 
 }  // namespace semcorr

@@ -1,10 +1,12 @@
-// CPU kernels of gather_windows4d and gather_windows4d_points: the forward copies whole target rows of each window;
-// the backward gives each source cell's (Ht, Wt) plane to one task (gathering, in a fixed order, from the windows
-// that read it).
+// CPU kernels of gather_windows4d, gather_windows4d_points and gather_windows4d_linear: the forward copies whole
+// target rows of each window; the backward gives each source cell's (Ht, Wt) plane to one task (gathering, in a
+// fixed order, from the windows that read it).
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/addmm.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/mm.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
@@ -150,11 +152,49 @@ at::Tensor gather_windows4d_points_backward_cpu(const at::Tensor& grad, const at
   return backward_planes(d, windows, grad.contiguous(), corr_size);
 }
 
+// Tiles of windows small enough to stay in a core's L2 are cut into a per-task buffer and multiplied there by the
+// weight (BLAS), so the windows never reach memory: gathering them into a large tensor first cost more than the
+// GEMM itself in PMNC.
+at::Tensor gather_windows4d_linear_cpu(const at::Tensor& corr, const at::Tensor& points, const at::Tensor& weight,
+                                       const std::optional<at::Tensor>& bias) {
+  const auto d = gather_windows4d_host::check_linear_args(corr, points, weight, bias, /*allow_half=*/false);
+  const int64_t C = weight.size(0), w4 = d.w4();
+  auto out = at::empty({d.N, C}, corr.options());
+  if (out.numel() == 0) return out;
+  const auto c = corr.contiguous();
+  const auto p = points.contiguous();
+  const auto wt = weight.reshape({C, w4}).t();  // (w^4, C)
+  const int64_t tile = std::max<int64_t>(8, (256 << 10) / (w4 * static_cast<int64_t>(corr.element_size())));
+  const int64_t ntiles = (d.N + tile - 1) / tile;
+  AT_DISPATCH_FLOATING_TYPES(corr.scalar_type(), "gather_windows4d_linear_cpu", [&] {
+    const scalar_t* cp = c.const_data_ptr<scalar_t>();
+    const int64_t* pp = p.const_data_ptr<int64_t>();
+    at::parallel_for(0, ntiles, 1, [&](int64_t t0, int64_t t1) {
+      auto buf = at::empty({tile, w4}, corr.options());
+      scalar_t* bp = buf.mutable_data_ptr<scalar_t>();
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t m0 = t * tile, n = std::min(tile, d.N - m0);
+        for (int64_t k = 0; k < n; ++k) {
+          const int64_t* q = pp + 5 * (m0 + k);
+          copy_window(d, cp, q[0], q[1], q[2], q[3], q[4], bp + k * w4);
+        }
+        auto o = out.narrow(0, m0, n);
+        if (bias.has_value())
+          at::addmm_out(o, *bias, buf.narrow(0, 0, n), wt);
+        else
+          at::mm_out(o, buf.narrow(0, 0, n), wt);
+      }
+    });
+  });
+  return out;
+}
+
 TORCH_LIBRARY_IMPL(semcorr, CPU, m) {
   m.impl("gather_windows4d", &gather_windows4d_cpu);
   m.impl("_gather_windows4d_backward", &gather_windows4d_backward_cpu);
   m.impl("gather_windows4d_points", &gather_windows4d_points_cpu);
   m.impl("_gather_windows4d_points_backward", &gather_windows4d_points_backward_cpu);
+  m.impl("gather_windows4d_linear", &gather_windows4d_linear_cpu);
 }
 
 }  // namespace semcorr

@@ -1,4 +1,4 @@
-// CUDA host glue of gather_windows4d and gather_windows4d_points: checks, device guard, current stream; launch sequences in
+// CUDA host glue of gather_windows4d, gather_windows4d_points and gather_windows4d_linear: checks, device guard, current stream; launch sequences in
 // gather_windows4d_launch.h (shared with the host emulator).
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
@@ -48,11 +48,21 @@ at::Tensor gather_windows4d_points_backward_cuda(const at::Tensor& grad, const a
                                                   c10::cuda::getCurrentCUDAStream());
 }
 
+at::Tensor gather_windows4d_linear_cuda(const at::Tensor& corr, const at::Tensor& points, const at::Tensor& weight,
+                                        const std::optional<at::Tensor>& bias) {
+  const auto d = gather_windows4d_host::check_linear_args(corr, points, weight, bias, /*allow_half=*/true);
+  if (d.N == 0 || weight.size(0) == 0) return at::empty({d.N, weight.size(0)}, corr.options());
+  const c10::cuda::CUDAGuard guard(corr.device());
+  return gather_windows4d_launch::linear_forward(d, corr.contiguous(), points.contiguous(), weight, bias,
+                                                 c10::cuda::getCurrentCUDAStream());
+}
+
 TORCH_LIBRARY_IMPL(semcorr, CUDA, m) {
   m.impl("gather_windows4d", &gather_windows4d_cuda);
   m.impl("_gather_windows4d_backward", &gather_windows4d_backward_cuda);
   m.impl("gather_windows4d_points", &gather_windows4d_points_cuda);
   m.impl("_gather_windows4d_points_backward", &gather_windows4d_points_backward_cuda);
+  m.impl("gather_windows4d_linear", &gather_windows4d_linear_cuda);
 }
 
 }  // namespace semcorr

@@ -7,6 +7,7 @@
 #include <ATen/ops/cumsum.h>
 #include <ATen/ops/where.h>
 
+#include <optional>
 #include <tuple>
 #include <vector>
 
@@ -106,6 +107,30 @@ inline gw::Dims check_points_backward_args(const at::Tensor& grad, const at::Ten
   TORCH_CHECK(grad.sizes() == at::IntArrayRef(expect), op, ": `grad` must have shape ", at::IntArrayRef(expect),
               ", got ", shape_str(grad));
   return points_dims(corr_size, points, window);
+}
+
+// gather_windows4d_linear: weight (C, w, w, w, w) gives the window; bias (C) optional.
+inline gw::Dims check_linear_args(const at::Tensor& corr, const at::Tensor& points, const at::Tensor& weight,
+                                  const std::optional<at::Tensor>& bias, bool allow_half) {
+  constexpr const char* op = "semcorr::gather_windows4d_linear";
+  check_dim(corr, 5, op, "corr", "(B, Hs, Ws, Ht, Wt)");
+  check_float(corr, op, "corr", allow_half);
+  check_points(points, op);
+  check_same_device(corr, points, op, "corr", "points");
+  check_dim(weight, 5, op, "weight", "(C, w, w, w, w)");
+  const int64_t w = weight.size(1);
+  TORCH_CHECK(weight.size(2) == w && weight.size(3) == w && weight.size(4) == w, op,
+              ": `weight` must be (C, w, w, w, w) with one window side w, got shape ", shape_str(weight));
+  check_window(w, op);
+  check_same_dtype(corr, weight, op, "corr", "weight");
+  check_same_device(corr, weight, op, "corr", "weight");
+  if (bias.has_value()) {
+    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == weight.size(0), op, ": `bias` must be (C) = (",
+                weight.size(0), "), got shape ", shape_str(*bias));
+    check_same_dtype(corr, *bias, op, "corr", "bias");
+    check_same_device(corr, *bias, op, "corr", "bias");
+  }
+  return points_dims(corr.sizes(), points, w);
 }
 
 // The points listed by window centre for gw::CsrWindows: (start, order) over the source grid padded by r (points

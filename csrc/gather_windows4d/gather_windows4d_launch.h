@@ -3,9 +3,12 @@
 #pragma once
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/addmm.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/mm.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "common/launch.h"
 #include "common/math.cuh"
@@ -75,6 +78,29 @@ inline at::Tensor points_backward(const gw::Dims& d, const at::Tensor& grad, con
   const gw::CsrWindows windows{start.const_data_ptr<int64_t>(), order.const_data_ptr<int64_t>(),
                                points.const_data_ptr<int64_t>()};
   return backward(d, windows, grad, corr_size, stream);
+}
+
+// gather_windows4d_linear on CUDA: the gather kernel cuts a bounded chunk of windows, cuBLAS multiplies it by the
+// weight (a GPU's L2 cannot hold a tile per SM worth fusing by hand; the chunk keeps the memory bounded).
+inline at::Tensor linear_forward(const gw::Dims& d, const at::Tensor& corr, const at::Tensor& points,
+                                 const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                                 cudaStream_t stream) {
+  const int64_t C = weight.size(0), w4 = d.w4();
+  auto out = at::empty({d.N, C}, corr.options());
+  const auto wt = weight.reshape({C, w4}).t();
+  const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 24) / w4);
+  for (int64_t m0 = 0; m0 < d.N; m0 += chunk) {
+    const int64_t n = std::min(chunk, d.N - m0);
+    gw::Dims dc = d;
+    dc.N = n;
+    const auto win = points_forward(dc, corr, points.narrow(0, m0, n), stream).view({n, w4});
+    auto o = out.narrow(0, m0, n);
+    if (bias.has_value())
+      at::addmm_out(o, *bias, win, wt);
+    else
+      at::mm_out(o, win, wt);
+  }
+  return out;
 }
 
 }  // namespace gather_windows4d_launch

@@ -1,4 +1,4 @@
-"""Fake kernels and autograd of patchmatch_propagate, gather_windows4d(_points) and patchmatch_select."""
+"""Fake kernels and autograd of patchmatch_propagate, gather_windows4d(_points, _linear) and patchmatch_select."""
 import torch
 
 from ._util import check, forbid_double_backward
@@ -131,4 +131,46 @@ def _register_windows_autograd(name):
 
 _register_windows_autograd("gather_windows4d")
 _register_windows_autograd("gather_windows4d_points")
+
+
+@torch.library.register_fake(_lib + "gather_windows4d_linear")
+def _gather_windows4d_linear_fake(corr, points, weight, bias):
+    op = "semcorr::gather_windows4d_linear"
+    check(corr.dim() == 5, "%s: `corr` must be a 5-D tensor (B, Hs, Ws, Ht, Wt), got shape %s", op, corr.shape)
+    check(points.dim() == 2 and points.shape[1] == 5,
+          "%s: `points` must be a 2-D tensor (M, 5) of (b, i, j, u, v), got shape %s", op, points.shape)
+    check(points.dtype == torch.int64, "%s: `points` must be int64, got %s", op, points.dtype)
+    check(weight.dim() == 5 and weight.shape[1] == weight.shape[2] == weight.shape[3] == weight.shape[4],
+          "%s: `weight` must be (C, w, w, w, w) with one window side w, got shape %s", op, weight.shape)
+    w = weight.shape[1]
+    check(w % 2 == 1 and w <= 63, "%s: `window` must be odd and in [1, 63], got %s", op, w)
+    check(bias is None or tuple(bias.shape) == (weight.shape[0],), "%s: `bias` must be (C) = (%s), got shape %s",
+          op, weight.shape[0], None if bias is None else bias.shape)
+    return corr.new_empty((points.shape[0], weight.shape[0]))
+
+
+def _gather_windows4d_linear_setup(ctx, inputs, output):
+    corr, points, weight, bias = inputs
+    ctx.save_for_backward(corr, points, weight)
+    ctx.has_bias = bias is not None
+
+
+def _gather_windows4d_linear_backward(ctx, grad):
+    # the windows are re-cut only for the weight gradient; the corr gradient scatters grad @ weight
+    corr, points, weight = ctx.saved_tensors
+    C, w = weight.shape[0], weight.shape[-1]
+    g_corr = g_weight = g_bias = None
+    if ctx.needs_input_grad[0]:
+        g_win = (grad @ weight.reshape(C, -1)).view(-1, w, w, w, w)
+        g_corr = torch.ops.semcorr._gather_windows4d_points_backward.default(g_win, points, list(corr.shape), w)
+    if ctx.needs_input_grad[2]:
+        win = torch.ops.semcorr.gather_windows4d_points.default(corr, points, w)
+        g_weight = (grad.t() @ win.reshape(win.shape[0], -1)).view(weight.shape)
+    if ctx.has_bias and ctx.needs_input_grad[3]:
+        g_bias = grad.sum(0)
+    return g_corr, None, g_weight, g_bias
+
+
+torch.library.register_autograd(_lib + "gather_windows4d_linear", _gather_windows4d_linear_backward,
+                                setup_context=_gather_windows4d_linear_setup)
 forbid_double_backward(_lib + "_patchmatch_select_backward", "semcorr::patchmatch_select")

@@ -9,7 +9,8 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-__all__ = ["patchmatch_propagate", "gather_windows4d", "gather_windows4d_points", "patchmatch_select", "PMNC_OFFSETS", "pmnc_offsets",
+__all__ = ["patchmatch_propagate", "gather_windows4d", "gather_windows4d_points", "gather_windows4d_linear",
+           "patchmatch_select", "PMNC_OFFSETS", "pmnc_offsets",
            "num_candidates"]
 
 #: The 21 source-grid offsets of PMNC: (0,0), (0,+-1), (+-1,0), (0,+-3), (+-3,0), (0,+-5), (+-5,0), (+-1,+-2), (+-2,+-1).
@@ -108,6 +109,28 @@ def gather_windows4d_points(corr: Tensor, points: Tensor, window: int = 5) -> Te
     if corr.dim() == 6 and corr.shape[1] == 1:
         corr = corr.squeeze(1)
     return torch.ops.semcorr.gather_windows4d_points.default(corr, points, int(window))
+
+
+def gather_windows4d_linear(corr: Tensor, points: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
+    """A linear layer on the windows of :func:`gather_windows4d_points`, without materialising them.
+
+    ``out[m, c] = bias[c] + sum(weight[c] * gather_windows4d_points(corr, points, w)[m])``: the first layer of
+    PMNC's scoring network (a 4D convolution whose kernel covers the window). On CPU the windows are cut tile by
+    tile into a buffer that stays in cache and multiplied there; on CUDA they are cut in bounded chunks for cuBLAS.
+
+    Args:
+        corr: ``(B, Hs, Ws, Ht, Wt)`` (or ``(B, 1, Hs, Ws, Ht, Wt)``), float32/float64 (also float16/bfloat16 on
+            CUDA).
+        points: ``(M, 5)`` int64 ``(b, i, j, u, v)``, any values (taps outside the volume read 0).
+        weight: ``(C, w, w, w, w)``, odd ``w`` (the window side), the dtype of ``corr``.
+        bias: ``(C)`` or None.
+
+    Returns:
+        ``(M, C)``. Differentiable in ``corr``, ``weight`` and ``bias``.
+    """
+    if corr.dim() == 6 and corr.shape[1] == 1:
+        corr = corr.squeeze(1)
+    return torch.ops.semcorr.gather_windows4d_linear.default(corr, points, weight, bias)
 
 
 def patchmatch_select(candidates: Tensor, scores: Tensor, valid: Tensor, k: int,

@@ -8,7 +8,8 @@ from typing import Sequence, Tuple
 import torch
 from torch import Tensor
 
-__all__ = ["patchmatch_propagate", "gather_windows4d", "gather_windows4d_points", "patchmatch_select", "pm_hash"]
+__all__ = ["patchmatch_propagate", "gather_windows4d", "gather_windows4d_points", "gather_windows4d_linear",
+           "patchmatch_select", "pm_hash"]
 
 _M64 = (1 << 64) - 1
 _NEIGHBOURS8 = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
@@ -116,6 +117,12 @@ def gather_windows4d_points(corr: Tensor, points: Tensor, window: int = 5) -> Te
         inside &= (p >= 0) & (p < n)
     out = corr[tuple(p.clamp(0, max(n - 1, 0)) for p, n in zip(pos, (B, Hs, Ws, Ht, Wt)))]
     return torch.where(inside, out, torch.zeros((), dtype=out.dtype, device=out.device))
+
+
+def gather_windows4d_linear(corr: Tensor, points: Tensor, weight: Tensor, bias=None) -> Tensor:
+    """Reference of :func:`semcorr_ext.ops.gather_windows4d_linear`: the windows, then ``F.linear``."""
+    win = gather_windows4d_points(corr, points, weight.shape[-1])
+    return torch.nn.functional.linear(win.flatten(1), weight.flatten(1), bias)
 
 
 def patchmatch_select(candidates: Tensor, scores: Tensor, valid: Tensor, k: int, return_indices: bool = False):

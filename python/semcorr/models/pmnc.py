@@ -45,12 +45,14 @@ __all__ = ["PMNCScorer", "PMNC", "PatchMatchResult", "initial_matches"]
 class PatchMatchResult(NamedTuple):
     """What :meth:`PMNC.search` found: ``matches`` (B, Hs, Ws, k, 2) the k kept target cells (row, col) of each
     source cell, best first; ``scores`` (B, Hs, Ws, k) theirs; ``num_scored`` how many 4D positions were scored;
-    ``scored`` (B, Hs, Ws, Ht, Wt) every score computed (NaN where PatchMatch never looked)."""
+    ``scored`` (B, Hs, Ws, Ht, Wt) every score computed (NaN where PatchMatch never looked); ``scored_index`` the
+    flat indices of those positions, in the order they were scored."""
 
     matches: torch.Tensor
     scores: torch.Tensor
     num_scored: int
     scored: torch.Tensor
+    scored_index: torch.Tensor
 
 
 class PMNCScorer(nn.Module):
@@ -124,8 +126,8 @@ class PMNCScorer(nn.Module):
                 w[centre] = m
 
     # -------------------------------------------------------------------------------- window scoring
-    def _stack_windows(self, x: torch.Tensor, first: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """x (M, 1, w, w, w, w) -> (M,) through the stack with no padding."""
+    def _stack_windows(self, x: Optional[torch.Tensor], first: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """x (M, 1, w, w, w, w) -> (M,) through the stack with no padding (or from layer 1's output ``first``)."""
         for li, (w, b) in enumerate(zip(self.weights, self.biases)):
             k = w.shape[2]
             if li == 0 and first is not None:
@@ -138,23 +140,44 @@ class PMNCScorer(nn.Module):
                 x = F.relu(x)
         return x.view(x.shape[0])
 
+    def _first_layer_weight(self) -> torch.Tensor:
+        """Layer 1 of the stack and, if symmetric, of the transposed stack (the same layer with source and target
+        dims exchanged), as one (C or 2C, 1, k, k, k, k) weight."""
+        w0 = self.weights[0]
+        return torch.cat([w0, w0.permute(0, 1, 4, 5, 2, 3)]) if self.symmetric else w0
+
+    def _rest(self, h: torch.Tensor) -> torch.Tensor:
+        """The layers after the first on the first layer's outputs of windows covered by it, (M, C or 2C) -> (M,)."""
+        M = h.shape[0]
+        h = h.view(M, 2 if self.symmetric else 1, -1, 1, 1, 1, 1)
+        out = self._stack_windows(None, h[:, 0])
+        return out + self._stack_windows(None, h[:, 1]) if self.symmetric else out
+
     def score_windows(self, win: torch.Tensor) -> torch.Tensor:
         """Scores of windows (M, w, w, w, w) (from :func:`semcorr_ext.ops.gather_windows4d`) -> (M,)."""
         M, w = win.shape[0], win.shape[-1]
         if w != self.window:
             raise ValueError("PMNCScorer: windows must be %d^4 (the receptive field), got %d^4" % (self.window, w))
         x = win.reshape(M, 1, w, w, w, w)
-        w0, b0 = self.weights[0], self.biases[0]
-        if w0.shape[2] == w and self.symmetric:
-            # layer 1 of both directions in one GEMM: the transposed stack is the stack with permuted weights
-            wt = w0.permute(0, 1, 4, 5, 2, 3)
-            h = F.linear(x.flatten(1), torch.cat([w0.flatten(1), wt.flatten(1)]), torch.cat([b0, b0]))
-            h = h.view(M, 2, -1, 1, 1, 1, 1)
-            return self._stack_windows(x, h[:, 0]) + self._stack_windows(x, h[:, 1])
+        if self.weights[0].shape[2] == w:  # layer 1 of both directions in one GEMM
+            b0 = self.biases[0]
+            return self._rest(F.linear(x.flatten(1), self._first_layer_weight().flatten(1),
+                                       torch.cat([b0, b0]) if self.symmetric else b0))
         out = self._stack_windows(x)
         if self.symmetric:
             out = out + self._stack_windows(x.permute(0, 1, 4, 5, 2, 3))
         return out
+
+    def score_points(self, corr: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """Scores of the windows of ``corr`` (B, Hs, Ws, Ht, Wt) centred at ``points`` (M, 5) (b, i, j, u, v) ->
+        (M,). When layer 1 covers the window (the default stack) the windows are never materialised: layer 1 is
+        :func:`semcorr_ext.ops.gather_windows4d_linear`."""
+        if self.weights[0].shape[2] != self.window:
+            return self.score_windows(ops.gather_windows4d_points(corr, points, self.window))
+        b0 = self.biases[0]
+        h = ops.gather_windows4d_linear(corr, points, self._first_layer_weight().squeeze(1),
+                                        torch.cat([b0, b0]) if self.symmetric else b0)
+        return self._rest(h)
 
     # -------------------------------------------------------------------------------- dense (proxy) scoring
     def dense(self, corr: torch.Tensor) -> torch.Tensor:
@@ -208,7 +231,8 @@ class PMNC(CorrespondenceModel):
             scored, then the best per source cell, :meth:`mutual_readout`) or ``"search"`` (the best of the k
             matches PatchMatch kept).
         checkpoint: optional state dict of this module (scorer and backbone) to load.
-        max_window_floats: memory cap of one chunk of gathered windows (floats).
+        max_window_floats: one chunk of scored points is ``max_window_floats / window^4`` points (the windows it would
+            take if they were materialised; with the default stack they are not, layer 1 is fused with the gather).
         **backbone_kwargs: passed to :func:`semcorr.backbones.build_backbone` (e.g. ``stride=`` for DAISY,
             ``layers=`` for ResNets).
 
@@ -222,7 +246,7 @@ class PMNC(CorrespondenceModel):
                  offsets: Optional[Sequence[Sequence[int]]] = None, random_samples: int = 0, radius: int = 0,
                  seed: int = 0, kernel_sizes: Sequence[int] = (5, 1, 1), channels: Sequence[int] = (16, 16, 1),
                  symmetric: bool = True, init: str = "consensus", mutual: bool = True, readout: str = "mutual",
-                 checkpoint: Optional[str] = None, max_window_floats: int = 1 << 20, stride: Optional[int] = None,
+                 checkpoint: Optional[str] = None, max_window_floats: int = 1 << 23, stride: Optional[int] = None,
                  **backbone_kwargs):
         super().__init__()
         if k < 1 or iterations < 0:
@@ -273,21 +297,18 @@ class PMNC(CorrespondenceModel):
         return ops.mutual_matching(corr) if self.mutual else corr
 
     def _score_new(self, corr, cand, need, flat_idx, cache):
-        """Score the candidates marked in `need` (B, Hs, Ws, N) and write them into the flat `cache`."""
+        """Score the candidates marked in `need` (B, Hs, Ws, N) and write them into the flat `cache`; returns their
+        flat indices."""
         B, Hs, Ws, N = need.shape
         sel = need.reshape(-1).nonzero().squeeze(1)  # (b, i, j, n) of each window to score
-        if sel.numel() == 0:
-            return 0
         pix = sel // N
         uv = cand.reshape(-1, 2).index_select(0, sel)
         points = torch.stack([pix // (Hs * Ws), (pix // Ws) % Hs, pix % Ws, uv[:, 0], uv[:, 1]], 1)
         where = flat_idx.reshape(-1).index_select(0, sel)
-        w = self.window
-        per = max(1, self.max_window_floats // w ** 4)
-        for a in range(0, sel.numel(), per):
-            win = ops.gather_windows4d_points(corr, points[a:a + per], w)  # only the windows not scored yet
-            cache[where[a:a + per]] = self.scorer.score_windows(win).to(cache.dtype)
-        return sel.numel()
+        per = max(1, self.max_window_floats // self.window ** 4)
+        for a in range(0, sel.numel(), per):  # only the windows not scored yet
+            cache[where[a:a + per]] = self.scorer.score_points(corr, points[a:a + per]).to(cache.dtype)
+        return where
 
     def search(self, corr: torch.Tensor, init: Optional[torch.Tensor] = None) -> PatchMatchResult:
         """PatchMatch on a (pre-filtered) volume (B, Hs, Ws, Ht, Wt) -> :class:`PatchMatchResult`."""
@@ -295,7 +316,7 @@ class PMNC(CorrespondenceModel):
         matches = initial_matches(corr, self.k) if init is None else init
         pix = torch.arange(B * Hs * Ws, device=corr.device).view(B, Hs, Ws, 1)
         cache = torch.full((B * Hs * Ws * Ht * Wt,), float("nan"), dtype=corr.dtype, device=corr.device)
-        scored = 0
+        scored = []
         scores = None
         offsets = self.offsets.to(corr.device)
         for t in range(max(1, self.iterations)):
@@ -308,25 +329,40 @@ class PMNC(CorrespondenceModel):
                                                        seed=self.seed, iteration=t)
             flat_idx = (pix * Ht + cand[..., 0]) * Wt + cand[..., 1]
             need = valid & torch.isnan(cache[flat_idx])
-            scored += self._score_new(corr, cand, need, flat_idx, cache)
+            scored.append(self._score_new(corr, cand, need, flat_idx, cache))
             cand_scores = cache[flat_idx]
             matches, scores = ops.patchmatch_select(cand, torch.where(valid, cand_scores, 0), valid, self.k)
-        return PatchMatchResult(matches, scores, scored, cache.view(B, Hs, Ws, Ht, Wt))
+        index = torch.cat(scored)
+        return PatchMatchResult(matches, scores, index.numel(), cache.view(B, Hs, Ws, Ht, Wt), index)
 
     @staticmethod
-    def mutual_readout(scored: torch.Tensor):
+    def mutual_readout(scored: torch.Tensor, index: Optional[torch.Tensor] = None, eps: float = 1e-5):
         """NC-Net's second mutual matching on the positions PatchMatch scored, read out per source cell.
 
-        ``scored`` (B, Hs, Ws, Ht, Wt) with NaN where not scored. The scores (clamped at 0, unscored = 0) are
-        divided by their maximum over the source cells and over the target cells
-        (:func:`semcorr_ext.ops.mutual_matching`), so a target cell that scores high for many source cells (a
-        repeated texture, a hub) no longer wins them all; the best target cell of each source cell is kept.
+        ``scored`` (B, Hs, Ws, Ht, Wt) with NaN where not scored; ``index`` the flat indices of the scored
+        positions if known (else found from the NaNs). Each score ``s`` (clamped at 0) becomes
+        ``s * s / (best over the source's targets + eps) * s / (best over the target's sources + eps)``
+        (:func:`semcorr_ext.ops.mutual_matching` with unscored positions at 0, without a volume-sized pass), so a
+        target cell that scores high for many source cells (a repeated texture, a hub) no longer wins them all.
+        Each source cell keeps its best scored target cell (ties: the lower index; a source cell with nothing
+        scored gets target 0 and score 0).
         Returns (flat target index (B, Hs, Ws), its mutual score (B, Hs, Ws)).
         """
         B, Hs, Ws, Ht, Wt = scored.shape
-        mutual = ops.mutual_matching(scored.nan_to_num(0.0).clamp_min_(0))
-        best, idx = mutual.view(B, Hs, Ws, Ht * Wt).max(-1)
-        return idx, best
+        flat = scored.reshape(-1)
+        if index is None:
+            index = (~flat.isnan()).nonzero().squeeze(1)
+        s = flat[index].clamp_min(0)
+        T = Ht * Wt
+        src = index // T  # (b, i, j)
+        tgt = index // (Hs * Ws * T) * T + index % T  # (b, u, v)
+        best_t = s.new_zeros(B * Hs * Ws).scatter_reduce_(0, src, s, "amax")
+        best_s = s.new_zeros(B * T).scatter_reduce_(0, tgt, s, "amax")
+        m = s * (s / (best_t[src] + eps)) * (s / (best_s[tgt] + eps))
+        best = m.new_zeros(B * Hs * Ws).scatter_reduce_(0, src, m, "amax")
+        pick = torch.where(m == best[src], index % T, T)
+        idx = torch.full_like(best, T, dtype=torch.int64).scatter_reduce_(0, src, pick, "amin")
+        return idx.masked_fill_(idx == T, 0).view(B, Hs, Ws), best.view(B, Hs, Ws)
 
     def forward(self, src_img: torch.Tensor, tgt_img: torch.Tensor) -> Matches:
         self.check_images(src_img, tgt_img)
@@ -335,7 +371,7 @@ class PMNC(CorrespondenceModel):
         B, Hs, Ws, Ht, Wt = corr.shape
         res = self.search(corr)
         if self.readout == "mutual":
-            idx, confidence = self.mutual_readout(res.scored)
+            idx, confidence = self.mutual_readout(res.scored, res.scored_index)
         else:
             idx, confidence = res.matches[..., 0, 0] * Wt + res.matches[..., 0, 1], res.scores[..., 0]
         tgt_centres = flow.grid_coords(Ht, Wt, tgt_img.shape[-2:], dtype=fs.dtype, device=fs.device)
