@@ -46,16 +46,13 @@ def make_inputs(grid=25, seed=0):
 @torch.no_grad()
 def pmnc(fs, ft):
     model = build()
-    res = model.search(model.correlation(fs, ft))
-    return model.mutual_readout(res.scored, res.scored_index)[0]
+    return model.match_volume(model.correlation(fs, ft))[0]
 
 
 @torch.no_grad()
 def pmnc_search(fs, ft):
     model = build()
-    corr = model.correlation(fs, ft)
-    m = model.search(corr).matches
-    return m[..., 0, 0] * corr.shape[4] + m[..., 0, 1]
+    return model.match_volume(model.correlation(fs, ft), readout="search")[0]
 
 
 @torch.no_grad()

@@ -126,13 +126,11 @@ class PMNCScorer(nn.Module):
                 w[centre] = m
 
     # -------------------------------------------------------------------------------- window scoring
-    def _stack_windows(self, x: Optional[torch.Tensor], first: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """x (M, 1, w, w, w, w) -> (M,) through the stack with no padding (or from layer 1's output ``first``)."""
-        for li, (w, b) in enumerate(zip(self.weights, self.biases)):
-            k = w.shape[2]
-            if li == 0 and first is not None:
-                x = first
-            elif k == x.shape[-1]:  # the kernel covers what is left: one GEMM
+    def _layers(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Layers ``start..`` of the stack with no padding, ReLU between layers: x (M, C, k, k, k, k) -> (M,)."""
+        for li in range(start, len(self.weights)):
+            w, b = self.weights[li], self.biases[li]
+            if w.shape[2] == x.shape[-1]:  # the kernel covers what is left: one GEMM
                 x = F.linear(x.flatten(1), w.flatten(1), b).view(x.shape[0], -1, 1, 1, 1, 1)
             else:
                 x = ops.conv4d(x, w, b, padding=0)
@@ -140,18 +138,20 @@ class PMNCScorer(nn.Module):
                 x = F.relu(x)
         return x.view(x.shape[0])
 
-    def _first_layer_weight(self) -> torch.Tensor:
+    def _first_layer(self):
         """Layer 1 of the stack and, if symmetric, of the transposed stack (the same layer with source and target
-        dims exchanged), as one (C or 2C, 1, k, k, k, k) weight."""
-        w0 = self.weights[0]
-        return torch.cat([w0, w0.permute(0, 1, 4, 5, 2, 3)]) if self.symmetric else w0
+        dims exchanged), as one (C or 2C, 1, k, k, k, k) weight and its bias."""
+        w0, b0 = self.weights[0], self.biases[0]
+        if not self.symmetric:
+            return w0, b0
+        return torch.cat([w0, w0.permute(0, 1, 4, 5, 2, 3)]), torch.cat([b0, b0])
 
-    def _rest(self, h: torch.Tensor) -> torch.Tensor:
-        """The layers after the first on the first layer's outputs of windows covered by it, (M, C or 2C) -> (M,)."""
-        M = h.shape[0]
-        h = h.view(M, 2 if self.symmetric else 1, -1, 1, 1, 1, 1)
-        out = self._stack_windows(None, h[:, 0])
-        return out + self._stack_windows(None, h[:, 1]) if self.symmetric else out
+    def _after_first(self, h: torch.Tensor) -> torch.Tensor:
+        """The layers after the first on the first layer's outputs of windows it covers, (M, C or 2C) -> (M,)."""
+        h = F.relu(h) if len(self.weights) > 1 else h
+        h = h.view(h.shape[0], 2 if self.symmetric else 1, -1, 1, 1, 1, 1)
+        out = self._layers(h[:, 0], start=1)
+        return out + self._layers(h[:, 1], start=1) if self.symmetric else out
 
     def score_windows(self, win: torch.Tensor) -> torch.Tensor:
         """Scores of windows (M, w, w, w, w) (from :func:`semcorr_ext.ops.gather_windows4d`) -> (M,)."""
@@ -160,12 +160,11 @@ class PMNCScorer(nn.Module):
             raise ValueError("PMNCScorer: windows must be %d^4 (the receptive field), got %d^4" % (self.window, w))
         x = win.reshape(M, 1, w, w, w, w)
         if self.weights[0].shape[2] == w:  # layer 1 of both directions in one GEMM
-            b0 = self.biases[0]
-            return self._rest(F.linear(x.flatten(1), self._first_layer_weight().flatten(1),
-                                       torch.cat([b0, b0]) if self.symmetric else b0))
-        out = self._stack_windows(x)
+            w0, b0 = self._first_layer()
+            return self._after_first(F.linear(x.flatten(1), w0.flatten(1), b0))
+        out = self._layers(x)
         if self.symmetric:
-            out = out + self._stack_windows(x.permute(0, 1, 4, 5, 2, 3))
+            out = out + self._layers(x.permute(0, 1, 4, 5, 2, 3))
         return out
 
     def score_points(self, corr: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
@@ -174,10 +173,8 @@ class PMNCScorer(nn.Module):
         :func:`semcorr_ext.ops.gather_windows4d_linear`."""
         if self.weights[0].shape[2] != self.window:
             return self.score_windows(ops.gather_windows4d_points(corr, points, self.window))
-        b0 = self.biases[0]
-        h = ops.gather_windows4d_linear(corr, points, self._first_layer_weight().squeeze(1),
-                                        torch.cat([b0, b0]) if self.symmetric else b0)
-        return self._rest(h)
+        w0, b0 = self._first_layer()
+        return self._after_first(ops.gather_windows4d_linear(corr, points, w0.squeeze(1), b0))
 
     # -------------------------------------------------------------------------------- dense (proxy) scoring
     def dense(self, corr: torch.Tensor) -> torch.Tensor:
@@ -364,16 +361,25 @@ class PMNC(CorrespondenceModel):
         idx = torch.full_like(best, T, dtype=torch.int64).scatter_reduce_(0, src, pick, "amin")
         return idx.masked_fill_(idx == T, 0).view(B, Hs, Ws), best.view(B, Hs, Ws)
 
+    def match_volume(self, corr: torch.Tensor, readout: Optional[str] = None):
+        """Search a (pre-filtered) volume (B, Hs, Ws, Ht, Wt) and read it out (``readout``: default the model's):
+        (flat target index (B, Hs, Ws), confidence (B, Hs, Ws), :class:`PatchMatchResult`)."""
+        readout = readout or self.readout
+        if readout not in ("mutual", "search"):
+            raise ValueError("PMNC: readout must be 'mutual' or 'search', got %r" % (readout,))
+        res = self.search(corr)
+        if readout == "mutual":
+            idx, confidence = self.mutual_readout(res.scored, res.scored_index)
+        else:
+            idx, confidence = res.matches[..., 0, 0] * corr.shape[4] + res.matches[..., 0, 1], res.scores[..., 0]
+        return idx, confidence, res
+
     def forward(self, src_img: torch.Tensor, tgt_img: torch.Tensor) -> Matches:
         self.check_images(src_img, tgt_img)
         fs, ft = self.features(src_img), self.features(tgt_img)
         corr = self.correlation(fs, ft)
         B, Hs, Ws, Ht, Wt = corr.shape
-        res = self.search(corr)
-        if self.readout == "mutual":
-            idx, confidence = self.mutual_readout(res.scored, res.scored_index)
-        else:
-            idx, confidence = res.matches[..., 0, 0] * Wt + res.matches[..., 0, 1], res.scores[..., 0]
+        idx, confidence, res = self.match_volume(corr)
         tgt_centres = flow.grid_coords(Ht, Wt, tgt_img.shape[-2:], dtype=fs.dtype, device=fs.device)
         field = tgt_centres.reshape(Ht * Wt, 2)[idx]
         return Matches(field=field, confidence=confidence, src_size=tuple(src_img.shape[-2:]),
