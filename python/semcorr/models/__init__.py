@@ -12,9 +12,10 @@ import importlib
 import pkgutil
 from typing import Callable, Dict, List, Type
 
-from .base import CorrespondenceModel, Matches
+from .base import CorrespondenceModel, Matches, untrained_line
 
-__all__ = ["MODELS", "register_model", "build_model", "available_models", "CorrespondenceModel", "Matches"]
+__all__ = ["MODELS", "register_model", "build_model", "available_models", "CorrespondenceModel", "Matches",
+           "untrained_line"]
 
 #: name -> model class (or factory callable)
 MODELS: Dict[str, Callable[..., CorrespondenceModel]] = {}
@@ -47,7 +48,8 @@ def available_models() -> List[str]:
 
 
 def build_model(name: str, **kwargs) -> CorrespondenceModel:
-    """Instantiate the model registered as ``name`` with ``kwargs``."""
+    """Instantiate the model registered as ``name`` with ``kwargs``; warns (once) when any of its parts has
+    random weights (:meth:`CorrespondenceModel.untrained_parts`)."""
     if name not in MODELS:
         try:
             importlib.import_module("%s.%s" % (__name__, name))
@@ -58,7 +60,10 @@ def build_model(name: str, **kwargs) -> CorrespondenceModel:
             _import_models()
     if name not in MODELS:
         raise KeyError("unknown model %r; available: %s" % (name, ", ".join(sorted(MODELS)) or "(none)"))
-    return MODELS[name](**kwargs)
+    model = MODELS[name](**kwargs)
+    if isinstance(model, CorrespondenceModel):
+        model.warn_if_untrained()
+    return model
 
 
 # Built-in models register themselves on import.

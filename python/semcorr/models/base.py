@@ -6,15 +6,16 @@ field holds, for each source-grid cell, the matched target position normalised o
 align_corners=True (``x_pix = (x + 1) / 2 * (W - 1)``).
 """
 import abc
+import warnings
 from dataclasses import dataclass, field as dc_field
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
 
 from semcorr_ext import flow
 
-__all__ = ["Matches", "CorrespondenceModel"]
+__all__ = ["Matches", "CorrespondenceModel", "untrained_line"]
 
 
 @dataclass
@@ -111,6 +112,28 @@ class CorrespondenceModel(nn.Module, abc.ABC):
     def forward(self, src_img: torch.Tensor, tgt_img: torch.Tensor) -> Matches:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    # ---- random weights: every model says which of its parts are untrained ----
+    def mark_untrained(self, *parts: str) -> None:
+        """Record parts (e.g. ``"backbone"``, ``"consensus"``) whose weights are random."""
+        current = self.__dict__.setdefault("_untrained_parts", [])
+        current.extend(p for p in parts if p not in current)
+
+    def mark_trained(self, *parts: str) -> None:
+        """Record that these parts now hold trained weights (a checkpoint loaded them)."""
+        current = self.__dict__.setdefault("_untrained_parts", [])
+        current[:] = [p for p in current if p not in parts]
+
+    def untrained_parts(self) -> List[str]:
+        """Names of the parts whose weights are random; empty for a fully trained (or weight-free) model."""
+        return list(self.__dict__.get("_untrained_parts", []))
+
+    def warn_if_untrained(self) -> None:
+        """Warn once per model object when any part has random weights (``build_model`` calls it)."""
+        line = untrained_line(self)
+        if line and not self.__dict__.get("_untrained_warned", False):
+            self.__dict__["_untrained_warned"] = True
+            warnings.warn(line, UserWarning, stacklevel=3)
+
     @property
     def device(self) -> torch.device:
         for t in list(self.parameters()) + list(self.buffers()):
@@ -127,3 +150,13 @@ class CorrespondenceModel(nn.Module, abc.ABC):
             return self.forward(src_img.to(dev), tgt_img.to(dev))
         finally:
             self.train(was_training)
+
+
+def untrained_line(model: CorrespondenceModel) -> Optional[str]:
+    """``"UNTRAINED: <name> has random weights in <parts> ..."`` for a model with random parts, else None. The
+    CLI prints it beside every figure computed with such a model."""
+    parts = model.untrained_parts() if isinstance(model, CorrespondenceModel) else []
+    if not parts:
+        return None
+    return ("UNTRAINED: %s has random weights in %s; its matches and scores are not those of the published "
+            "method (load a checkpoint or weights)" % (getattr(model, "name", type(model).__name__), ", ".join(parts)))
