@@ -1,3 +1,4 @@
+import glob
 import importlib
 import os
 
@@ -8,9 +9,16 @@ torch.manual_seed(0)
 
 
 def _emu_module():
+    """The emulator module, or None when it was not built. A built module that fails to import (a broken
+    ``.so``, a missing symbol) is an error, never a skip."""
+    import semcorr_ext
+
+    built = glob.glob(os.path.join(os.path.dirname(semcorr_ext.__file__), "_emu*.so"))
     try:
         return importlib.import_module("semcorr_ext._emu")
-    except ImportError:
+    except ImportError as e:
+        if built:
+            pytest.fail("semcorr_ext._emu was built (%s) but cannot be imported: %s" % (built[0], e))
         return None
 
 

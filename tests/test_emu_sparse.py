@@ -54,7 +54,8 @@ def test_corr4d_topk_ties_float32_and_single_cell(emu):
     assert_close(v, ops.corr4d_topk(src, tgt, 4)[0])
     one = feats(1, 3, 1, 1, dtype=torch.float32)
     v, i = emu.corr4d_topk(one, one, 1, True, 1e-6)
-    assert_close(v, ops.corr4d_topk(one, one, 1)[0]) and i.item() == 0
+    assert_close(v, ops.corr4d_topk(one, one, 1)[0])
+    assert i.item() == 0
 
 
 def test_corr4d_topk_block_orders(emu):

@@ -2,8 +2,8 @@
 :mod:`semcorr.commands`.
 
 A subcommand module ``semcorr.commands.<name>`` exposes ``add_parser(subparsers)``, which adds its parser
-and sets ``func`` (called with the parsed arguments; returns an exit code or None). Modules listed in
-:data:`SUBCOMMANDS` that do not exist (yet) are skipped, so commands can be added independently.
+and sets ``func`` (called with the parsed arguments; returns an exit code or None). Every module listed in
+:data:`SUBCOMMANDS` must import: a broken subcommand fails the whole command loudly instead of vanishing.
 """
 import argparse
 import importlib
@@ -25,14 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version="semcorr %s" % __version__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
-        modname = "semcorr.commands.%s" % name
-        try:
-            mod = importlib.import_module(modname)
-        except ModuleNotFoundError as e:
-            if e.name == modname:  # the subcommand is not written yet; any other missing module is a real error
-                continue
-            raise
-        mod.add_parser(sub)
+        importlib.import_module("semcorr.commands.%s" % name).add_parser(sub)
     return parser
 
 
