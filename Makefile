@@ -5,7 +5,7 @@ PY ?= python
 PIP ?= $(PY) -m pip
 PYTEST_ARGS ?=
 
-.PHONY: deps build install test demo bench ptxas cpp clean
+.PHONY: deps build install test demo bench ptxas gpu-check cpp clean
 
 deps:
 	$(PIP) install -q -r requirements.txt
@@ -31,6 +31,11 @@ bench: build
 # Registers, shared memory and spill bytes of every CUDA kernel (nvcc -Xptxas -v), into benchmarks/PTXAS.md.
 ptxas: deps
 	$(PY) benchmarks/ptxas_report.py benchmarks/PTXAS.md
+
+# On a machine with an NVIDIA GPU: build for that GPU only, every op GPU vs CPU, compute-sanitizer memcheck +
+# racecheck, ops vs the published algorithms on the GPU -> benchmarks/GPU.md. Exits 2 at once without a GPU.
+gpu-check: deps
+	$(PY) benchmarks/gpu_check.py
 
 # The op library for libtorch C++ users (CMakeLists.txt) and its example program, CPU kernels (add
 # CMAKE_ARGS=-DSEMCORR_WITH_CUDA=ON for CUDA). The torch wheel's CMake config needs to be told where the CUDA

@@ -46,7 +46,7 @@ def hpf_build_hspace(src_imsize, trg_imsize, ncells):
 def hpf_bin_ids(src_imsize, src_centers, trg_centers, cell, nbins_x):
     """HPF hspace_bin_ids: the materialised (Ns, Nt) matrix of flat bin ids. Votes are
     (src_size - src_centre) + trg_centre in float32, divided by the cell size, truncated (.long())."""
-    ref = torch.tensor(src_imsize, dtype=src_centers.dtype)
+    ref = torch.tensor(src_imsize, dtype=src_centers.dtype, device=src_centers.device)
     ns, nt = len(src_centers), len(trg_centers)
     vote = (ref.unsqueeze(0).expand_as(src_centers) - src_centers).unsqueeze(2).repeat(1, 1, nt) + \
         trg_centers.t().unsqueeze(0).repeat(ns, 1, 1)  # (Ns, 2, Nt)
@@ -61,11 +61,11 @@ def hpf_rhm(app, src_centers, trg_centers, src_imsize, trg_imsize, ncells=8192, 
     nbins_x, nbins_y, cell = hpf_build_hspace(src_imsize, trg_imsize, ncells)
     bin_ids = hpf_bin_ids(src_imsize, src_centers, trg_centers, cell, nbins_x)
     hspace = app.new_zeros((len(app), nbins_y * nbins_x))
-    hbin_ids = bin_ids + torch.arange(len(app)).mul(hspace.size(1)).unsqueeze(1).expand_as(bin_ids)
+    hbin_ids = bin_ids + torch.arange(len(app), device=app.device).mul(hspace.size(1)).unsqueeze(1).expand_as(bin_ids)
     hspace = hspace.view(-1).index_add(0, hbin_ids.view(-1), app.reshape(-1)).view_as(hspace)
     hspace = hspace.sum(dim=0)
     if smooth:
-        filt = hpf_gaussian2d(7).to(app.dtype) if hsfilter is None else hsfilter
+        filt = hpf_gaussian2d(7).to(app) if hsfilter is None else hsfilter
         hspace = F.conv2d(hspace.view(1, 1, nbins_y, nbins_x), filt.view(1, 1, 7, 7), padding=3).view(-1)
     return app * torch.index_select(hspace, dim=0, index=bin_ids.view(-1)).view_as(app)
 
