@@ -9,6 +9,10 @@ Switches (environment variables):
   MAX_JOBS                parallel compile jobs; capped to the number of cores
   SEMCORR_NO_EMU=1        skip the emulator module (it exists for tests only)
   SEMCORR_DEBUG=1         -O0 -g
+
+Install with `pip install --no-build-isolation .` into the environment that has the torch you will run: the
+extension is compiled against that torch, and the wheel's metadata pins it (torch==<build release>). A plain
+`pip install .` (an isolated build, which cannot see your torch) stops at once with a message saying so.
 """
 import glob
 import os
@@ -17,7 +21,30 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # PEP 517 builds don't put it on sys.path
 import setup_helpers  # noqa: E402,F401  (must run before torch.utils.cpp_extension is imported)
 
-import torch  # noqa: E402
+# Run-time dependencies. Kept as literals: tests/test_compat_install.py reads them (ast) to check that every
+# third-party import of semcorr_ext/ and python/semcorr/ is declared. torch itself is pinned below to the
+# release this build compiles against. Optional imports go through semcorr._optional, which names the extra.
+RUNTIME_REQUIRES = ["numpy", "torchvision", "scikit-image", "matplotlib", "tqdm"]
+EXTRAS_REQUIRE = {
+    "datasets": ["scipy", "imageio"],  # PF-PASCAL .mat annotations, dataset image files
+    "dev": ["pytest", "pytest-benchmark", "hypothesis", "setuptools>=64", "wheel", "ninja"],
+}
+EXTRAS_REQUIRE["all"] = sorted({r for reqs in EXTRAS_REQUIRE.values() for r in reqs})
+
+NEED_TORCH = """semcorr_ext: cannot build, torch is not importable in the build environment.
+semcorr_ext compiles C++/CUDA code against the torch it will run with, so it must be built where that torch
+is installed:
+    pip install torch                      # first, if it is not installed yet
+    pip install setuptools wheel ninja
+    pip install --no-build-isolation .
+A plain `pip install .` builds in an isolated environment that cannot see your torch; building there would
+need another torch (possibly a different release or CUDA version, a multi-GB download) and the compiled
+extension would then fail to load with yours. See README, section "Install"."""
+
+try:
+    import torch  # noqa: E402
+except ImportError:
+    sys.exit(NEED_TORCH)
 from setuptools import find_packages, setup  # noqa: E402
 from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension  # noqa: E402
 
@@ -109,6 +136,9 @@ setup(
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
     entry_points={"console_scripts": ["semcorr=semcorr.cli:main"]},
     python_requires=">=3.9",
-    install_requires=["torch>=2.4", "numpy"],
+    # The compiled extension only loads with the torch release it was built against (semcorr_ext/_loader.py
+    # checks this at import): the wheel says so, so pip never pairs it with another torch.
+    install_requires=["torch==%s" % torch.__version__.split("+")[0]] + RUNTIME_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
     zip_safe=False,
 )

@@ -51,7 +51,9 @@ __all__ = [
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image as float32 (H, W, 3) in [0, 1] (grey -> 3 channels, alpha dropped,
     8- and 16-bit integer images scaled by their range)."""
-    import imageio.v3 as iio
+    from semcorr._optional import optional_import
+
+    iio = optional_import("imageio.v3", extra="datasets", purpose="reading dataset images")
 
     img = np.asarray(iio.imread(os.fspath(path)))
     return to_float_rgb(img)

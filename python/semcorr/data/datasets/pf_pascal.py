@@ -62,9 +62,10 @@ def _data_dir(root: Path) -> Path:
 
 def read_pascal_mat(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """(kps (n, 2) with NaN rows for unannotated, bbox (4,) or None) of a PF-PASCAL .mat."""
-    import scipy.io
+    from semcorr._optional import optional_import
 
-    mat = scipy.io.loadmat(os.fspath(path))
+    scipy_io = optional_import("scipy.io", extra="datasets", purpose="reading PF-PASCAL .mat annotations")
+    mat = scipy_io.loadmat(os.fspath(path))
     kps = np.asarray(mat["kps"], dtype=np.float64).reshape(-1, 2)
     bbox = np.asarray(mat["bbox"], dtype=np.float64).reshape(-1)[:4] if "bbox" in mat else None
     return kps, bbox
