@@ -7,8 +7,9 @@ Both pipelines start from the same features and the same scorer (:class:`semcorr
 consensus initialisation: deterministic), and return the flat target index of each source cell:
 
 * ``pmnc``: cosine correlation -> mutual matching -> 8 PatchMatch iterations (21 offsets, 5^4 windows, K = 1)
-  -> mutual matching of the scored positions -> argmax (the model's default readout).
-* ``pmnc_search``: the same search read out as PatchMatch's own best match (``readout="search"``).
+  -> PatchMatch's own best match (``readout="search"``: the paper's readout, the model's default).
+* ``pmnc_mutual``: the same search read out by our addition, mutual matching of the scored positions -> argmax
+  (``readout="mutual"``).
 * ``dense_nc``: NC-Net's pipeline with the same conv stack: correlation -> mutual matching -> the stack applied
   densely ("same" padding, symmetric; ``semcorr_ext.ops.conv4d``) -> mutual matching -> argmax.
 * ``dense_argmax``: the same dense scores read out by a plain argmax (no second mutual matching): the exact
@@ -21,7 +22,7 @@ import torch
 
 from semcorr_ext import ops
 
-__all__ = ["make_inputs", "pmnc", "pmnc_search", "dense_nc", "dense_argmax", "build", "pck_comparison"]
+__all__ = ["make_inputs", "pmnc", "pmnc_mutual", "dense_nc", "dense_argmax", "build", "pck_comparison"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -29,7 +30,7 @@ def build():
     from semcorr.models.pmnc import PMNC
 
     torch.manual_seed(0)
-    return PMNC(backbone="daisy", stride=8)
+    return PMNC(backbone="daisy", stride=8)  # DAISY: offline; the scorer's hand-set init: deterministic
 
 
 def make_inputs(grid=25, seed=0):
@@ -46,13 +47,13 @@ def make_inputs(grid=25, seed=0):
 @torch.no_grad()
 def pmnc(fs, ft):
     model = build()
-    return model.match_volume(model.correlation(fs, ft))[0]
+    return model.match_volume(model.correlation(fs, ft), readout="search")[0]
 
 
 @torch.no_grad()
-def pmnc_search(fs, ft):
+def pmnc_mutual(fs, ft):
     model = build()
-    return model.match_volume(model.correlation(fs, ft), readout="search")[0]
+    return model.match_volume(model.correlation(fs, ft), readout="mutual")[0]
 
 
 @torch.no_grad()
@@ -82,14 +83,14 @@ def _field(idx, Ht, Wt, tgt_size):
 
 
 def pck_comparison(grid=25, n_pairs=18, alphas=(0.05, 0.1)):
-    """PCK (alpha_img) of pmnc and dense_nc on the first ``n_pairs`` pairs of the synthetic benchmark
+    """PCK (alpha_img) of both PMNC readouts (the paper's first) and the dense baselines on the first ``n_pairs`` pairs of the synthetic benchmark
     (semcorr.data.synthetic, rendered at 8 x grid pixels, no stereo pair): {impl: {alpha: pck}}."""
     from semcorr.data.synthetic import SyntheticPairs
     from semcorr.models.base import Matches
 
     model = build()
     ds = SyntheticPairs(size=8 * grid, stereo=False)
-    impls = (("pmnc", pmnc), ("pmnc_search", pmnc_search), ("dense_nc", dense_nc), ("dense_argmax", dense_argmax))
+    impls = (("pmnc", pmnc), ("pmnc_mutual", pmnc_mutual), ("dense_nc", dense_nc), ("dense_argmax", dense_argmax))
     hits = {impl: {a: 0 for a in alphas} for impl, _ in impls}
     total = 0
     for index in range(min(n_pairs, len(ds))):

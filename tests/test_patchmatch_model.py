@@ -131,28 +131,32 @@ def test_end_to_end_sample_pair_and_api():
 
     pair = sample_pair(seed=0, size=128)
     src, tgt = pair.tensors()
-    model = build_model("pmnc", iterations=4)
+    model = build_model("pmnc", backbone="daisy", iterations=4)
+    assert model.readout == "search" and model.image_size is None  # the paper's readout; DAISY keeps the size
     out = model.match(src, tgt)
     assert out.field.shape == (1, 16, 16, 2) and out.confidence.shape == (1, 16, 16)
     assert out.extras["matches"].shape == (1, 16, 16, 1, 2)
-    search = build_model("pmnc", iterations=4, readout="search").match(src, tgt)
-    best = search.extras["matches"][..., 0, :]
-    assert torch.equal(search.extras["index"], best[..., 0] * 16 + best[..., 1])
+    best = out.extras["matches"][..., 0, :]  # the paper's readout: PatchMatch's own best match
+    assert torch.equal(out.extras["index"], best[..., 0] * 16 + best[..., 1])
+    torch.testing.assert_close(out.confidence, out.extras["scores"][..., 0])
+    mutual = build_model("pmnc", backbone="daisy", iterations=4, readout="mutual").match(src, tgt)
+    assert torch.equal(mutual.extras["matches"], out.extras["matches"])  # same search, other readout
     with pytest.raises(ValueError, match="readout must be 'mutual' or 'search'"):
-        build_model("pmnc", readout="best")
+        build_model("pmnc", backbone="daisy", readout="best")
     assert 0 < out.extras["num_scored"] < out.extras["dense_points"]
     sk, tk = pair.kps_tensors()
     valid = (tk >= 0).all(-1)
-    err = (out.transfer_keypoints(sk) - tk).norm(dim=-1)[valid]
-    assert (err <= 0.1 * 128).float().mean() >= 0.5  # untrained consensus weights, DAISY: well above chance
+    for m in (out, mutual):
+        err = (m.transfer_keypoints(sk) - tk).norm(dim=-1)[valid]
+        assert (err <= 0.1 * 128).float().mean() >= 0.5  # untrained consensus weights, DAISY: well above chance
 
 
 def test_cli_match_pmnc(tmp_path, capsys):
     out_png = tmp_path / "pmnc.png"
-    assert cli.main(["match", "--method", "pmnc", "--out", str(out_png)]) == 0
+    assert cli.main(["match", "--method", "pmnc", "--backbone", "daisy", "--out", str(out_png)]) == 0
     out = capsys.readouterr().out
     assert "method:     pmnc" in out and out_png.exists()
-    # measured at 240 px, seed 0, untrained consensus weights: PCK@0.10 = 0.78
+    # measured at 240 px, seed 0, untrained consensus weights, search readout: PCK@0.10 = 0.78 (mutual: 0.92)
     assert float(re.search(r"PCK@0.10:\s+([0-9.]+)", out).group(1)) >= 0.6
 
 
@@ -160,7 +164,7 @@ def test_training_lowers_loss():
     from semcorr.train.pmnc import make_batch, train_steps
 
     torch.manual_seed(0)
-    model = build_model("pmnc", init="random")
+    model = build_model("pmnc", backbone="daisy", init="random")
     batch = make_batch(model, [0], size=64)  # 8x8 grids
     corr, prob, mask = batch
     assert corr.shape == (1, 8, 8, 8, 8) and mask.any()

@@ -19,12 +19,31 @@ Each 4D position is scored at most once per image pair: scores are cached across
 buffer), and only valid (de-duplicated) candidates not seen before are gathered
 (:func:`semcorr_ext.ops.gather_windows4d_points`) and scored, in chunks.
 
-Readout: NC-Net filters its consensus scores with a second mutual matching before the argmax, and that step is
-worth much of its accuracy (a target cell that scores high for many source cells stops winning them all). PMNC
-keeps every score it computed, so the same mutual matching runs on the scored positions (unscored ones count as
-0) and each source cell takes its best target cell among them (``readout="mutual"``, the default).
+Readout: the paper's is PatchMatch's own result, the best of the k matches it kept for each source cell
+(``readout="search"``, the default). Our addition, ``readout="mutual"``: NC-Net filters its consensus scores with
+a second mutual matching before the argmax, and that step is worth much of its accuracy (a target cell that
+scores high for many source cells stops winning them all); PMNC keeps every score it computed, so the same
+mutual matching can run on the scored positions (unscored ones count as 0) and each source cell takes its best
+target cell among them. It is a named option, reported separately, never the default.
+
+The published method and where our defaults come from. PMNC's code was never released and the seed document
+is the CVPR talk's slides, so the reference is the paper as those slides give it:
+
+* backbone: ResNet-101 (``backbone="resnet101"``, default), layer 4 at a 25x25 grid (the slides' headline row;
+  ``layers=("layer3",)`` is their 50x50 row). Both rows imply 800-pixel inputs (stride 32 x 25 = stride 16 x 50),
+  so ResNet backbones resize the longer image side to ``image_size=800`` by default. DAISY / HOG
+  (``backbone="daisy"``) are our offline options (no weights to download); they keep the images as given.
+* readout: PatchMatch's best match (above). Proxy training with dense scoring and cross entropy against a
+  ground-truth probability map: :mod:`semcorr.train.pmnc`.
+* Where the slides are silent we chose: 8 PatchMatch iterations, k = 1 kept match per source cell, the 21
+  propagation offsets of :data:`semcorr_ext.ops.patchmatch.PMNC_OFFSETS`, no random search, a 5^4 window, the
+  scoring stack 5^4 (1 -> 16) then 1^4 (16 -> 16 -> 1), symmetric, and NC-Net's mutual matching of the raw
+  correlation before the search (``mutual=True``). The scorer starts from a hand-set consensus filter
+  (``init="consensus"``); it is untrained (no published weights exist) and the model says so
+  (:meth:`CorrespondenceModel.untrained_parts`) until a checkpoint of ``semcorr train pmnc`` is loaded.
 """
 import math
+import os
 from typing import NamedTuple, Optional, Sequence, Union
 
 import torch
@@ -211,23 +230,26 @@ class PMNC(CorrespondenceModel):
     """PatchMatch neighbourhood consensus.
 
     Args:
-        backbone: ``"daisy"`` (default: hand-crafted, offline, fast on CPU), ``"hog"``, ``"resnet101"`` /
-            ``"resnet50"`` (the paper: ResNet-101 layer4 at 25x25 or layer3 at 50x50; pass ``layers=``), or an
-            ``nn.Module`` mapping images to a (B, C, h, w) map (or a list of maps).
+        backbone: ``"resnet101"`` (default, the paper; layer 4 unless ``layers=`` says otherwise), ``"resnet50"``,
+            ``"daisy"`` / ``"hog"`` (ours: hand-crafted, offline, fast on CPU), or an ``nn.Module`` mapping images
+            to a (B, C, h, w) map (or a list of maps).
         weights: ResNet weights: ``"auto"`` (ImageNet if in the torch hub cache, else random with a warning),
-            ``"imagenet"``, ``None`` or a state-dict path.
-        iterations: PatchMatch iterations (paper: 8).
-        k: matches kept per source cell (paper: 1).
+            ``"imagenet"``, ``None`` or a state-dict path. A checkpoint holding backbone weights replaces them.
+        image_size: resize both images so that the longer side is this many pixels before the backbone.
+            ``"paper"`` (default): 800 for ResNet backbones (the paper's 25x25 layer-4 / 50x50 layer-3 grids),
+            as given for DAISY / HOG / modules; ``None``: as given.
+        iterations: PatchMatch iterations (the slides do not say; ours 8).
+        k: matches kept per source cell (ours 1).
         offsets: source-grid propagation offsets (default: PMNC's 21, :data:`semcorr_ext.ops.patchmatch.PMNC_OFFSETS`).
         random_samples, radius, seed: random-search candidates per own match, their radius (target cells) and the
-            hash seed (iteration t uses ``iteration=t``). Default 0 (the paper's PatchMatch uses propagation and
-            local refinement).
+            hash seed (iteration t uses ``iteration=t``). Default 0 (propagation and local refinement only).
         kernel_sizes, channels, symmetric, init: the scoring network (:class:`PMNCScorer`).
         mutual: filter the correlation with NC-Net's soft mutual matching first (default True).
-        readout: ``"mutual"`` (default: NC-Net's second mutual matching applied to every position PatchMatch
-            scored, then the best per source cell, :meth:`mutual_readout`) or ``"search"`` (the best of the k
-            matches PatchMatch kept).
-        checkpoint: optional state dict of this module (scorer and backbone) to load.
+        readout: ``"search"`` (default, the paper: the best of the k matches PatchMatch kept) or ``"mutual"``
+            (ours: NC-Net's second mutual matching applied to every position PatchMatch scored, then the best per
+            source cell, :meth:`mutual_readout`).
+        checkpoint: a file written by ``semcorr train pmnc`` (``{"state_dict": {"scorer.*": ...}}``) or a state
+            dict of this module; loaded strictly (:meth:`load_checkpoint`).
         max_window_floats: one chunk of scored points is ``max_window_floats / window^4`` points (the windows it would
             take if they were materialised; with the default stack they are not, layer 1 is fused with the gather).
         **backbone_kwargs: passed to :func:`semcorr.backbones.build_backbone` (e.g. ``stride=`` for DAISY,
@@ -239,54 +261,109 @@ class PMNC(CorrespondenceModel):
     scores).
     """
 
-    def __init__(self, backbone: Union[str, nn.Module] = "daisy", weights="auto", iterations: int = 8, k: int = 1,
+    #: the paper's input size for ResNet backbones (longer side, pixels)
+    PAPER_IMAGE_SIZE = 800
+
+    def __init__(self, backbone: Union[str, nn.Module] = "resnet101", weights="auto",
+                 image_size: Union[str, int, None] = "paper", iterations: int = 8, k: int = 1,
                  offsets: Optional[Sequence[Sequence[int]]] = None, random_samples: int = 0, radius: int = 0,
                  seed: int = 0, kernel_sizes: Sequence[int] = (5, 1, 1), channels: Sequence[int] = (16, 16, 1),
-                 symmetric: bool = True, init: str = "consensus", mutual: bool = True, readout: str = "mutual",
-                 checkpoint: Optional[str] = None, max_window_floats: int = 1 << 23, stride: Optional[int] = None,
+                 symmetric: bool = True, init: str = "consensus", mutual: bool = True, readout: str = "search",
+                 checkpoint=None, max_window_floats: int = 1 << 23, stride: Optional[int] = None,
                  **backbone_kwargs):
         super().__init__()
         if k < 1 or iterations < 0:
             raise ValueError("PMNC: need k >= 1 and iterations >= 0, got k=%d, iterations=%d" % (k, iterations))
+        if readout not in ("mutual", "search"):
+            raise ValueError("PMNC: readout must be 'mutual' or 'search', got %r" % (readout,))
         from semcorr.backbones import build_backbone
 
-        if isinstance(backbone, str):
-            if backbone.startswith("resnet"):
-                depth = int(backbone[len("resnet"):])
-                weights = resolve_resnet_weights(depth, weights, "PMNC")
-                backbone_kwargs.setdefault("layers", ("layer3",))
-                self.backbone_name = "%s (%s)" % (backbone, weights if weights is not None else "random")
-                net = build_backbone(backbone, weights=weights, **backbone_kwargs)
-            else:
-                if backbone in ("daisy", "hog"):
-                    backbone_kwargs.setdefault("stride", 8 if stride is None else stride)
-                self.backbone_name = backbone
-                net = build_backbone(backbone, **backbone_kwargs)
+        is_resnet = isinstance(backbone, str) and backbone.startswith("resnet")
+        #: the backbone's name (None for a module): a scorer checkpoint records the one it was trained on
+        self.backbone_kind = backbone if isinstance(backbone, str) else None
+        if image_size == "paper":
+            image_size = self.PAPER_IMAGE_SIZE if is_resnet else None
+        elif image_size is not None and (isinstance(image_size, str) or int(image_size) < 1):
+            raise ValueError("PMNC: image_size must be 'paper', None or a positive int, got %r" % (image_size,))
+        self.image_size = None if image_size is None else int(image_size)
+        if is_resnet:
+            depth = int(backbone[len("resnet"):])
+            weights = resolve_resnet_weights(depth, weights, "PMNC")
+            backbone_kwargs.setdefault("layers", ("layer4",))
+            self.backbone_name = "%s (%s)" % (backbone, weights if weights is not None else "random")
+            net = build_backbone(backbone, weights=weights, **backbone_kwargs)
+            if weights is None:
+                self.mark_untrained("backbone")
+        elif isinstance(backbone, str):
+            if backbone in ("daisy", "hog"):
+                backbone_kwargs.setdefault("stride", 8 if stride is None else stride)
+            self.backbone_name = backbone
+            net = build_backbone(backbone, **backbone_kwargs)
         else:
             self.backbone_name = type(backbone).__name__
             net = backbone
         self.backbone = net
         self.scorer = PMNCScorer(kernel_sizes, channels, symmetric, init)
+        # no published scorer weights exist: hand-set or random until a checkpoint of `semcorr train pmnc` loads
+        self.mark_untrained("scorer")
         self.iterations, self.k = int(iterations), int(k)
         self.random_samples, self.radius, self.seed = int(random_samples), int(radius), int(seed)
         self.mutual = bool(mutual)
-        if readout not in ("mutual", "search"):
-            raise ValueError("PMNC: readout must be 'mutual' or 'search', got %r" % (readout,))
         self.readout = readout
         self.max_window_floats = int(max_window_floats)
         self.register_buffer("offsets", torch.tensor(PMNC_OFFSETS if offsets is None else offsets,
                                                      dtype=torch.int64).view(-1, 2), persistent=False)
         if checkpoint is not None:
-            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-            self.load_state_dict(state.get("state_dict", state), strict=False)
+            self.load_checkpoint(checkpoint)
         self.eval()
+
+    def load_checkpoint(self, checkpoint) -> None:
+        """Load a checkpoint strictly: a path (read with :func:`semcorr.checkpoints.load_checkpoint`, no arbitrary
+        unpickling) or a dict; ``{"state_dict": ...}`` is unwrapped and a ``module.`` prefix stripped.
+
+        The scorer's keys (``scorer.*``) must all be there with the model's shapes (a checkpoint of another
+        scorer layout, or of another model, raises :class:`semcorr.checkpoints.CheckpointError` naming the keys).
+        Backbone keys are optional as a whole (``semcorr train pmnc`` trains the scorer only and does not save a
+        frozen backbone), but when any is present all must be. A checkpoint that records the backbone its scorer
+        was trained on (``"backbone"``, written by ``semcorr train pmnc``) must name this model's backbone: a
+        scorer trained on DAISY correlations is not one for ResNet correlations. Marks the loaded parts trained."""
+        from semcorr.checkpoints import CheckpointError, check_keys, load_checkpoint, unwrap_state_dict
+
+        obj = load_checkpoint(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else checkpoint
+        sd = unwrap_state_dict(obj)
+        what = "PMNC %s" % (os.fspath(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else "state dict")
+        trained_on = obj.get("backbone") if isinstance(obj, dict) else None
+        if trained_on is not None and self.backbone_kind is not None and trained_on != self.backbone_kind:
+            raise CheckpointError("%s holds a scorer trained on %s features, this model uses backbone=%r; build it "
+                                  "with backbone=%r" % (what, trained_on, self.backbone_kind, trained_on))
+        expected = self.state_dict()
+        has_backbone = any(k.startswith("backbone.") for k in sd)
+        check_keys(expected, sd, what, allow_missing=None if has_backbone else ("backbone.",))
+        # check_keys has accepted the keys; without backbone keys the backbone keeps its current weights
+        self.load_state_dict(sd, strict=has_backbone or not any(k.startswith("backbone.") for k in expected))
+        self.mark_trained("scorer", *(("backbone",) if has_backbone else ()))
 
     @property
     def window(self) -> int:
         return self.scorer.window
 
+    def _resize(self, img: torch.Tensor) -> torch.Tensor:
+        """Images with the longer side at ``image_size`` (bilinear; unchanged when ``image_size`` is None). The
+        match field is in normalised coordinates, so it is the same on the images as given."""
+        size = self._resized_size(img)
+        if size == tuple(img.shape[-2:]):
+            return img
+        return F.interpolate(img, size=size, mode="bilinear", align_corners=False)
+
+    def _resized_size(self, img: torch.Tensor):
+        h, w = int(img.shape[-2]), int(img.shape[-1])
+        if self.image_size is None:
+            return h, w
+        s = float(self.image_size) / max(h, w)
+        return max(1, int(round(h * s))), max(1, int(round(w * s)))
+
     def features(self, img: torch.Tensor) -> torch.Tensor:
-        return fuse_features(self.backbone(img))
+        return fuse_features(self.backbone(self._resize(img)))
 
     def correlation(self, fs: torch.Tensor, ft: torch.Tensor) -> torch.Tensor:
         """Cosine correlation (B, Hs, Ws, Ht, Wt), clamped at 0 and mutual-matched (NC-Net's pre-filtering)."""
@@ -380,7 +457,8 @@ class PMNC(CorrespondenceModel):
         corr = self.correlation(fs, ft)
         B, Hs, Ws, Ht, Wt = corr.shape
         idx, confidence, res = self.match_volume(corr)
-        tgt_centres = flow.grid_coords(Ht, Wt, tgt_img.shape[-2:], dtype=fs.dtype, device=fs.device)
+        # cell centres of the grid over the image the backbone saw (normalised: the same place on the input)
+        tgt_centres = flow.grid_coords(Ht, Wt, self._resized_size(tgt_img), dtype=fs.dtype, device=fs.device)
         field = tgt_centres.reshape(Ht * Wt, 2)[idx]
         return Matches(field=field, confidence=confidence, src_size=tuple(src_img.shape[-2:]),
                        tgt_size=tuple(tgt_img.shape[-2:]),

@@ -16,7 +16,7 @@ from typing import List, Tuple
 import numpy as np
 import torch
 
-__all__ = ["add_arguments", "run", "gt_probability_map", "dense_ce_loss", "make_batch", "train_steps"]
+__all__ = ["add_arguments", "run", "gt_probability_map", "dense_ce_loss", "make_batch", "train_steps", "save_scorer"]
 
 
 def gt_probability_map(warp, src_size, tgt_size, src_grid, tgt_grid) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -93,9 +93,18 @@ def train_steps(model, batches, steps: int, lr: float = 1e-3, log=None) -> List[
     return losses
 
 
+def save_scorer(model, path: str, backbone: str) -> None:
+    """The checkpoint ``semcorr train pmnc`` writes: ``{"state_dict": {"scorer.<name>": tensor}, "backbone": name}``
+    (the scorer only; the backbone is fixed and not saved). ``PMNC(backbone=name, checkpoint=path)`` loads it."""
+    torch.save({"state_dict": {"scorer." + k: v.detach().clone() for k, v in model.scorer.state_dict().items()},
+                "backbone": str(backbone)}, path)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g = p.add_argument_group("model")
-    g.add_argument("--backbone", default="daisy", help="daisy (default, offline), hog, resnet101, resnet50")
+    g.add_argument("--backbone", default="daisy",
+                   help="daisy (default here: offline, no weights), hog, resnet101 (the paper's), resnet50; load the "
+                        "result with the same backbone")
     g.add_argument("--stride", type=int, default=8, help="grid step of daisy/hog in pixels (default 8)")
     g.add_argument("--init", choices=("consensus", "random"), default="consensus",
                    help="initial scoring weights (default consensus)")
@@ -119,7 +128,8 @@ def run(args) -> int:
     torch.manual_seed(args.seed)
     if args.threads:
         torch.set_num_threads(args.threads)
-    kw = dict(backbone=args.backbone, init=args.init)
+    # --image-size is the working resolution: the model must not resize again (its default for ResNets is 800)
+    kw = dict(backbone=args.backbone, init=args.init, image_size=None)
     if args.backbone in ("daisy", "hog"):
         kw["stride"] = args.stride
     model = build_model("pmnc", **kw).to(torch.device(args.device))
@@ -136,7 +146,7 @@ def run(args) -> int:
             print("step %5d  loss %.4f" % (step, loss))
 
     losses = train_steps(model, batches, args.steps, args.lr, log)
-    torch.save({"state_dict": {"scorer." + k: v for k, v in model.scorer.state_dict().items()}}, args.out)
-    print("pmnc train: loss %.4f -> %.4f; wrote %s (load with build_model('pmnc', checkpoint=...))"
-          % (losses[0], losses[-1], args.out))
+    save_scorer(model, args.out, args.backbone)
+    print("pmnc train: loss %.4f -> %.4f; wrote %s (load with build_model('pmnc', backbone=%r, checkpoint=...))"
+          % (losses[0], losses[-1], args.out, args.backbone))
     return 0
