@@ -9,6 +9,7 @@ from torch import nn
 from benchmarks import baselines as bl_corr
 from benchmarks import baselines_consensus as bl
 from semcorr import cli
+from semcorr.checkpoints import CheckpointError
 from semcorr.losses.ncnet import match_score, weak_loss
 from semcorr.models import build_model
 from semcorr.models.ncnet import NCNet, convert_ncnet_state_dict
@@ -147,12 +148,12 @@ def test_load_published_checkpoint_layout(tmp_path):
 
 def test_checkpoint_errors():
     model = small_ncnet()
-    with pytest.raises(KeyError, match="lacks consensus weights"):
-        model.load_ncnet_state_dict({"NeighConsensus.conv.0.bias": torch.zeros(4)})
+    with pytest.raises(CheckpointError, match="missing keys: consensus.conv.0.weight"):
+        model.load_ncnet_state_dict({"NeighConsensus.conv.0.bias": torch.zeros(4)}, with_backbone=False)
     bad = _ncnet_layout_state_dict(model)
     bad["NeighConsensus.conv.0.weight"] = torch.zeros(5, 4, 1, 3, 3, 3)
-    with pytest.raises(ValueError, match="consensus.conv.0.weight has shape"):
-        model.load_ncnet_state_dict(bad)
+    with pytest.raises(CheckpointError, match=r"consensus.conv.0.weight: checkpoint \(4, 1, 5, 3, 3, 3\)"):
+        model.load_ncnet_state_dict(bad, with_backbone=False)
 
 
 def test_cli_match_ncnet(tmp_path, capsys):

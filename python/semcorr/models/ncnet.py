@@ -10,11 +10,22 @@ relocalisation (``ops.max_pool4d``)] -> mutual matching -> symmetric neighbourho
 stack, default kernels [5, 5, 5], channels [16, 16, 1]) -> mutual matching. Readout: for each source cell,
 softmax over the target cells; the match is the argmax and the confidence its probability.
 Training: weak supervision (:func:`semcorr.losses.ncnet.weak_loss`).
+
+Fidelity to the released code (ignacio-rocco/ncnet, ``lib/model.py`` ``ImMatchNet``): the filtered volume equals
+the published forward (FeatureL2Norm, 4D FeatureCorrelation, MutualMatching, symmetric NeighConsensus of the
+conv3d-loop Conv4d, MutualMatching) to 1e-5 from a checkpoint of the published layout
+(``tests/test_ncnet_published.py``). The readout is ``corr_to_matches(do_softmax=True)`` in one direction: for
+each source cell, softmax over the target cells (the published evaluation reads the other way, from each target
+cell to the source, which is the same computation with the images swapped since the filter is symmetric).
+Deviations, all outside the network: match positions are cell centres of our tiling convention
+(:class:`Matches`), not ``linspace(-1, 1, n)``; ``image_size`` keeps the aspect ratio where the published
+evaluation resizes to a 400x400 square; with relocalisation only the target side is refined (the source
+grid of :class:`Matches` is regular); ``half_precision`` is not offered. See docs/models/ncnet.md.
 """
 import argparse
 import os
 from collections import OrderedDict
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -22,13 +33,14 @@ from torch import nn
 
 from semcorr_ext import flow, ops
 from semcorr.backbones import resolve_resnet_weights
+from semcorr.checkpoints import CheckpointError, check_keys, load_checkpoint, unwrap_state_dict
 from semcorr_ext.nn import Conv4d, NeighConsensus
 
 from . import register_model
 from .base import CorrespondenceModel, Matches
 from .nearest_neighbour import fuse_features
 
-__all__ = ["NCNet", "convert_ncnet_state_dict", "load_ncnet_checkpoint"]
+__all__ = ["NCNet", "convert_ncnet_state_dict", "read_ncnet_checkpoint", "load_ncnet_checkpoint"]
 
 # NC-Net's FeatureExtraction.model is nn.Sequential(conv1, bn1, relu, maxpool, layer1, layer2, layer3): the
 # published checkpoints name the backbone by those indices. Our ResNetFeatures names them as below.
@@ -41,28 +53,27 @@ _NCNET_BACKBONE_PREFIXES = {
 }
 
 
-def _read_checkpoint(path_or_state) -> Dict[str, torch.Tensor]:
-    """A state dict from a path or a dict; unwraps ``{"state_dict": ...}`` (NC-Net's ``.pth.tar`` also holds an
-    argparse ``args`` entry, allowed explicitly when unpickling with ``weights_only``)."""
-    if isinstance(path_or_state, (str, os.PathLike)):
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            state = torch.load(os.fspath(path_or_state), map_location="cpu", weights_only=True)
-    else:
-        state = path_or_state
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise ValueError("NC-Net checkpoint: expected a state dict (or {'state_dict': ...}), got %s" % type(state).__name__)
-    return OrderedDict(((k[len("module."):] if k.startswith("module.") else k).replace("vgg", "model"), v)
-                       for k, v in state.items())
+def read_ncnet_checkpoint(path_or_state) -> Tuple[Dict[str, torch.Tensor], Optional[argparse.Namespace]]:
+    """(state dict with ``module.`` stripped and ``vgg`` renamed ``model`` as ImMatchNet does, the saved ``args``
+    or None) from a path or a loaded object.
+
+    A path is read with :func:`semcorr.checkpoints.load_checkpoint` (``weights_only`` + the numpy/argparse
+    allow-list), so the file NC-Net's ``train.py`` writes -- ``{epoch, args, state_dict, best_test_loss (numpy
+    scalar), optimizer, train_loss, test_loss (numpy arrays)}`` -- loads without unpickling arbitrary code."""
+    obj = load_checkpoint(path_or_state) if isinstance(path_or_state, (str, os.PathLike)) else path_or_state
+    args = obj.get("args") if isinstance(obj, Mapping) else None
+    sd = unwrap_state_dict(obj, keys=("state_dict",))
+    # ImMatchNet renames 'vgg' -> 'model' in every key (checkpoints of an older FeatureExtraction attribute name)
+    sd = OrderedDict((k.replace("vgg", "model"), v) for k, v in sd.items())
+    return sd, (args if isinstance(args, argparse.Namespace) else None)
 
 
 def convert_ncnet_state_dict(state) -> Dict[str, torch.Tensor]:
     """NC-Net's published state dict (``FeatureExtraction.model.<i>.*``, ``NeighConsensus.conv.<2i>.weight``
     stored as ``[k1, Cout, Cin, k2, k3, k4]``) -> the state dict of :class:`NCNet` (``backbone.*``,
     ``consensus.conv.<2i>.weight`` as ``(Cout, Cin, k1, k2, k3, k4)``). Keys already in our layout pass
-    through; other keys (e.g. ``num_batches_tracked``) are kept as they are."""
-    sd = _read_checkpoint(state)
+    through; keys of neither layout are kept as they are (and reported as unexpected when loading)."""
+    sd, _ = read_ncnet_checkpoint(state)
     out = OrderedDict()
     for k, v in sd.items():
         if k.startswith("NeighConsensus."):
@@ -91,6 +102,23 @@ def _consensus_layout(sd: Dict[str, torch.Tensor]):
     return ks, ch
 
 
+def _layout_from_args(args: Optional[argparse.Namespace], sd: Dict[str, torch.Tensor]):
+    """The consensus layout ImMatchNet builds for a checkpoint: ``args.ncons_kernel_sizes`` /
+    ``args.ncons_channels`` when the checkpoint stores them (as ``train.py`` does), else read off the weights.
+    Weights that disagree with the stored args are reported by the key check when loading."""
+    ks, ch = _consensus_layout(sd)
+    if args is not None and hasattr(args, "ncons_kernel_sizes") and hasattr(args, "ncons_channels"):
+        ks = [int(k) for k in args.ncons_kernel_sizes]
+        ch = [int(c) for c in args.ncons_channels]
+        if len(ks) != len(ch):
+            raise CheckpointError("NC-Net checkpoint args: ncons_kernel_sizes %s and ncons_channels %s differ in length"
+                                  % (ks, ch))
+    if not ch:
+        raise CheckpointError("NC-Net checkpoint has no consensus weights (NeighConsensus.conv.<i>.weight) and no "
+                              "args.ncons_kernel_sizes / ncons_channels")
+    return ks, ch
+
+
 @register_model("ncnet")
 class NCNet(CorrespondenceModel):
     """Dense NC-Net.
@@ -106,8 +134,14 @@ class NCNet(CorrespondenceModel):
             block maximum in the full-resolution target grid.
         image_size: resize both images so that the longer side is this many pixels before the backbone
             (None: as given). Smaller is faster (the consensus cost grows with the 4th power of the grid).
-        checkpoint: NC-Net's published checkpoint (``.pth.tar``) or a state dict of this module; the consensus
-            layout (kernel sizes, channels) is taken from it.
+        checkpoint: NC-Net's published checkpoint (``.pth.tar`` as its ``train.py`` writes it, read safely by
+            :func:`semcorr.checkpoints.load_checkpoint`), a loaded dict of that layout, or a state dict of this
+            module. As in ImMatchNet the consensus layout comes from the checkpoint's ``args.ncons_kernel_sizes``
+            / ``args.ncons_channels`` (from the weight shapes when there are no args), and the backbone from its
+            ``FeatureExtraction.*`` tensors. Missing / unexpected / mis-shaped tensors raise
+            :class:`semcorr.checkpoints.CheckpointError`.
+        checkpoint_backbone: False for a consensus-only state dict (not a published layout); the backbone then
+            keeps ``weights``.
         **backbone_kwargs: passed to :func:`semcorr.backbones.build_backbone` for named backbones.
 
     ``forward`` returns :class:`Matches` with ``confidence`` = the softmax probability of the match and extras
@@ -117,20 +151,25 @@ class NCNet(CorrespondenceModel):
 
     def __init__(self, backbone: Union[str, nn.Module] = "resnet101", weights="auto",
                  kernel_sizes: Sequence = (5, 5, 5), channels: Sequence[int] = (16, 16, 1), symmetric: bool = True,
-                 relocalization_k: int = 0, image_size: Optional[int] = None, checkpoint=None, **backbone_kwargs):
+                 relocalization_k: int = 0, image_size: Optional[int] = None, checkpoint=None,
+                 checkpoint_backbone: bool = True, **backbone_kwargs):
         super().__init__()
         from semcorr.backbones import build_backbone
 
         sd = None
         if checkpoint is not None:
-            sd = convert_ncnet_state_dict(checkpoint)
-            kernel_sizes, channels = _consensus_layout(sd)
-            if any(k.startswith("backbone.") for k in sd) and weights == "auto":
-                weights = None  # the checkpoint carries the backbone
+            raw, args = read_ncnet_checkpoint(checkpoint)
+            sd = convert_ncnet_state_dict(raw)
+            # ImMatchNet overrides the consensus layout with the checkpoint's args (train.py stores them)
+            kernel_sizes, channels = _layout_from_args(args, sd)
+            if checkpoint_backbone and weights == "auto":
+                weights = None  # the checkpoint carries the backbone: no ImageNet look-up, no warning
+        random_backbone = False
         if isinstance(backbone, str):
             if backbone.startswith("resnet"):
                 depth = int(backbone[len("resnet"):])
                 weights = resolve_resnet_weights(depth, weights, "NCNet")
+                random_backbone = weights is None
                 backbone_kwargs.setdefault("layers", ("layer3",))
                 self.backbone_name = "%s (%s)" % (backbone, weights if weights is not None else
                                                   ("checkpoint" if sd is not None else "random"))
@@ -145,26 +184,31 @@ class NCNet(CorrespondenceModel):
         self.consensus = NeighConsensus(kernel_sizes=list(kernel_sizes), channels=list(channels), symmetric=symmetric)
         self.relocalization_k = int(relocalization_k)
         self.image_size = image_size
+        # random until a checkpoint says otherwise (a user-given backbone module is the user's business)
+        self.mark_untrained(*(["backbone"] if random_backbone else []), "consensus")
         if sd is not None:
-            self.load_ncnet_state_dict(sd)
+            self.load_ncnet_state_dict(sd, with_backbone=checkpoint_backbone)
         self.eval()
 
     # ---- checkpoints ----
-    def load_ncnet_state_dict(self, state, strict_consensus: bool = True):
-        """Load NC-Net's published state dict (or ours). The consensus weights must all be present; backbone
-        keys are loaded when present (a checkpoint without them keeps the current backbone)."""
+    def load_ncnet_state_dict(self, state, with_backbone: bool = True) -> None:
+        """Load NC-Net's published state dict (or ours) strictly.
+
+        The published ``ImMatchNet`` copies every ``FeatureExtraction.*`` tensor except ``num_batches_tracked``
+        (absent from checkpoints of PyTorch < 0.4.1) and every ``NeighConsensus.*`` tensor; so do we, and any
+        missing, unexpected or wrongly shaped tensor raises a :class:`CheckpointError` naming it.
+        ``with_backbone=False`` loads a consensus-only state dict (not a published layout: ``train.py`` always
+        saves the backbone); backbone keys are then unexpected and the backbone keeps its weights."""
         sd = convert_ncnet_state_dict(state)
         own = self.state_dict()
-        missing = [k for k in own if k.startswith("consensus.") and k not in sd]
-        if strict_consensus and missing:
-            raise KeyError("NC-Net checkpoint lacks consensus weights: %s" % ", ".join(missing))
-        load = {k: v for k, v in sd.items() if k in own}
-        for k, v in load.items():
-            if tuple(own[k].shape) != tuple(v.shape):
-                raise ValueError("NC-Net checkpoint: %s has shape %s, the model expects %s"
-                                 % (k, tuple(v.shape), tuple(own[k].shape)))
-        self.load_state_dict(load, strict=False)
-        return sorted(set(own) - set(load))
+        expected = OrderedDict(
+            (k, v) for k, v in own.items()
+            if (with_backbone or not k.startswith("backbone."))
+            and not (k.endswith("num_batches_tracked") and k not in sd))
+        check_keys(expected, sd, "NC-Net")
+        self.load_state_dict(sd, strict=False)  # every key checked above; the rest (num_batches_tracked) stay
+        self.mark_trained("consensus", *(["backbone"] if with_backbone and any(k.startswith("backbone.") for k in sd)
+                                         else []))
 
     # ---- pipeline ----
     def _resize(self, img: torch.Tensor) -> torch.Tensor:
