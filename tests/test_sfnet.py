@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from semcorr.checkpoints import CheckpointError
 from semcorr.losses.sfnet import SFNetLoss, identity_grid, resize_mask
 from semcorr.models import build_model
 from semcorr.models.sfnet import SFNet, convert_published_state_dict, grid_to_image_field
@@ -146,7 +147,7 @@ def test_load_published_checkpoint_layout(tmp_path, tiny):
             for key, part in sd.items() for k, v in part.items()}
     full["module.feature_extraction.layer1.0.conv1.weight"] = torch.zeros(1)
     assert convert_published_state_dict(full).keys() == convert_published_state_dict(sd).keys()
-    with pytest.raises(KeyError, match="lacks"):
+    with pytest.raises(CheckpointError, match="lacks 'state_dict2'"):
         model.load_checkpoint({"state_dict1": sd["state_dict1"]})
 
 

@@ -8,17 +8,29 @@ align_corners=True) to the conv4 grid; the two ReLU'd cosine correlations (:func
 by the kernel soft-argmax (:func:`semcorr_ext.ops.kernel_soft_argmax`, beta = 50, sigma = 5), in both
 directions. Only the adaptation layers are trained.
 
-    model = build_model("sfnet")                          # resnet101 + ImageNet if cached, else random resnet18
+    model = build_model("sfnet")                          # resnet101 (ImageNet if cached, else random + UNTRAINED)
     model = build_model("sfnet", backbone="tiny")         # small random CNN: CPU tests, smoke runs
     model = build_model("sfnet", checkpoint="best_checkpoint.pt")   # published weights (or ours)
 
 The published checkpoint stores ``{"state_dict1": adap_layer_feat3 state, "state_dict2": adap_layer_feat4
 state}`` with keys ``conv{1,2}.{0,1}.*`` (conv / BN of each residual block); :func:`convert_published_state_dict`
-maps them (and full-model ``adap_layer_feat{3,4}.*`` keys) onto ours.
+maps them (and full-model ``adap_layer_feat{3,4}.*`` keys) onto ours; :meth:`SFNet.load_checkpoint` reads files
+safely (``weights_only``) and strictly (the released ``eval_pascal.py`` uses ``strict=False``; we name every
+missing / unexpected / mis-shaped tensor instead).
+
+Fidelity to the released code (cvlab-yonsei/SFNet ``model.py``): ``flows`` equals ``SFNet.forward(train=False)``
+(``grid_S2T`` / ``grid_T2S``) to 1e-5 from a checkpoint of the released layout (``tests/test_sfnet_published.py``).
+Outside the network: the released evaluation resizes to 288x288 and pads 16 black pixels (320x320, 20x20 grid),
+then crops one cell at each border of ``grid_T2S`` and rescales it; that read-out is the ``sfnet`` transfer of
+``semcorr eval``'s SFNet protocols, while ``forward`` resizes to ``image_size`` (320) without padding and
+returns the source-to-target field in the :class:`Matches` convention. Where the conv5 grid is not exactly half
+the conv4 grid (odd image sizes) we upsample to the conv4 size; the released ``scale_factor=2`` would fail there.
+See docs/models/sfnet.md.
 """
+import os
 import re
 import warnings
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +38,7 @@ from torch import nn
 
 from semcorr_ext import flow, ops
 from semcorr.backbones import imagenet_cached, resolve_resnet_weights
+from semcorr.checkpoints import CheckpointError, check_keys, load_checkpoint, unwrap_state_dict
 
 from . import register_model
 from .base import CorrespondenceModel, Matches
@@ -74,17 +87,18 @@ class _TorchvisionResNet18(nn.Module):
         return [f3, self.layer4(f3)]
 
 
-def build_sfnet_backbone(name: str = "resnet101", weights="auto") -> Tuple[nn.Module, Tuple[int, int], str]:
-    """(module returning [conv4 map, conv5 map], (c3, c4), description).
+def build_sfnet_backbone(name: str = "resnet101", weights="auto") -> Tuple[nn.Module, Tuple[int, int], str, bool]:
+    """(module returning [conv4 map, conv5 map], (c3, c4), description, whether its weights are random).
 
-    ``name``: ``auto`` (resnet101 with cached ImageNet weights, else a random resnet18), ``resnet101`` (the
-    paper), ``resnet50``, ``resnet18`` or ``tiny``. ``weights`` (ResNets): ``"auto"``
-    = ImageNet from the torch hub cache when present, else random (with a warning); ``"imagenet"`` (required,
-    error if missing), ``None`` (random) or a state-dict path. Never downloads.
+    ``name``: ``resnet101`` (the paper and the released code), ``resnet50``, or our additions ``auto``
+    (resnet101 with cached ImageNet weights, else a random resnet18 -- a fast smoke-run setting, not SFNet),
+    ``resnet18`` and ``tiny``. ``weights`` (ResNets): ``"auto"`` = ImageNet from the torch hub cache when
+    present, else random (with a warning); ``"imagenet"`` (required, error if missing), ``None`` (random) or a
+    state-dict path. Never downloads.
     """
     if name == "auto":
         # the paper's backbone when its ImageNet weights are available offline; otherwise a random ResNet-18,
-        # which keeps `semcorr match --method sfnet` to seconds on a CPU (untrained: for smoke runs only)
+        # which keeps a smoke run to seconds on a CPU (untrained: for smoke runs only)
         if weights in ("auto", "imagenet") and imagenet_cached(101):
             return build_sfnet_backbone("resnet101", "imagenet")
         warnings.warn("SFNet: no ImageNet ResNet-101 weights in the torch hub cache; using a random ResNet-18 "
@@ -92,18 +106,19 @@ def build_sfnet_backbone(name: str = "resnet101", weights="auto") -> Tuple[nn.Mo
         return build_sfnet_backbone("resnet18", None)
     if name == "tiny":
         m = TinyFeatures()
-        return m, m.channels, "tiny (random)"
+        return m, m.channels, "tiny (random)", True
     if name == "resnet18":
-        m = _TorchvisionResNet18(None if weights in ("auto", None) else weights)
-        return m, m.channels, "resnet18 (%s)" % ("random" if weights in ("auto", None) else weights)
+        random = weights in ("auto", None)
+        m = _TorchvisionResNet18(None if random else weights)
+        return m, m.channels, "resnet18 (%s)" % ("random" if random else weights), random
     if name in ("resnet50", "resnet101"):
         from semcorr.backbones import ResNetFeatures
 
         depth = int(name[len("resnet"):])
         weights = resolve_resnet_weights(depth, weights, "SFNet")
         m = ResNetFeatures(depth=depth, layers=("layer3", "layer4"), weights=weights)
-        return m, (1024, 2048), "%s (%s)" % (name, weights or "random")
-    raise ValueError("SFNet backbone must be auto, resnet101, resnet50, resnet18 or tiny, got %r" % (name,))
+        return m, (1024, 2048), "%s (%s)" % (name, weights or "random"), weights is None
+    raise ValueError("SFNet backbone must be resnet101, resnet50, auto, resnet18 or tiny, got %r" % (name,))
 
 
 class _ResidualBlock(nn.Module):
@@ -130,35 +145,41 @@ class AdaptationLayer(nn.Module):
 _PUBLISHED_KEY = re.compile(r"^conv([12])\.([01])\.(.+)$")
 
 
-def convert_published_state_dict(sd: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+def convert_published_state_dict(sd: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
     """Map a published SFNet checkpoint onto :class:`SFNet`'s adaptation-layer keys.
 
-    Accepts the released layout ``{"state_dict1": {...}, "state_dict2": {...}}`` (adap_layer_feat3 / _feat4
-    states with keys ``conv{k}.{0 conv | 1 BN}.<param>``), a full SFNet state dict (``adap_layer_feat3.conv1.0.weight``,
-    ... ; the frozen ``feature_extraction.*`` keys are ignored) with or without a ``module.`` prefix, or our own
-    keys (returned unchanged). Returns ``{"adapt3.blocks.{k-1}.{conv|bn}.<param>": tensor, ...}``.
-    """
+    Accepts the released layout ``{"state_dict1": {...}, "state_dict2": {...}}`` (what ``train.py`` saves:
+    ``net.adap_layer_feat3.state_dict()`` / ``net.adap_layer_feat4.state_dict()``, keys
+    ``conv{1,2}.{0 conv | 1 BN}.<param>``, with or without BN ``num_batches_tracked``), a full SFNet state dict
+    (``adap_layer_feat3.conv1.0.weight``, ...; the frozen ImageNet ``feature_extraction.*`` keys are dropped) with
+    or without a ``module.`` prefix, ``semcorr train sfnet``'s ``{"model": ...}`` or our own keys. Returns
+    ``{"adapt3.blocks.{k-1}.{conv|bn}.<param>": tensor, ...}``; keys of no known layout are kept as they are
+    (:meth:`SFNet.load_checkpoint` reports them)."""
+    if not isinstance(sd, Mapping):
+        raise CheckpointError("SFNet checkpoint: expected a dict, got %s" % type(sd).__name__)
     if "state_dict1" in sd or "state_dict2" in sd:
         flat = {}
         for level, key in ((3, "state_dict1"), (4, "state_dict2")):
-            for k, v in sd.get(key, {}).items():
+            part = sd.get(key)
+            if not isinstance(part, Mapping):
+                raise CheckpointError("SFNet checkpoint lacks %r (the adap_layer_feat%d state dict); it has %s"
+                                      % (key, level, ", ".join(map(repr, sd))))
+            for k, v in part.items():
                 flat["adap_layer_feat%d.%s" % (level, k)] = v
         sd = flat
-    elif "state_dict" in sd and isinstance(sd["state_dict"], dict):
-        sd = sd["state_dict"]
+    else:
+        sd = unwrap_state_dict(sd, keys=("state_dict", "model"))
     out = {}
     for k, v in sd.items():
         if k.startswith("module."):
             k = k[len("module."):]
-        if k.startswith(("adapt3.", "adapt4.")):
-            out[k] = v
-            continue
+        if k.startswith("feature_extraction."):
+            continue  # the frozen ImageNet backbone of a full SFNet state dict: not trained by SFNet
         m = re.match(r"^adap_layer_feat([34])\.(.+)$", k)
-        if m is None:
-            continue  # feature_extraction.* (frozen ImageNet backbone) and anything unrelated
-        p = _PUBLISHED_KEY.match(m.group(2))
+        p = _PUBLISHED_KEY.match(m.group(2)) if m else None
         if p is None:
-            raise KeyError("unrecognised SFNet adaptation-layer key %r" % (k,))
+            out[k] = v  # ours, or unknown (reported by the key check)
+            continue
         out["adapt%s.blocks.%d.%s.%s" % (m.group(1), int(p.group(1)) - 1, "conv" if p.group(2) == "0" else "bn",
                                          p.group(3))] = v
     return out
@@ -178,10 +199,10 @@ def grid_to_image_field(g: torch.Tensor, grid_size, image_size) -> torch.Tensor:
 class SFNet(CorrespondenceModel):
     """SFNet. Args:
 
-    backbone: ``"auto"`` (default: ``"resnet101"``, the paper, when its ImageNet weights are in the torch hub
-        cache, else a random ``"resnet18"`` so that it runs offline in seconds), ``"resnet101"``, ``"resnet50"``,
-        ``"resnet18"`` or ``"tiny"``, or an
-        ``nn.Module`` returning ``[conv4 map, conv5 map]`` (then give ``channels``).
+    backbone: ``"resnet101"`` (default: the paper's and the released code's), ``"resnet50"``, or our additions
+        ``"auto"`` (resnet101 when its ImageNet weights are in the torch hub cache, else a random ``"resnet18"``
+        that runs offline in seconds), ``"resnet18"``, ``"tiny"``, or an ``nn.Module`` returning
+        ``[conv4 map, conv5 map]`` (then give ``channels``).
     weights: backbone weights (see :func:`build_sfnet_backbone`; default ``"auto"``: ImageNet if cached, else
         random with a warning; nothing is downloaded).
     checkpoint: path to a published SFNet checkpoint or one written by ``semcorr train sfnet`` (the adaptation
@@ -192,7 +213,7 @@ class SFNet(CorrespondenceModel):
         the given size.
     """
 
-    def __init__(self, backbone: Union[str, nn.Module] = "auto", weights="auto",
+    def __init__(self, backbone: Union[str, nn.Module] = "resnet101", weights="auto",
                  checkpoint: Optional[str] = None, beta: float = 50.0, sigma: Optional[float] = 5.0,
                  image_size: Optional[int] = 320, channels: Optional[Tuple[int, int]] = None):
         super().__init__()
@@ -200,13 +221,15 @@ class SFNet(CorrespondenceModel):
             if channels is None:
                 raise ValueError("SFNet: give channels=(c3, c4) with a custom backbone module")
             self.features, self.backbone_name = backbone, type(backbone).__name__
+            random_backbone = False  # a user's module: its weights are the user's business
         else:
-            self.features, channels, self.backbone_name = build_sfnet_backbone(backbone, weights)
+            self.features, channels, self.backbone_name, random_backbone = build_sfnet_backbone(backbone, weights)
         for p in self.features.parameters():
             p.requires_grad_(False)
         self.adapt3 = AdaptationLayer(channels[0], 5)
         self.adapt4 = AdaptationLayer(channels[1], 3)
         self.beta, self.sigma, self.image_size = float(beta), sigma, image_size
+        self.mark_untrained(*(["backbone"] if random_backbone else []), "adaptation layers")
         if checkpoint is not None:
             self.load_checkpoint(checkpoint)
         self.eval()
@@ -220,21 +243,19 @@ class SFNet(CorrespondenceModel):
         return list(self.adapt3.parameters()) + list(self.adapt4.parameters())
 
     def load_checkpoint(self, path_or_sd) -> None:
-        sd = path_or_sd
-        if not isinstance(sd, dict):
-            sd = torch.load(path_or_sd, map_location="cpu", weights_only=False)
-            if isinstance(sd, dict) and "model" in sd and isinstance(sd["model"], dict):
-                sd = sd["model"]
+        """Load the adaptation layers strictly from a checkpoint file or a loaded dict of any layout
+        :func:`convert_published_state_dict` accepts. Files are read with
+        :func:`semcorr.checkpoints.load_checkpoint` (``weights_only``). The published ``eval_pascal.py`` loads with
+        ``strict=False``; here every missing, unexpected or mis-shaped tensor raises a :class:`CheckpointError`
+        naming it, except BN ``num_batches_tracked``, which checkpoints of PyTorch < 0.4.1 lack and which
+        inference does not use."""
+        sd = load_checkpoint(path_or_sd) if isinstance(path_or_sd, (str, os.PathLike)) else path_or_sd
         mapped = convert_published_state_dict(sd)
-        own = {k: v for k, v in self.state_dict().items() if k.startswith(("adapt3.", "adapt4."))}
-        missing = sorted(set(own) - set(mapped))
-        if missing:
-            raise KeyError("SFNet checkpoint lacks %d adaptation-layer tensors, e.g. %s" % (len(missing), missing[:3]))
-        for k, v in mapped.items():
-            if k in own and tuple(own[k].shape) != tuple(v.shape):
-                raise ValueError("SFNet checkpoint: %s has shape %s, the model expects %s (backbone channels?)"
-                                 % (k, tuple(v.shape), tuple(own[k].shape)))
-        self.load_state_dict(mapped, strict=False)
+        own = {k: v for k, v in self.state_dict().items() if k.startswith(("adapt3.", "adapt4."))
+               and not (k.endswith("num_batches_tracked") and k not in mapped)}
+        check_keys(own, mapped, "SFNet adaptation-layer")
+        self.load_state_dict(mapped, strict=False)  # keys checked above; the backbone is not in SFNet checkpoints
+        self.mark_trained("adaptation layers")
 
     # ---- the network --------------------------------------------------------------------------------
     def _prepare(self, img):
