@@ -18,7 +18,10 @@ def add_parser(subparsers):
     sub = p.add_subparsers(dest="method", metavar="METHOD")
     for name in _methods():
         mod = importlib.import_module("semcorr.train.%s" % name)
-        mp = sub.add_parser(name, help=(mod.__doc__ or "").strip().splitlines()[0] if mod.__doc__ else None)
+        # a module name cannot hold "-": sparse_ncnet is the command sparse-ncnet (the model's name), alias kept
+        cmd = name.replace("_", "-")
+        mp = sub.add_parser(cmd, aliases=[name] if cmd != name else [],
+                            help=(mod.__doc__ or "").strip().splitlines()[0] if mod.__doc__ else None)
         mod.add_arguments(mp)
         mp.set_defaults(func=mod.run)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
