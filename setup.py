@@ -7,7 +7,9 @@ Switches (environment variables):
   TORCH_CUDA_ARCH_LIST    GPU architectures; default here "8.0;9.0+PTX" (torch's own default is every
                           architecture when no GPU is visible, which multiplies build time)
   MAX_JOBS                parallel compile jobs; capped to the number of cores
-  SEMCORR_NO_EMU=1        skip the emulator module (it exists for tests only)
+  SEMCORR_NO_EMU=0|1      build the emulator module or not; default: only in place (`setup.py build_ext
+                          --inplace`, `make build`, editable installs), never into a wheel (it exists for
+                          the tests of a source checkout)
   SEMCORR_DEBUG=1         -O0 -g
 
 Install with `pip install --no-build-isolation .` into the environment that has the torch you will run: the
@@ -24,7 +26,7 @@ import setup_helpers  # noqa: E402,F401  (must run before torch.utils.cpp_extens
 # Run-time dependencies. Kept as literals: tests/test_compat_install.py reads them (ast) to check that every
 # third-party import of semcorr_ext/ and python/semcorr/ is declared. torch itself is pinned below to the
 # release this build compiles against. Optional imports go through semcorr._optional, which names the extra.
-RUNTIME_REQUIRES = ["numpy", "torchvision", "scikit-image", "matplotlib", "tqdm"]
+RUNTIME_REQUIRES = ["numpy", "torchvision", "scikit-image", "matplotlib", "tqdm", "pyyaml"]
 EXTRAS_REQUIRE = {
     "datasets": ["scipy", "imageio"],  # PF-PASCAL .mat annotations, dataset image files
     "dev": ["pytest", "pytest-benchmark", "hypothesis", "setuptools>=64", "wheel", "ninja"],
@@ -82,6 +84,14 @@ def _write_build_info(with_cuda, archs):
         f.write("VERSION = %r\n" % VERSION)
 
 
+def want_emulator(argv, environ):
+    """Whether to build the test-only CUDA host emulator ``semcorr_ext._emu``: as SEMCORR_NO_EMU says when it
+    is set, else only for in-place builds (the tests of a source checkout), so that wheels never carry it."""
+    if environ.get("SEMCORR_NO_EMU", "") != "":
+        return environ["SEMCORR_NO_EMU"].lower() not in ("1", "true", "yes", "on")
+    return any(a in ("--inplace", "-i", "develop", "editable_wheel") for a in argv)
+
+
 def extensions():
     with_cuda, why = _want_cuda()
     debug = _flag("SEMCORR_DEBUG")
@@ -108,7 +118,7 @@ def extensions():
           % ("ON" if with_cuda else "OFF", why, archs, torch.__version__, os.environ.get("MAX_JOBS")))
     _write_build_info(with_cuda, archs)
     exts = [ext]
-    if not _flag("SEMCORR_NO_EMU"):
+    if want_emulator(sys.argv[1:], os.environ):
         # The CUDA kernels (csrc/*/*_kernel.cuh) compiled as host code against csrc/common/simt.h.
         emu_cxx = (["-O0", "-g"] if debug else ["-O1"]) + ["-pthread", "-DSC_EMULATION"]
         exts.append(CppExtension(
@@ -123,22 +133,24 @@ def extensions():
 _cores = os.cpu_count() or 1
 os.environ["MAX_JOBS"] = str(max(1, min(int(os.environ.get("MAX_JOBS", _cores)), _cores)))
 
-setup(
-    name="semcorr_ext",
-    version=VERSION,
-    description="Fast CPU/CUDA ops for semantic correspondence (4D correlation, neighbourhood consensus, "
-                "Hough matching, PatchMatch, kernel soft-argmax) and models built on them",
-    packages=find_packages(include=["semcorr_ext", "semcorr_ext.*"])
-    + ["semcorr." + p for p in find_packages("python/semcorr")] + ["semcorr"],
-    package_dir={"semcorr": "python/semcorr"},
-    package_data={"semcorr": ["assets/*"]},
-    ext_modules=extensions(),
-    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
-    entry_points={"console_scripts": ["semcorr=semcorr.cli:main"]},
-    python_requires=">=3.9",
-    # The compiled extension only loads with the torch release it was built against (semcorr_ext/_loader.py
-    # checks this at import): the wheel says so, so pip never pairs it with another torch.
-    install_requires=["torch==%s" % torch.__version__.split("+")[0]] + RUNTIME_REQUIRES,
-    extras_require=EXTRAS_REQUIRE,
-    zip_safe=False,
-)
+# Guarded so that tests can import this file's helpers (setuptools and pip run it as __main__).
+if __name__ == "__main__":
+    setup(
+        name="semcorr_ext",
+        version=VERSION,
+        description="Fast CPU/CUDA ops for semantic correspondence (4D correlation, neighbourhood consensus, "
+                    "Hough matching, PatchMatch, kernel soft-argmax) and models built on them",
+        packages=find_packages(include=["semcorr_ext", "semcorr_ext.*"])
+        + ["semcorr." + p for p in find_packages("python/semcorr")] + ["semcorr"],
+        package_dir={"semcorr": "python/semcorr"},
+        package_data={"semcorr": ["assets/*"]},
+        ext_modules=extensions(),
+        cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+        entry_points={"console_scripts": ["semcorr=semcorr.cli:main"]},
+        python_requires=">=3.9",
+        # The compiled extension only loads with the torch release it was built against (semcorr_ext/_loader.py
+        # checks this at import): the wheel says so, so pip never pairs it with another torch.
+        install_requires=["torch==%s" % torch.__version__.split("+")[0]] + RUNTIME_REQUIRES,
+        extras_require=EXTRAS_REQUIRE,
+        zip_safe=False,
+    )

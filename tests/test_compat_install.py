@@ -108,3 +108,22 @@ def test_wheel_metadata_pins_the_build_torch():
     src = (ROOT / "setup.py").read_text()
     # the pin is computed from the torch being compiled against, never a range
     assert 'install_requires=["torch==%s" % torch.__version__.split("+")[0]]' in src
+
+
+def test_the_test_only_emulator_is_built_in_place_only():
+    # setup.py's helpers, without running setup() (guarded by __main__); in a subprocess: it sets MAX_JOBS
+    code = r"""
+import json, runpy, sys
+ns = runpy.run_path("setup.py", run_name="semcorr_setup_under_test")
+w = ns["want_emulator"]
+print(json.dumps([
+    w(["build_ext", "--inplace"], {}), w(["build_ext", "-i"], {}), w(["editable_wheel", "--dist-info-dir", "x"], {}),
+    w(["bdist_wheel", "--dist-dir", "d"], {}), w(["egg_info"], {}), w([], {}),
+    w(["build_ext", "--inplace"], {"SEMCORR_NO_EMU": "1"}), w(["bdist_wheel"], {"SEMCORR_NO_EMU": "0"}),
+]))
+"""
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    got = [ln for ln in r.stdout.splitlines() if ln.startswith("[")][-1]
+    assert got == "[true, true, true, false, false, false, false, true]"
+    assert not (ROOT / "semcorr_ext" / "_build_info.py").read_text().count("semcorr_setup_under_test")
