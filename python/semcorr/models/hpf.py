@@ -14,6 +14,12 @@ Pipeline, as in the paper and its public code:
 
 The returned :class:`HPFMatches` transfers keypoints that way; its ``field`` (B, Hs, Ws, 2) over the first
 layer's grid is the same transfer applied to the grid's cell centres (so flow-based evaluation works too).
+
+Fidelity: with the same ResNet weights, the RHM confidences and the transferred keypoints equal the released
+code (juhongm999/hpf ``hpflow.py``, ``rhm.py``, ``geometry.py``) to 1e-5 (``tests/test_hpf_published.py``).
+Deviations: keypoints covered by no source box take the field's value (published: NaN); the published
+evaluation's resize (images larger than 300 px shrunk) is done by ``semcorr eval``'s HPF protocols, not here;
+the published jump / receptive-field table stops at id 9 as a first id, ours continues it. See docs/models/hpf.md.
 """
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple, Union
@@ -145,21 +151,25 @@ class HyperpixelFlow(CorrespondenceModel):
     """Hyperpixel Flow.
 
     Args:
-        backbone: ``"auto"`` (default: ``"resnet101"`` when its ImageNet weights are in the torch hub cache,
-            otherwise ``"daisy"`` with a warning), ``"resnet101"``, ``"resnet50"`` or ``"daisy"`` (hand-crafted DAISY
-            descriptors as a single "layer": no weights, offline, seconds on a CPU; boxes are the descriptor
-            windows). Note the published ResNet-101 preset builds ~6,400-channel hyperpixels: tens of seconds per
-            pair on a 2-core CPU.
+        backbone: ``"resnet101"`` (default, the published one), ``"resnet50"``, or our additions ``"daisy"``
+            (hand-crafted DAISY descriptors as a single "layer": no weights, offline, seconds on a CPU; boxes are
+            the descriptor windows) and ``"auto"`` (``"resnet101"`` when its ImageNet weights are in the torch hub
+            cache, otherwise ``"daisy"`` with a warning). Note the published ResNet-101 preset builds
+            ~6,400-channel hyperpixels: seconds to tens of seconds per pair on a 2-core CPU.
         hyperpixel_ids: layer ids, or None for the preset of ``benchmark`` (HPF README).
         benchmark: ``"pfpascal"`` (default), ``"pfwillow"``, ``"spair"`` or ``"caltech"`` (chooses the preset).
         weights: ResNet weights: ``"auto"`` (default: ImageNet from the torch hub cache if present, otherwise
             random weights with a warning — the pipeline runs, the matches are poor), ``"imagenet"``, ``None`` or a
             state-dict path.
-        ncells: Hough cells (8192). side: if given, resize images so that max(H, W) == side (HPF uses 300)
-            before matching; keypoints are handled in the given image's pixels either way.
+        ncells: Hough cells (8192). side: if given, resize images so that max(H, W) == side before matching
+            (ours; the published evaluation shrinks images larger than 300 px, which ``semcorr eval``'s HPF
+            protocols do before calling the model); keypoints are handled in the given image's pixels either way.
+
+    Boxes on the image margin are pruned (``prune_margin`` with the first layer's jump) except for
+    ``benchmark="caltech"``, where the published ``extract_hyperpixel`` keeps them all.
     """
 
-    def __init__(self, backbone: str = "auto", hyperpixel_ids=None, benchmark: str = "pfpascal",
+    def __init__(self, backbone: str = "resnet101", hyperpixel_ids=None, benchmark: str = "pfpascal",
                  weights="auto", ncells: int = 8192, side: Optional[int] = None, daisy_stride: int = 8):
         super().__init__()
         if backbone == "auto":
@@ -172,6 +182,7 @@ class HyperpixelFlow(CorrespondenceModel):
                               "hyperpixels (backbone='daisy'). Pass backbone='resnet101' to use the published "
                               "layers (weights=None for random weights).")
         self.backbone_name = backbone
+        self.benchmark = benchmark
         self.ncells = int(ncells)
         self.side = side
         if backbone == "daisy":
@@ -204,6 +215,8 @@ class HyperpixelFlow(CorrespondenceModel):
             deepest = self.geometry[max(self.ids)][0]
             self.extractor = ResNetFeatures(depth=depth, layers=(deepest if deepest != "stem" else "stem",),
                                             weights=weights)
+            if weights is None:
+                self.mark_untrained("backbone")  # HPF has no weights of its own: only the ImageNet ResNet
         else:
             raise ValueError("HPF backbone must be resnet50, resnet101 or daisy, got %r" % (backbone,))
         self.eval()
@@ -258,6 +271,8 @@ class HyperpixelFlow(CorrespondenceModel):
             boxes = torch.stack((x - half, y - half, x + half, y + half), 1)
             return boxes, torch.arange(h * w, device=device)
         boxes = receptive_boxes(rf, float(jump), h, w, device)
+        if self.benchmark == "caltech":  # the published extract_hyperpixel skips the pruning on Caltech-101
+            return boxes, torch.arange(len(boxes), device=device)
         keep = prune_margin(boxes, image_hw, float(jump))
         if len(keep) == 0:  # image smaller than the receptive field: nothing survives pruning, keep all
             keep = torch.arange(len(boxes), device=device)

@@ -64,6 +64,8 @@ class NearestNeighbour(CorrespondenceModel):
                 # randomly initialised ResNet features match nothing: ImageNet weights unless told otherwise
                 # (read from the torch hub cache; a clear error if they are not there)
                 backbone_kwargs.setdefault("weights", "imagenet")
+                if backbone_kwargs["weights"] is None:
+                    self.mark_untrained("backbone")
             self.backbone_name = backbone
             backbone = build_backbone(backbone, **backbone_kwargs)
         else:
