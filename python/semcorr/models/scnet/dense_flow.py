@@ -23,7 +23,7 @@ from typing import Tuple
 
 import numpy as np
 
-__all__ = ["paint_region_flow", "one_to_one", "sd_filter", "rgb_to_lab_colorspace", "dense_flow"]
+__all__ = ["paint_region_flow", "one_to_one", "sd_filter", "rgb_to_lab_colorspace", "flow_from_region_matches"]
 
 #: sdfilter parameters of the released evaluation
 SDF_LAMBDA, SDF_SIGMA_G, SDF_SIGMA_U, SDF_ITERATIONS = 20.0, 30.0, 15.0, 2
@@ -148,7 +148,7 @@ def sd_filter(guide: np.ndarray, f: np.ndarray, mask: np.ndarray, lam: float = S
     return u.reshape(H, W)
 
 
-def dense_flow(scores: np.ndarray, src_boxes: np.ndarray, tgt_boxes: np.ndarray, src_guide: np.ndarray,
+def flow_from_region_matches(scores: np.ndarray, src_boxes: np.ndarray, tgt_boxes: np.ndarray, src_guide: np.ndarray,
                tgt_hw: Tuple[int, int], sd: bool = True):
     """Steps 1-6. ``src_guide``: (H, W, 3) the network's normalised source image (the SD filter's guidance).
     Returns the per-pixel flow ``(H, W, 2)`` in 0-based target pixels (x, y) and the confidence ``(H, W)`` of

@@ -32,7 +32,7 @@ from ...backbones import IMAGENET_MEAN, IMAGENET_STD, build_backbone, imagenet_c
 from ...checkpoints import CheckpointError, check_keys
 from .. import register_model
 from ..base import CorrespondenceModel, Matches
-from .dense_flow import dense_flow
+from .dense_flow import flow_from_region_matches
 from .geometry import hough_bins, hough_vote_scores
 from .matconvnet import VGG_CONVS, load_matconvnet
 from .proposals import PROPOSALS, felzenszwalb_boxes, randomized_prim_boxes, rp_alpha_is_published, sliding_window_boxes
@@ -277,7 +277,7 @@ class SCNet(CorrespondenceModel):
             tb = self.region_boxes(t) if tgt_boxes is None else tgt_boxes[b].to(t.device)
             z = self.scores(s, t, sb, tb)
             guide = self.normalize(s)[0].permute(1, 2, 0).detach().cpu().double().numpy()
-            flow, conf = dense_flow(z.detach().cpu().double().numpy(), sb.cpu().numpy(), tb.cpu().numpy(), guide,
+            flow, conf = flow_from_region_matches(z.detach().cpu().double().numpy(), sb.cpu().numpy(), tb.cpu().numpy(), guide,
                                     tgt_hw, sd=self.sd_filter)
             fields.append(torch.from_numpy(flow))
             confs.append(torch.from_numpy(conf))
