@@ -67,9 +67,15 @@ def load_config(name_or_path: str) -> Dict[str, Any]:
 def parse_value(text: str) -> Any:
     """An override's value: YAML scalars and lists (``4``, ``1e-4``, ``true``, ``null``, ``[8, 1]``, ``adam``)."""
     try:
-        return _yaml().safe_load(text)
+        value = _yaml().safe_load(text)
     except Exception as e:  # noqa: BLE001 - any parse error becomes a message naming the text
         raise ConfigError("cannot parse the override value %r: %s" % (text, e)) from e
+    if isinstance(value, str):
+        try:  # YAML 1.1 reads "1e-3" (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
+    return value
 
 
 def apply_overrides(cfg: Dict[str, Any], overrides: Optional[Iterable[str]]) -> Dict[str, Any]:
