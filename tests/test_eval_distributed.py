@@ -52,18 +52,7 @@ def _eval_args(out, method, limit):
             "--out", str(out), "--no-figures", "--no-progress", "--device", "cpu"]
 
 
-def _nn_available():
-    try:
-        from semcorr.models import build_model
-
-        build_model("nn")
-        return True
-    except Exception:  # noqa: BLE001
-        return False
-
-
-@pytest.mark.parametrize("method", ["identity", pytest.param("nn", marks=pytest.mark.skipif(
-    not _nn_available(), reason="model 'nn' needs the built semcorr_ext ops"))])
+@pytest.mark.parametrize("method", ["identity", "nn"])
 def test_two_gloo_processes_match_one_process_exactly(tmp_path, method):
     limit = 5                                   # odd: rank 0 gets 3 pairs, rank 1 gets 2
     one, two = tmp_path / "one", tmp_path / "two"

@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 import scipy.io
 
+import torch
+
 from semcorr.eval.runner import EvalConfig, IdentityBaseline, evaluate, read_records
+from semcorr.models.base import CorrespondenceModel, Matches, untrained_line
+from semcorr_ext import flow
 
 
 def _png(path, h, w, seed=0):
@@ -142,18 +146,8 @@ def test_caltech_mask_transfer_through_the_runner(tmp_path):
     assert (tmp_path / "out" / "mask_metrics.png").is_file() and (tmp_path / "out" / "qualitative.png").is_file()
 
 
-def _nn_available():
-    try:
-        from semcorr.models import build_model
-
-        build_model("nn")
-        return True
-    except Exception:  # noqa: BLE001 - the compiled ops may not be built in this checkout
-        return False
-
-
-@pytest.mark.skipif(not _nn_available(), reason="model 'nn' needs the built semcorr_ext ops")
 def test_cli_eval_nn_synthetic_prints_table_and_writes_figures(tmp_path, capsys):
+    # the compiled ops are part of the package (not an optional dependency): no skip when they are missing
     from semcorr.cli import main
 
     out = tmp_path / "out"
@@ -164,6 +158,9 @@ def test_cli_eval_nn_synthetic_prints_table_and_writes_figures(tmp_path, capsys)
     assert "astronaut" in text and "PCK@0.1" in text and "\nall " in text
     res = json.loads((out / "results.json").read_text())
     assert res["pairs"] == 3 and res["image_size"] == [240, 240]
+    # no published protocol for nn on the synthetic benchmark: the uniform setting, said so
+    assert res["protocol"]["key"] == "uniform" and "no published protocol" in res["protocol_note"]
+    assert res["untrained"] is None and "UNTRAINED" not in text
     # nearest neighbour on DAISY must beat chance by far on mild warps of the same photo
     assert res["groups"]["all"]["pck"]["img"]["0.1"] > 0.5
     for name in ("pck_curve.png", "qualitative.png"):
@@ -192,3 +189,40 @@ def test_tss_and_spair_groups_through_the_runner(tmp_path, capsys):
     assert groups["category/dog"]["pck"]["bbox"]["0.1"] == 0.0
     table = capsys.readouterr().out
     assert "alpha_bbox" in table and "viewpoint/hard" in table and "dog" in table
+
+
+class UntrainedModel(CorrespondenceModel):
+    """Every point to the same relative position; declares a random part, as models with random weights do."""
+
+    def __init__(self):
+        super().__init__()
+        self.mark_untrained("backbone", "consensus")
+
+    def forward(self, src_img, tgt_img):
+        field = flow.grid_coords(4, 4, tuple(tgt_img.shape[-2:]))[None].expand(src_img.shape[0], -1, -1, -1)
+        return Matches(field=field.contiguous(), confidence=torch.ones(src_img.shape[0], 4, 4),
+                       src_size=tuple(src_img.shape[-2:]), tgt_size=tuple(tgt_img.shape[-2:]))
+
+
+def test_untrained_line_is_printed_and_written_into_the_results(tmp_path, capsys):
+    model = UntrainedModel()
+    res = evaluate(_cfg(dataset="synthetic", limit=2, out=str(tmp_path / "out"), print_table=True), model=model)
+    line = untrained_line(model)
+    assert line.startswith("UNTRAINED: ") and "backbone, consensus" in line
+    assert res["untrained"] == line and res["table"].startswith(line)
+    assert line in capsys.readouterr().out
+    for name in ("results.json", "config.json"):
+        assert json.loads((tmp_path / "out" / name).read_text())["untrained"] == line
+
+
+def test_cli_eval_of_a_random_model_prints_untrained(tmp_path, capsys):
+    from semcorr.cli import main
+
+    out = tmp_path / "out"
+    with pytest.warns(UserWarning, match="UNTRAINED"):
+        rc = main(["eval", "--method", "macosnet", "--dataset", "synthetic", "--limit", "1", "--out", str(out),
+                   "--no-progress", "--no-figures", "--device", "cpu", "--size", "96"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "UNTRAINED: macosnet has random weights" in text
+    assert json.loads((out / "results.json").read_text())["untrained"].startswith("UNTRAINED: macosnet")

@@ -1,12 +1,17 @@
 """``semcorr eval``: evaluate a model on a benchmark.
 
+    semcorr eval --method ncnet --dataset pfpascal --root data/PF-PASCAL --model-arg checkpoint=ncnet_pfpascal.pth.tar
+    semcorr eval --method hpf --dataset spair --root data/SPair-71k --protocol uniform --size 240
     semcorr eval --method nn --dataset synthetic
-    semcorr eval --method nn --dataset pfpascal --root data/PF-PASCAL --alpha 0.05 0.1 0.15 --out runs/pfpascal
     torchrun --nproc_per_node 2 -m semcorr eval --method nn --dataset spair --root data/SPair-71k
 
-Prints a per-category table, writes ``results.json``, ``pairs/pairs-rank*.jsonl`` (one
-record per pair, used by ``--resume``) and figures (``pck_curve.png``, ``qualitative.png``)
-into ``--out``.
+``--protocol paper`` (default) evaluates as the method's published evaluation script does (input size,
+padding, readout direction, coordinate convention, threshold, split: see docs/EVALUATION.md); where the paper
+reports nothing on the dataset it says so and uses the uniform setting. ``--protocol uniform`` squashes both
+images to ``--size`` and reads source -> target for every method (for comparing methods with each other).
+Prints a per-category table (and an ``UNTRAINED: ...`` line for models with random parts), writes
+``config.json``, ``results.json``, ``pairs/pairs-rank*.jsonl`` (one record per pair, used by ``--resume``)
+and figures (``pck_curve.png``, ``qualitative.png``) into ``--out``.
 """
 from __future__ import annotations
 
@@ -35,13 +40,20 @@ def configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="model name for semcorr.models.build_model (e.g. nn), or 'identity' (no-motion baseline)")
     p.add_argument("--dataset", "-d", default="synthetic", help=f"one of: {', '.join(NAMES)}")
     p.add_argument("--root", "-r", default=None, help="dataset folder as downloaded (not needed for synthetic)")
-    p.add_argument("--split", default="test", help="pair split (test, val, trn) where the dataset has several")
-    p.add_argument("--alpha", type=float, nargs="+", default=[0.05, 0.1, 0.15], help="PCK alphas to report")
+    p.add_argument("--protocol", default="paper",
+                   help="paper (default: the method's published evaluation), uniform (one common setting: "
+                        "--size squash, source -> target), or a protocol key such as sfnet/pfpascal-bbox "
+                        "(see docs/EVALUATION.md)")
+    p.add_argument("--split", default=None,
+                   help="pair split (test, val, trn) where the dataset has several (default: the protocol's, test)")
+    p.add_argument("--alpha", type=float, nargs="+", default=None,
+                   help="PCK alphas to report (default: the protocol's; uniform: 0.05 0.1 0.15)")
     p.add_argument("--thresh", choices=["img", "bbox", "kpbox"], default=None,
                    help="PCK reference length (default: the benchmark's: pfpascal/tss/synthetic img, "
                         "spair bbox, pfwillow kpbox)")
     p.add_argument("--size", type=int, default=240,
-                   help="resize both images to SIZE x SIZE (0 = keep original sizes, evaluated one pair at a time)")
+                   help="uniform setting only: resize both images to SIZE x SIZE (0 = keep original sizes, "
+                        "evaluated one pair at a time); published protocols set their own sizes")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N pairs")
     p.add_argument("--out", "-o", default=None, help="output folder (default: semcorr_eval/<method>-<dataset>)")
@@ -69,7 +81,8 @@ def run(args) -> int:
 
     out = args.out or f"semcorr_eval/{args.method}-{args.dataset}"
     cfg = EvalConfig(method=args.method, dataset=args.dataset, root=args.root, split=args.split,
-                     alphas=tuple(args.alpha), size=(args.size or None), batch_size=args.batch_size,
+                     alphas=tuple(args.alpha) if args.alpha else None, size=(args.size or None),
+                     protocol=args.protocol, batch_size=args.batch_size,
                      limit=args.limit, out=out, resume=args.resume, thresh=args.thresh,
                      device=args.device, num_workers=args.workers,
                      model_kwargs=dict(args.model_arg), dataset_kwargs=dict(args.dataset_arg),

@@ -15,6 +15,13 @@ single uninterrupted run:
 
 Groups: ``all``, ``category/<name>`` and each sample's extra groups (SPair's variation
 levels such as ``viewpoint/hard``, the synthetic benchmark's ``warp/tps``).
+
+Protocols (:mod:`semcorr.eval.protocols`): ``cfg.protocol = "paper"`` (default) evaluates each pair the way
+the method's published evaluation script does (loader at original size, the protocol's resize, padding,
+direction, transfer, frame and threshold, :mod:`semcorr.eval.protocol_geometry`); when the paper has no
+protocol for the dataset, or with ``"uniform"``, both images are squashed to ``cfg.size`` and read source ->
+target (today's common setting). A model with random parts gets its ``UNTRAINED: ...`` line printed and
+written into ``config.json`` and ``results.json``.
 """
 from __future__ import annotations
 
@@ -30,11 +37,12 @@ from typing import Any, Callable, Dict, Iterable, List, Sequence
 import torch
 
 from . import distributed as D
+from .protocols import Protocol, resolve_protocol, uniform_protocol
 from .mask_transfer import label_transfer_accuracy, localization_error, mask_iou, transfer_mask
 from .pck import pck_counts
 
 __all__ = ["EvalConfig", "evaluate", "collate_samples", "pair_records", "accumulate", "summarize",
-           "format_table", "IdentityBaseline", "CURVE_ALPHAS", "FX_BITS", "load_model"]
+           "format_table", "IdentityBaseline", "CURVE_ALPHAS", "FX_BITS", "load_model", "protocol_records"]
 
 FX_BITS = 40
 FX = 1 << FX_BITS
@@ -61,9 +69,10 @@ class EvalConfig:
     method: str = "nn"
     dataset: str = "synthetic"
     root: str | None = None
-    split: str = "test"
-    alphas: Sequence[float] = (0.05, 0.1, 0.15)
-    size: int | None = 240
+    split: str | None = None             # None: the protocol's (test)
+    alphas: Sequence[float] | None = None  # None: the protocol's (uniform: 0.05, 0.1, 0.15)
+    size: int | None = 240               # the uniform setting's square size (None: original sizes)
+    protocol: str = "paper"              # "paper", "uniform" or a key of semcorr.eval.protocols.PROTOCOLS
     batch_size: int = 4
     limit: int | None = None
     out: str | None = None
@@ -81,7 +90,7 @@ class EvalConfig:
     def identity(self) -> dict:
         """Fields that must match for ``--resume`` to reuse records."""
         return {"method": self.method, "dataset": self.dataset, "root": self.root, "split": self.split,
-                "size": self.size, "alphas": [float(a) for a in self.alphas],
+                "size": self.size, "alphas": [float(a) for a in self.alphas or ()], "protocol": self.protocol,
                 "model_kwargs": self.model_kwargs, "dataset_kwargs": self.dataset_kwargs}
 
 
@@ -182,6 +191,39 @@ def pair_records(model, batch: dict, alphas: Sequence[float], device: torch.devi
     return records
 
 
+def _sample(batch: dict, i: int) -> dict:
+    return {k: (v[i] if isinstance(v, (list, torch.Tensor)) else v) for k, v in batch.items()}
+
+
+def protocol_records(model, batch: dict, protocol: Protocol, alphas: Sequence[float],
+                     device: torch.device) -> List[dict]:
+    """One record per pair of a batch from a loader at original size, evaluated under ``protocol`` (pair by
+    pair, as every published script does: the inputs of a pair need not share a size)."""
+    from .protocol_geometry import evaluate_pair
+
+    def model_fn(query, reference):
+        return run_model(model, query.to(device), reference.to(device))
+
+    records = []
+    for i in range(len(batch["index"])):
+        out = evaluate_pair(model_fn, _sample(batch, i), protocol)
+        rec = _base_record(batch, i)
+        pred, gt = out["pred"][None], out["gt"][None]
+        rec["n_valid"] = int(gt.shape[1])
+        rec["correct"], rec["thresh"] = {}, {}
+        for kind in THRESH_KINDS:
+            L = out["thresh"][kind]
+            ok = math.isfinite(L) and L > 0
+            if ok and gt.shape[1]:
+                correct, _ = pck_counts(pred, gt, torch.tensor([L], dtype=torch.float64), alphas)
+                rec["correct"][kind] = correct[0].tolist()
+            else:
+                rec["correct"][kind] = [0] * len(alphas) if ok else None
+            rec["thresh"][kind] = float(L) if ok else None
+        records.append(rec)
+    return records
+
+
 def _mask_records(model, batch: dict, device: torch.device) -> List[dict]:
     """Caltech: transfer the source mask to the target through target->source matches."""
     trg, src = batch["trg_img"].to(device), batch["src_img"].to(device)
@@ -266,8 +308,10 @@ def summarize(acc: Dict[str, Dict[str, int]], alphas: Sequence[float]) -> Dict[s
     return out
 
 
-def format_table(summary: Dict[str, dict], alphas: Sequence[float], kind: str, title: str = "") -> str:
-    """Per-category table (then the extra groups) of the primary metric."""
+def format_table(summary: Dict[str, dict], alphas: Sequence[float], kind: str, title: str = "",
+                 metric: str = "pck") -> str:
+    """Per-category table (then the extra groups) of the primary metric (``metric``: ``pck``, the mean over
+    pairs, or ``pck_per_keypoint``)."""
     cats = sorted(g for g in summary if g.startswith("category/"))
     extra = sorted(g for g in summary if g != "all" and not g.startswith("category/"))
     is_mask = any(m in summary.get("all", {}) for m in MASK_METRICS)
@@ -284,7 +328,7 @@ def format_table(summary: Dict[str, dict], alphas: Sequence[float], kind: str, t
                 v = s.get(MASK_METRICS[j])
                 cells.append(f"{v:>8.4f}" if v is not None else f"{'-':>8}")
             else:
-                v = s.get("pck", {}).get(kind, {}).get(akey(alphas[j]))
+                v = s.get(metric, {}).get(kind, {}).get(akey(alphas[j]))
                 cells.append(f"{100 * v:>{max(8, len(h))}.2f}" if v is not None else f"{'-':>{max(8, len(h))}}")
         return f"{label:<{name_w}}  {s.get('pairs', 0):>6}  " + "  ".join(cells)
 
@@ -341,27 +385,43 @@ def _open_sink(path: Path):
 # ----------------------------------------------------------------------------------------
 
 def evaluate(cfg: EvalConfig, model=None, dataset=None, log: Callable[[str], None] | None = None) -> dict:
-    """Evaluate ``cfg.method`` on ``cfg.dataset``; returns the results dict (also written to
-    ``<out>/results.json`` by rank 0). Works alone or under torchrun (see
-    :mod:`semcorr.eval.distributed`)."""
+    """Evaluate ``cfg.method`` on ``cfg.dataset`` under ``cfg.protocol``; returns the results dict (also
+    written to ``<out>/results.json`` by rank 0). Works alone or under torchrun (see
+    :mod:`semcorr.eval.distributed`). A ``dataset`` passed in must be at original size (``size=None``) when a
+    published protocol applies."""
     from semcorr.data.datasets import build_dataset
+    from semcorr.models.base import untrained_line
 
     info = D.setup(cfg.device)
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     say = log if info.is_main else (lambda s: None)
     try:
+        run_proto, proto_note = resolve_protocol(cfg.protocol, cfg.method, cfg.dataset)
+        split = cfg.split or (run_proto.split if run_proto is not None else "test")
         if dataset is None:
-            dataset = build_dataset(cfg.dataset, cfg.root, split=cfg.split, size=cfg.size,
-                                    **cfg.dataset_kwargs)
+            dataset = build_dataset(cfg.dataset, cfg.root, split=split,
+                                    size=None if run_proto is not None else cfg.size, **cfg.dataset_kwargs)
+        if run_proto is not None and dataset.size is not None:
+            raise ValueError(f"protocol {run_proto.key} resizes the images itself: the dataset must be at "
+                             f"original size (size=None), got {dataset.size}")
+        proto = run_proto or uniform_protocol(dataset.name, dataset.size[0] if dataset.size else None,
+                                              cfg.thresh or dataset.default_thresh, cfg.method)
         n = len(dataset) if cfg.limit is None else min(cfg.limit, len(dataset))
-        kind = cfg.thresh or dataset.default_thresh
+        kind = cfg.thresh or proto.thresh
         if kind not in THRESH_KINDS:
             raise ValueError(f"--thresh must be one of {THRESH_KINDS}, got {kind!r}")
-        alphas = sorted(set(float(a) for a in cfg.alphas) | set(CURVE_ALPHAS))
+        report_alphas = tuple(float(a) for a in (cfg.alphas if cfg.alphas else proto.alphas))
+        alphas = sorted(set(report_alphas) | set(CURVE_ALPHAS))
         out = Path(cfg.out) if cfg.out else None
 
+        # -- the model (before the output folder: its UNTRAINED line goes into config.json) -----------
+        model_kwargs = dict(proto.model_kwargs)
+        model_kwargs.update(cfg.model_kwargs)
+        model = model if model is not None else load_model(cfg.method, info.device, **model_kwargs)
+        untrained = untrained_line(model)
+
         # -- output folder and resume -------------------------------------------------------
-        ident = dict(cfg.identity(), alphas=alphas)
+        ident = dict(cfg.identity(), alphas=alphas, split=split, protocol=proto.key)
         if out is not None:
             cfg_path = out / "config.json"
             if cfg.resume and cfg_path.is_file():       # every rank checks: all fail alike
@@ -376,7 +436,7 @@ def evaluate(cfg: EvalConfig, model=None, dataset=None, log: Callable[[str], Non
                 if not cfg.resume:
                     for p in (out / "pairs").glob("pairs-*.jsonl"):
                         p.unlink()
-                cfg_path.write_text(json.dumps(ident, indent=2))
+                cfg_path.write_text(json.dumps(dict(ident, untrained=untrained), indent=2))
             D.barrier(info)
         done = read_records(out) if (out is not None and cfg.resume) else {}
         done = {i: r for i, r in done.items() if i < n}
@@ -387,13 +447,17 @@ def evaluate(cfg: EvalConfig, model=None, dataset=None, log: Callable[[str], Non
                 raise SystemExit(f"--resume: stored pair {bad[0]} is {done[bad[0]]['pair_id']!r} but the "
                                  f"dataset now has {ids[bad[0]]!r} there; start afresh")
         todo = [i for i in range(n) if i not in done]
-        say(f"[semcorr eval] {cfg.method} on {dataset.name} ({cfg.split}): {n} pairs"
+        input_txt = (proto.describe()["input"] if run_proto is not None else
+                     ("%dx%d" % tuple(dataset.size) if dataset.size else "original size"))
+        say(f"[semcorr eval] {cfg.method} on {dataset.name} ({split}): {n} pairs"
             + (f", {len(done)} already done (resume)" if done else "")
             + (f", {info.world_size} processes ({info.backend})" if info.active else "")
-            + f", images {'%dx%d' % tuple(dataset.size) if dataset.size else 'at original size'}")
+            + f", protocol {proto.key}" + (f" ({proto_note})" if proto_note else "")
+            + f", images {input_txt}")
+        if untrained:
+            say(untrained)
 
         # -- the loop ---------------------------------------------------------------------
-        model = model if model is not None else load_model(cfg.method, info.device, **cfg.model_kwargs)
         subset = torch.utils.data.Subset(dataset, todo)
         sampler = D.UnpaddedDistributedSampler(subset, num_replicas=info.world_size, rank=info.rank)
         loader = torch.utils.data.DataLoader(subset, batch_size=cfg.batch_size, sampler=sampler,
@@ -410,7 +474,9 @@ def evaluate(cfg: EvalConfig, model=None, dataset=None, log: Callable[[str], Non
         t0 = time.time()
         try:
             for batch in loader:
-                for rec in pair_records(model, batch, alphas, info.device):
+                recs = (protocol_records(model, batch, run_proto, alphas, info.device) if run_proto is not None
+                        else pair_records(model, batch, alphas, info.device))
+                for rec in recs:
                     accumulate(acc, rec, alphas)
                     if sink is not None:
                         sink.write(json.dumps(rec) + "\n")
@@ -426,21 +492,28 @@ def evaluate(cfg: EvalConfig, model=None, dataset=None, log: Callable[[str], Non
 
         # -- results ----------------------------------------------------------------------
         summary = summarize(total, alphas)
+        metric = "pck" if proto.average == "pair" else "pck_per_keypoint"
         results = {
-            "method": cfg.method, "dataset": dataset.name, "split": cfg.split,
-            "image_size": list(dataset.size) if dataset.size else None,
+            "method": cfg.method, "dataset": dataset.name, "split": split,
+            "image_size": list(dataset.size) if (dataset.size and run_proto is None) else None,
+            "input": input_txt, "protocol": proto.describe(), "protocol_note": proto_note,
+            "untrained": untrained,
             "pairs": n, "primary_thresh": kind, "thresh_definition": THRESH_DOC[kind],
-            "alphas": [float(a) for a in cfg.alphas], "curve_alphas": alphas,
-            "pck_average": "mean over pairs of per-pair PCK (pck_per_keypoint: pooled keypoints)",
+            "alphas": list(report_alphas), "curve_alphas": alphas,
+            "pck_average": ("mean over pairs of per-pair PCK" if metric == "pck" else "pooled keypoints")
+            + " (pck: mean over pairs; pck_per_keypoint: pooled keypoints)",
             "world_size": info.world_size, "seconds": elapsed,
             "groups": summary,
         }
         if info.is_main:
-            size_txt = "%dx%d" % tuple(dataset.size) if dataset.size else "original size"
-            title = (f"{cfg.method} on {dataset.name} ({cfg.split}, {n} pairs, images {size_txt}); "
-                     + ("Caltech mask transfer" if "src_mask" in _peek_keys(dataset)
-                        else f"PCK in %, {THRESH_DOC[kind]}"))
-            table = format_table(summary, cfg.alphas, kind, title)
+            what = ("Caltech mask transfer" if "src_mask" in _peek_keys(dataset)
+                    else f"PCK in %, {THRESH_DOC[kind]}"
+                    + (f", in {proto.frame.describe()}" if run_proto is not None else ""))
+            title = (f"{cfg.method} on {dataset.name} ({split}, {n} pairs, protocol {proto.key}, "
+                     f"images {input_txt}); {what}")
+            if untrained:
+                title = untrained + "\n" + title
+            table = format_table(summary, report_alphas, kind, title, metric=metric)
             results["table"] = table
             if cfg.print_table:
                 print(table, flush=True)
@@ -451,7 +524,8 @@ def evaluate(cfg: EvalConfig, model=None, dataset=None, log: Callable[[str], Non
 
                     paths = figures.write_figures(results, dataset, model, out, info.device,
                                                   list(range(min(cfg.n_qualitative, n))), kind,
-                                                  float(cfg.alphas[len(cfg.alphas) // 2]) if cfg.alphas else 0.1)
+                                                  float(report_alphas[len(report_alphas) // 2])
+                                                  if report_alphas else 0.1)
                     results["figures"] = [str(p) for p in paths]
                     (out / "results.json").write_text(json.dumps(results, indent=2))
                 say(f"[semcorr eval] results: {out / 'results.json'}")
