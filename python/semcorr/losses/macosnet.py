@@ -8,19 +8,28 @@ a transform ``T_ab`` maps a point of image A to its correspondent in image B. Tr
 callables ``t(pts) -> pts`` on (B, N, 2) points, or already evaluated on a grid of A as a match field
 (B, Ha, Wa, 2) of positions in B. Masks are foreground probabilities in [0, 1].
 
-Losses (all return a scalar, the mean over the batch):
+Losses (all return a scalar, the mean over the batch). The released code (YunChunChen/MaCoSNet-pytorch,
+``train.py`` + ``model/loss.py``) is the reference where it differs from the paper:
 
-* :func:`matching_loss` — foreground-guided matching (Eqs. 1-3): for each p of A the correlation mass
-  ``s_A(p) = sum_q m_A(p, q) S_AB(p, q)`` near ``T_AB(p)``, weighted by the mask ``M_A(p)``; negated.
-* :func:`cycle_consistency_loss` — forward-backward: ``|T_BA(T_AB(p)) - p|`` and ``|T_AB(T_BA(q)) - q|`` (Eq. 4).
+* :func:`matching_loss` — foreground-guided matching as released (``loss_match``: ``AffMatchScore`` +
+  ``TpsMatchScore`` with ``seg_mask=True``, ``normalize_inlier_count=True``): for each direction and each stage
+  (affine, affine + TPS) the correlation mass near the transformed cells, ``sum_p M(p) sum_q m(p, q) S(p, q)``,
+  divided by the total mask mass ``sum_pq m(p, q)``; the foreground weight ``M(p)`` is **the largest
+  correlation of p** (``gen_mask``: ``max_q S(p, q)``), not the co-segmentation decoder's mask: the released
+  code never feeds the decoder into this loss (the paper's Eq. 3 writes the decoder mask; weighting by it would
+  push every mask pixel towards foreground, the gradient being ``-s(p) <= 0`` at every pixel).
+* :func:`affine_cycle_loss` — forward-backward consistency as released (``CycleLoss``): affine stage only, squared
+  pixel distances on a 100 x 100 grid of a 240-pixel image, both directions averaged. :func:`cycle_consistency_loss`
+  is the paper's Eq. 4 on the full transform (``MaCoSNetLoss(cycle="paper")``).
 * :func:`transitivity_loss` — over a triplet: ``|T_CA(T_BC(T_AB(p))) - p|`` (Eq. 5).
 * :func:`perceptual_contrastive_loss` — ``d+ + d-`` on features of object / background images (Eqs. 6-9).
 * :func:`task_consistency_loss` — BCE between each mask warped by the transform and the other mask (Eqs. 10-11).
 * :class:`MaCoSNetLoss` — the weighted sum (Eq. 12).
 
-Default weights: the slides and abstract do not list the lambdas; the authors' released training script
-(MaCoSNet-pytorch ``train.sh``) weights the terms it enables by 1.0 and its ``config.THRESHOLD`` (the margin m)
-is 2, so every lambda defaults to 1.0 and m to 2.0 (change them with :class:`MaCoSNetLoss` arguments).
+Default weights (:data:`DEFAULT_WEIGHTS`) are the released ``train.sh``'s: matching 1 and cycle 1, every other term
+off (its ``--trans-loss``, ``--coseg-loss``, ``--task-loss`` are False; the released ``loss_coseg`` / ``loss_task``
+calls do not run as written). Turn the others on by weight (``MaCoSNetLoss(weights=...)``, ``--w-trans`` ...).
+The contrastive margin m is the released ``config.THRESHOLD`` = 2.
 """
 from typing import Callable, Dict, Optional, Sequence
 
@@ -30,12 +39,13 @@ from torch import nn
 
 from semcorr_ext import flow
 
-__all__ = ["DEFAULT_WEIGHTS", "DEFAULT_MARGIN", "consistency_mask", "matching_score", "matching_loss",
+__all__ = ["DEFAULT_WEIGHTS", "DEFAULT_MARGIN", "consistency_mask", "matching_score", "correlation_foreground",
+           "inlier_score", "matching_loss", "affine_cycle_loss",
            "sample_points", "cycle_consistency_loss", "transitivity_loss", "perceptual_contrastive_loss",
            "binary_cross_entropy", "task_consistency_loss", "PerceptualFeatures", "MaCoSNetLoss"]
 
-#: lambda of each term of Eq. 12 (matching has weight 1 in the paper; the others default to 1.0, see above)
-DEFAULT_WEIGHTS = {"matching": 1.0, "cycle": 1.0, "trans": 1.0, "contrast": 1.0, "task": 1.0}
+#: lambda of each term of Eq. 12: the released train.sh (matching + cycle at 1, the others off)
+DEFAULT_WEIGHTS = {"matching": 1.0, "cycle": 1.0, "trans": 0.0, "contrast": 0.0, "task": 0.0}
 #: margin m of the perceptual contrastive loss
 DEFAULT_MARGIN = 2.0
 
@@ -91,38 +101,71 @@ def matching_score(corr: torch.Tensor, points_b: torch.Tensor, image_size_b: Opt
     return (m * corr.reshape(B, Ha * Wa, Hb * Wb)).sum(-1).reshape(B, Ha, Wa)
 
 
-def _grid_mask(mask: torch.Tensor, grid: Sequence[int]) -> torch.Tensor:
-    """(B, 1, H, W) or (B, H, W) mask -> (B, h, w) at a feature grid (area average)."""
-    if mask.dim() == 3:
-        mask = mask.unsqueeze(1)
-    if tuple(mask.shape[-2:]) != tuple(grid):
-        mask = F.adaptive_avg_pool2d(mask, tuple(int(g) for g in grid))
-    return mask[:, 0]
+def correlation_foreground(corr: torch.Tensor) -> torch.Tensor:
+    """The released matching loss's foreground weight (``gen_mask``): the largest correlation of each cell of A,
+    ``max_q S_AB(p, q)``: (B, Ha, Wa) from ``corr`` (B, Ha, Wa, Hb, Wb)."""
+    return corr.flatten(3).amax(-1)
 
 
-def matching_loss(corr_ab: torch.Tensor, points_ab: torch.Tensor, mask_a: torch.Tensor,
-                  corr_ba: torch.Tensor, points_ba: torch.Tensor, mask_b: torch.Tensor, *,
+def inlier_score(corr: torch.Tensor, points_b: torch.Tensor, image_size_b: Optional[Sequence[int]] = None,
+                 foreground: Optional[torch.Tensor] = None, normalize: bool = True, eps: float = 1e-5,
+                 phi: float = 1.0, soft: bool = True) -> torch.Tensor:
+    """The released ``AffMatchScore`` / ``TpsMatchScore`` of one direction and stage: (B,)
+    ``sum_p M(p) sum_q m(p, q) S(p, q)``, divided by ``sum_pq (m(p, q) + eps)`` when ``normalize``
+    (``normalize_inlier_count=True``).
+
+    ``corr`` S (B, Ha, Wa, Hb, Wb); ``points_b`` T(p) at A's cells (B, Ha, Wa, 2), normalised over image B;
+    ``foreground`` M (B, Ha, Wa) or None (M = 1); m = :func:`consistency_mask` (soft, phi = 1: the bilinear
+    weights that the released ``grid_sample`` of the identity mask gives).
+    """
+    if corr.dim() != 5:
+        raise ValueError("corr must be (B, Ha, Wa, Hb, Wb), got shape %s" % (tuple(corr.shape),))
+    B, Ha, Wa, Hb, Wb = corr.shape
+    if tuple(points_b.shape) != (B, Ha, Wa, 2):
+        raise ValueError("points_b must be (B, Ha, Wa, 2) = %s, got %s" % ((B, Ha, Wa, 2), tuple(points_b.shape)))
+    m = consistency_mask(points_b, (Hb, Wb), image_size_b, phi, soft)      # (B, Ha*Wa, Hb*Wb)
+    per_cell = (m * corr.reshape(B, Ha * Wa, Hb * Wb)).sum(-1)
+    if foreground is not None:
+        if tuple(foreground.shape) != (B, Ha, Wa):
+            raise ValueError("foreground must be (B, Ha, Wa) = %s, got %s" % ((B, Ha, Wa), tuple(foreground.shape)))
+        per_cell = per_cell * foreground.reshape(B, Ha * Wa)
+    score = per_cell.sum(-1)
+    if normalize:
+        score = score / (m.sum((1, 2)) + eps * m.shape[1] * m.shape[2])
+    return score
+
+
+def matching_loss(corr_ab: torch.Tensor, points_ab, corr_ba: torch.Tensor, points_ba, *,
                   image_size_a: Optional[Sequence[int]] = None, image_size_b: Optional[Sequence[int]] = None,
-                  phi: float = 1.0, soft: bool = True) -> torch.Tensor:
-    """Foreground-guided matching loss (Eq. 3), each sum divided by the number of grid cells:
-
-    ``-(mean_p s_A(p) M_A(p) + mean_q s_B(q) M_B(q))``, averaged over the batch.
+                  foreground: str = "correlation", normalize: bool = True, phi: float = 1.0,
+                  soft: bool = True) -> torch.Tensor:
+    """The released foreground-guided matching loss: ``-mean_batch sum_stages (score_AB + score_BA) / 2`` with
+    the scores of :func:`inlier_score`.
 
     Args:
         corr_ab: S_AB (B, Ha, Wa, Hb, Wb); corr_ba: S_BA (B, Hb, Wb, Ha, Wa).
-        points_ab: T_AB at A's grid cells (B, Ha, Wa, 2), normalised over image B; points_ba likewise.
-        mask_a, mask_b: foreground probabilities (B, 1, H, W) (area-averaged to the feature grids) or already
-            (B, Ha, Wa) / (B, Hb, Wb).
+        points_ab: T_AB at A's grid cells (B, Ha, Wa, 2), normalised over image B, or a sequence of them, one
+            per stage (released: the affine stage and the affine + TPS cascade); points_ba likewise.
         image_size_a, image_size_b: image sizes the grids lie on (``None``: the grids are the images).
-        phi, soft: see :func:`consistency_mask`.
+        foreground: ``"correlation"`` (released: :func:`correlation_foreground`) or ``"none"`` (M = 1). There is
+            deliberately no decoder-mask option (see the module docstring).
+        normalize, phi, soft: see :func:`inlier_score`.
     """
-    Ha, Wa = corr_ab.shape[1:3]
-    Hb, Wb = corr_ab.shape[3:5]
-    s_a = matching_score(corr_ab, points_ab, image_size_b, phi, soft)
-    s_b = matching_score(corr_ba, points_ba, image_size_a, phi, soft)
-    ma = _grid_mask(mask_a, (Ha, Wa))
-    mb = _grid_mask(mask_b, (Hb, Wb))
-    return -((s_a * ma).mean((1, 2)) + (s_b * mb).mean((1, 2))).mean()
+    if foreground not in ("correlation", "none"):
+        raise ValueError("foreground must be 'correlation' or 'none', got %r" % (foreground,))
+    stages_ab = [points_ab] if isinstance(points_ab, torch.Tensor) else list(points_ab)
+    stages_ba = [points_ba] if isinstance(points_ba, torch.Tensor) else list(points_ba)
+    if len(stages_ab) != len(stages_ba) or not stages_ab:
+        raise ValueError("points_ab and points_ba must hold the same number (>= 1) of stages, got %d and %d"
+                         % (len(stages_ab), len(stages_ba)))
+    fg_a = correlation_foreground(corr_ab) if foreground == "correlation" else None
+    fg_b = correlation_foreground(corr_ba) if foreground == "correlation" else None
+    score = 0.0
+    for pab, pba in zip(stages_ab, stages_ba):
+        s_ab = inlier_score(corr_ab, pab, image_size_b, fg_a, normalize, phi=phi, soft=soft)
+        s_ba = inlier_score(corr_ba, pba, image_size_a, fg_b, normalize, phi=phi, soft=soft)
+        score = score + (s_ab + s_ba) / 2.0
+    return -score.mean()
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -160,6 +203,26 @@ def cycle_consistency_loss(t_ab: Transform, t_ba: Transform, batch: int,
     fwd = _dist(t_ba(t_ab(p)), p).mean(-1)
     bwd = _dist(t_ab(t_ba(p)), p).mean(-1)
     return (fwd + bwd).mean()
+
+
+def affine_cycle_loss(theta_ab: torch.Tensor, theta_ba: torch.Tensor, image_size: int = 240,
+                      n_coords: int = 100) -> torch.Tensor:
+    """The released cycle-consistency loss (``CycleLoss``, averaged over both directions as ``loss_cycle``):
+    affine stage only, on the pixels ``(i * S / n, j * S / n)``, i, j < n, of an S-pixel image (released:
+    S = 240, n = 100), each taken to unit coordinates the released way (``PointsToUnitCoords``: 1-based pixels,
+    ``(x - 1) / ((S - 1) / 2) - 1``), mapped forward then back, and compared in pixels:
+    ``sum |p - T_BA(T_AB(p))|^2 / n^2`` per pair, batch mean. theta (B, 2, 3) or (B, 6)."""
+    theta_ab, theta_ba = theta_ab.reshape(-1, 2, 3), theta_ba.reshape(-1, 2, 3)
+    half = (float(image_size) - 1.0) / 2.0
+    pix = torch.arange(n_coords, dtype=theta_ab.dtype, device=theta_ab.device) * (float(image_size) / n_coords)
+    xx, yy = torch.meshgrid(pix, pix, indexing="ij")  # released: x = i * S / n outer, y = j * S / n inner
+    unit = (torch.stack([xx.reshape(-1), yy.reshape(-1)], -1) - 1.0) / half - 1.0
+
+    def one_way(fwd, bwd):
+        back = flow.affine_points(bwd, flow.affine_points(fwd, unit))
+        return (half ** 2) * (back - unit).pow(2).sum((1, 2)) / n_coords ** 2
+
+    return ((one_way(theta_ab, theta_ba) + one_way(theta_ba, theta_ab)) / 2.0).mean()
 
 
 def transitivity_loss(t_ab: Transform, t_bc: Transform, t_ca: Transform, batch: int,
@@ -295,15 +358,17 @@ class PerceptualFeatures(nn.Module):
 
 class MaCoSNetLoss(nn.Module):
     """The full objective (Eq. 12): ``L_matching + l_cycle L_cycle + l_trans L_trans + l_contrast L_contrast
-    + l_task L_task``.
+    + l_task L_task``, weights :data:`DEFAULT_WEIGHTS` (the released script's) unless ``weights`` says otherwise.
 
     ``forward(out)`` takes the dict returned by :meth:`semcorr.models.macosnet.MaCoSNet.training_outputs`
     and returns ``(total, parts)`` with ``parts`` the unweighted value of each term (floats, for logging).
     Terms whose weight is 0 are not computed; the transitivity term is skipped when the batch has no triplet.
+    ``cycle``: ``"released"`` (default, :func:`affine_cycle_loss`) or ``"paper"`` (:func:`cycle_consistency_loss`
+    on the full transform, distances in normalised coordinates).
     """
 
     def __init__(self, perceptual: Optional[nn.Module] = None, weights: Optional[Dict[str, float]] = None,
-                 margin: float = DEFAULT_MARGIN, phi: float = 1.0, n_points: int = 10):
+                 margin: float = DEFAULT_MARGIN, phi: float = 1.0, n_points: int = 10, cycle: str = "released"):
         super().__init__()
         self.weights = dict(DEFAULT_WEIGHTS)
         if weights:
@@ -313,8 +378,10 @@ class MaCoSNetLoss(nn.Module):
             self.weights.update({k: float(v) for k, v in weights.items()})
         if self.weights["contrast"] and perceptual is None:
             raise ValueError("the perceptual contrastive loss needs a perceptual network (or weight 0)")
+        if cycle not in ("released", "paper"):
+            raise ValueError("cycle must be 'released' or 'paper', got %r" % (cycle,))
         self.perceptual = perceptual
-        self.margin, self.phi, self.n_points = float(margin), float(phi), int(n_points)
+        self.margin, self.phi, self.n_points, self.cycle = float(margin), float(phi), int(n_points), cycle
 
     def forward(self, out: dict):
         w = self.weights
@@ -323,11 +390,17 @@ class MaCoSNetLoss(nn.Module):
         pts = sample_points(self.n_points, dtype=ref.dtype, device=ref.device)
         terms = {}
         if w["matching"]:
-            terms["matching"] = matching_loss(out["corr_ab"], out["points_ab"], out["mask_a"], out["corr_ba"],
-                                              out["points_ba"], out["mask_b"], image_size_a=out["work_size"],
-                                              image_size_b=out["work_size"], phi=self.phi, soft=True)
+            stages = [("points_ab_affine", "points_ba_affine")]
+            if out["t_ab"].tps is not None:
+                stages.append(("points_ab", "points_ba"))
+            terms["matching"] = matching_loss(out["corr_ab"], [out[a] for a, _ in stages], out["corr_ba"],
+                                              [out[b] for _, b in stages], image_size_a=out["work_size"],
+                                              image_size_b=out["work_size"], phi=self.phi)
         if w["cycle"]:
-            terms["cycle"] = cycle_consistency_loss(out["t_ab"], out["t_ba"], B, pts)
+            if self.cycle == "released":
+                terms["cycle"] = affine_cycle_loss(out["t_ab"].theta, out["t_ba"].theta)
+            else:
+                terms["cycle"] = cycle_consistency_loss(out["t_ab"], out["t_ba"], B, pts)
         if w["trans"] and out.get("triplet") is not None:
             t_ab, t_bc, t_ca = out["triplet"]
             terms["trans"] = transitivity_loss(t_ab, t_bc, t_ca, t_ab.batch, pts)

@@ -26,8 +26,10 @@ Training (weak supervision: same-category image pairs only): :meth:`MaCoSNet.tra
 losses of :mod:`semcorr.losses.macosnet`; the loop is ``semcorr train macosnet``
 (:mod:`semcorr.train.macosnet`).
 """
+import os
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple, Union
+from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -35,12 +37,13 @@ from torch import nn
 
 from semcorr_ext import flow, ops
 
-from ..backbones import IMAGENET_MEAN, IMAGENET_STD, build_backbone
+from ..backbones import IMAGENET_MEAN, IMAGENET_STD, build_backbone, resolve_resnet_weights
 from . import register_model
 from .base import CorrespondenceModel, Matches
 from .nearest_neighbour import fuse_features
 
-__all__ = ["MaCoSNet", "GeometricTransform", "TinyBackbone", "TransformRegressor", "CosegDecoder"]
+__all__ = ["MaCoSNet", "GeometricTransform", "TinyBackbone", "TransformRegressor", "CosegDecoder", "feature_l2norm",
+           "tps_identity_parameters", "tps_parameters_to_displacement", "convert_released_state_dict"]
 
 
 class TinyBackbone(nn.Module):
@@ -72,19 +75,50 @@ class TinyBackbone(nn.Module):
         return self.net((img - self.mean) / self.std)
 
 
-class TransformRegressor(nn.Module):
-    """CNNGeometric's feature regression: conv (no padding) + BN + ReLU blocks, then a linear layer.
+def feature_l2norm(x: torch.Tensor, dim: int = 1, eps: float = 1e-6) -> torch.Tensor:
+    """CNNGeometric's ``featureL2Norm``: ``x / sqrt(sum x^2 + eps)`` along ``dim`` (eps inside the root, as
+    published; used for the features and for the correlation maps)."""
+    return x / (x.pow(2).sum(dim, keepdim=True) + eps).sqrt()
 
-    ``in_channels`` = number of correlation channels (cells of the other image), ``grid`` = (h, w) of the
-    input map. The output is ``init + output_scale * linear(...)`` with the linear layer starting at zero, so
-    an untrained regressor outputs ``init`` (the identity) and the transform leaves it gradually (with Adam,
-    whose first steps move every weight by ~lr, an unscaled zero-initialised head jumps far from the identity).
-    Kernels are reduced to leave at least a 2 x 2 map (CNNGeometric's 15 x 15 grid -> 9 x 9 -> 5 x 5 is kept).
+
+def tps_identity_parameters(grid_size: int = 3) -> torch.Tensor:
+    """The released TPS parameter vector of the identity: (2K,) = ``[Q_X (K), Q_Y (K)]``, the control points in the
+    released order (CNNGeometric's ``TpsGridGen``: ``P_Y, P_X = meshgrid(lin, lin)``, so point k is
+    ``(lin[k // g], lin[k % g])``, x outer, y inner)."""
+    g = int(grid_size)
+    lin = torch.linspace(-1.0, 1.0, g)
+    k = torch.arange(g * g)
+    return torch.cat([lin[k // g], lin[k % g]])
+
+
+def tps_parameters_to_displacement(theta: torch.Tensor, grid_size: int = 3) -> torch.Tensor:
+    """Released TPS parameters (B, 2K) (absolute control-point targets ``[Q_X, Q_Y]`` in the released order, see
+    :func:`tps_identity_parameters`) -> (B, K, 2) displacements of :func:`semcorr_ext.flow.tps_control_points`
+    (our order: y outer, x inner), the form :func:`semcorr_ext.flow.tps_points` takes. The TPS itself is the same
+    map: only the order of the (P_k, Q_k) pairs differs."""
+    g = int(grid_size)
+    K = g * g
+    q = torch.stack([theta[:, :K], theta[:, K:]], -1)                     # (B, K, 2) released order
+    m = torch.arange(K, device=theta.device)
+    q = q[:, (m % g) * g + m // g]                                         # our point m = (row m // g, col m % g)
+    return q - flow.tps_control_points(g, dtype=theta.dtype, device=theta.device)
+
+
+class TransformRegressor(nn.Module):
+    """CNNGeometric's ``FeatureRegression``, in its layout: ``conv`` = (Conv2d without padding, BatchNorm2d, ReLU)
+    blocks (keys ``conv.0``, ``conv.1``, ``conv.3``, ``conv.4``, ...), then ``linear``; ``forward`` is
+    ``linear(flatten(conv(x)))``, the transform parameters themselves (affine: the 2x3 matrix row-major; TPS: the
+    released ``[Q_X, Q_Y]``), so a CNNGeometric / WeakAlign / MaCoSNet state dict loads as it is.
+
+    ``in_channels`` = correlation channels (cells of the other image), ``grid`` = (h, w) of the input map.
+    Untrained, ``linear`` starts at weight 0 and bias ``identity`` (the released code initialises it at random
+    and always loads a CNNGeometric / WeakAlign checkpoint first), so an untrained model predicts the identity.
+    Kernels shrink to leave at least 2 x 2 outputs on small test grids (the published 15 x 15 grid -> 9 x 9 ->
+    5 x 5 is unchanged).
     """
 
-    def __init__(self, in_channels: int, grid: Tuple[int, int], init: torch.Tensor,
-                 kernel_sizes: Sequence[int] = (7, 5), channels: Sequence[int] = (128, 64),
-                 output_scale: float = 0.1):
+    def __init__(self, in_channels: int, grid: Tuple[int, int], identity: torch.Tensor,
+                 kernel_sizes: Sequence[int] = (7, 5), channels: Sequence[int] = (128, 64)):
         super().__init__()
         h, w = int(grid[0]), int(grid[1])
         layers, c_in = [], in_channels
@@ -94,15 +128,13 @@ class TransformRegressor(nn.Module):
             layers += [nn.Conv2d(c_in, c_out, k), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
             h, w, c_in = h - k + 1, w - k + 1, c_out
         self.conv = nn.Sequential(*layers)
-        self.linear = nn.Linear(c_in * h * w, init.numel())
+        self.linear = nn.Linear(c_in * h * w, identity.numel())
         with torch.no_grad():
             self.linear.weight.zero_()
-            self.linear.bias.zero_()
-        self.register_buffer("init", init.reshape(-1).clone().float())
-        self.output_scale = float(output_scale)
+            self.linear.bias.copy_(identity.reshape(-1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.init.to(x.dtype) + self.output_scale * self.linear(self.conv(x).flatten(1))
+        return self.linear(self.conv(x).flatten(1))
 
 
 class CosegDecoder(nn.Module):
@@ -158,41 +190,103 @@ def _identity_affine() -> torch.Tensor:
     return torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
 
 
+#: prefixes of the released layouts (CNNGeometric / WeakAlign / MaCoSNet WeakMatchNet) -> ours
+_RELEASED_REGRESSORS = {"FeatureRegression.": "affine_regressor.", "FeatureRegression2.": "tps_regressor."}
+
+
+def _is_released_layout(sd) -> bool:
+    return any(k.startswith(("FeatureExtraction.", "FeatureRegression.", "FeatureRegression2.")) for k in sd)
+
+
+def _released_state_dict(obj) -> Dict[str, torch.Tensor]:
+    """A loaded CNNGeometric / WeakAlign / MaCoSNet checkpoint -> its state dict (``{"state_dict": ...}`` unwrapped,
+    ``module.`` stripped, ``vgg`` -> ``model`` as their loaders do)."""
+    from semcorr.checkpoints import unwrap_state_dict
+
+    sd = unwrap_state_dict(obj, keys=("state_dict",))
+    return OrderedDict((k.replace("vgg", "model"), v) for k, v in sd.items())
+
+
+def convert_released_state_dict(sd, tps_from: str = "FeatureRegression2.") -> Dict[str, torch.Tensor]:
+    """A released state dict (``FeatureExtraction.model.<i>.*`` = ResNet-101 conv1 .. layer3 as an
+    ``nn.Sequential``, ``FeatureRegression.*`` = affine regressor, ``FeatureRegression2.*`` = TPS regressor) ->
+    ours (``backbone.*`` of :class:`semcorr.backbones.ResNetFeatures`, ``affine_regressor.*``,
+    ``tps_regressor.*``). ``tps_from="FeatureRegression."`` reads the TPS regressor of a single-stage CNNGeometric
+    TPS checkpoint (as WeakAlign's ``--model-tps``). Other keys pass through (and are reported as unexpected)."""
+    from .ncnet import _NCNET_BACKBONE_PREFIXES  # the same FeatureExtraction module as NC-Net's
+
+    prefixes = dict(_NCNET_BACKBONE_PREFIXES)
+    if tps_from == "FeatureRegression.":
+        prefixes["FeatureRegression."] = "tps_regressor."
+    else:
+        prefixes.update(_RELEASED_REGRESSORS)
+    out = OrderedDict()
+    for k, v in sd.items():
+        old = next((p for p in prefixes if k.startswith(p)), None)
+        out[k if old is None else prefixes[old] + k[len(old):]] = v
+    return out
+
+
+def _fill_num_batches_tracked(expected, sd) -> None:
+    """Checkpoints written before PyTorch 0.4.1 have no BatchNorm ``num_batches_tracked``; PyTorch itself loads them
+    (the counter only matters with momentum=None), so the missing counters are set to 0 here."""
+    for k, v in expected.items():
+        if k.endswith(".num_batches_tracked") and k not in sd and k[: -len("num_batches_tracked")] + "running_mean" in sd:
+            sd[k] = torch.zeros_like(v)
+
+
 @register_model("macosnet")
 class MaCoSNet(CorrespondenceModel):
     """MaCoSNet (see the module docstring).
 
     Args:
-        backbone: ``"tiny"`` (default: random small CNN, offline, fast on CPU; untrained it gives near-identity
-            matches), ``"resnet101"`` (the paper: layer3, ImageNet weights from the torch hub cache by default),
-            ``"resnet50"``, or an ``nn.Module`` mapping images in [0, 1] to a (B, C, h, w) map.
-        image_size: side of the square working resolution (240 in the paper).
-        tps_grid_size: TPS control grid (3 -> 3 x 3); ``cascade=False`` predicts the affine stage only.
-        kernel_sizes, channels: the regressors' conv blocks (CNNGeometric: (7, 5), (128, 64)).
-        decoder_channels: the co-segmentation decoder's widths.
+        backbone: ``"resnet101"`` (default, the released model: conv1 .. layer3, 15 x 15 cells at 240 px),
+            ``"resnet50"``, ``"tiny"`` (ours: a random small CNN with the same stride, offline and fast on CPU,
+            for tests and demos), or an ``nn.Module`` mapping images in [0, 1] to a (B, C, h, w) map.
+        weights: ResNet weights: ``"auto"`` (default: ImageNet if in the torch hub cache, else random with a
+            warning), ``"imagenet"`` (an error if not cached), ``None`` or a state-dict path.
+        image_size: side of the square working resolution (released: 240).
+        tps_grid_size: TPS control grid (released: 3 -> 3 x 3); ``cascade=False`` predicts the affine stage only.
+        kernel_sizes, channels: the regressors' conv blocks (released: (7, 5), (128, 64)).
+        decoder_channels: the co-segmentation decoder's widths (ours, see the module docstring).
         freeze_backbone: ``None`` (default) freezes pretrained ResNets and trains the tiny encoder.
-        checkpoint: a file written by ``semcorr train macosnet``: its configuration replaces these arguments
-            and its weights are loaded.
-        **backbone_kwargs: for :func:`semcorr.backbones.build_backbone` (e.g. ``weights=None``).
+        checkpoint: one of (the layout is recognised from the keys, see :meth:`load_released`):
+            a file of ``semcorr train macosnet`` (its configuration replaces these arguments); MaCoSNet's
+            released checkpoint (``train.py``'s ``torch.save(model.state_dict())`` of ``WeakMatchNet``); a
+            WeakAlign / two-stage CNNGeometric ``.pth.tar`` (``{epoch, args, state_dict, best_test_loss,
+            optimizer, train_loss, test_loss}``), the released model's initialisation; or a pair
+            ``(affine.pth.tar, tps.pth.tar)`` of single-stage CNNGeometric checkpoints.
+        **backbone_kwargs: for :func:`semcorr.backbones.build_backbone`.
     """
 
-    def __init__(self, backbone: Union[str, nn.Module] = "tiny", image_size: int = 240, tps_grid_size: int = 3,
+    def __init__(self, backbone: Union[str, nn.Module] = "resnet101", image_size: int = 240, tps_grid_size: int = 3,
                  cascade: bool = True, kernel_sizes: Sequence[int] = (7, 5), channels: Sequence[int] = (128, 64),
                  decoder_channels: Sequence[int] = (128, 64, 32), freeze_backbone: Optional[bool] = None,
-                 checkpoint: Optional[str] = None, **backbone_kwargs):
+                 checkpoint=None, weights="auto", **backbone_kwargs):
         super().__init__()
-        state = None
-        if checkpoint is not None:
-            ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
-            cfg = dict(ckpt["config"])
-            backbone = cfg.pop("backbone")
-            image_size, tps_grid_size, cascade = cfg["image_size"], cfg["tps_grid_size"], cfg["cascade"]
-            kernel_sizes, channels = cfg["kernel_sizes"], cfg["channels"]
-            decoder_channels, freeze_backbone = cfg["decoder_channels"], cfg["freeze_backbone"]
-            backbone_kwargs = dict(cfg.get("backbone_kwargs", {}))
-            if isinstance(backbone, str) and backbone.startswith("resnet"):
-                backbone_kwargs["weights"] = None  # every weight comes from the checkpoint
-            state = ckpt["model"]
+        from semcorr.checkpoints import load_checkpoint
+
+        state, released = None, None
+        if isinstance(checkpoint, (tuple, list)):
+            if len(checkpoint) != 2:
+                raise ValueError("macosnet checkpoint: a pair (affine, tps) of CNNGeometric checkpoints, got %d items"
+                                 % len(checkpoint))
+            released = [_released_state_dict(load_checkpoint(c)) for c in checkpoint]
+        elif checkpoint is not None:
+            ckpt = load_checkpoint(checkpoint)
+            if isinstance(ckpt, Mapping) and "config" in ckpt and "model" in ckpt:  # semcorr train macosnet
+                cfg = dict(ckpt["config"])
+                backbone = cfg.pop("backbone")
+                image_size, tps_grid_size, cascade = cfg["image_size"], cfg["tps_grid_size"], cfg["cascade"]
+                kernel_sizes, channels = cfg["kernel_sizes"], cfg["channels"]
+                decoder_channels, freeze_backbone = cfg["decoder_channels"], cfg["freeze_backbone"]
+                backbone_kwargs = dict(cfg.get("backbone_kwargs", {}))
+                weights = None  # every weight comes from the checkpoint
+                state = ckpt["model"]
+            else:
+                released = [_released_state_dict(ckpt)]
+        if released is not None:
+            weights = None
         self.config = dict(backbone=backbone if isinstance(backbone, str) else type(backbone).__name__,
                            image_size=int(image_size), tps_grid_size=int(tps_grid_size), cascade=bool(cascade),
                            kernel_sizes=tuple(kernel_sizes), channels=tuple(channels),
@@ -203,13 +297,16 @@ class MaCoSNet(CorrespondenceModel):
             self.backbone_name = backbone
             if backbone == "tiny":
                 backbone = TinyBackbone(**backbone_kwargs)
+                self.mark_untrained("backbone")
             elif backbone.startswith("resnet"):
-                backbone_kwargs.setdefault("weights", "imagenet")
+                weights = resolve_resnet_weights(int(backbone[len("resnet"):]), weights, "MaCoSNet")
                 backbone_kwargs.setdefault("layers", ("layer3",))
-                pretrained = backbone_kwargs["weights"] is not None
-                backbone = build_backbone(backbone, **backbone_kwargs)
+                pretrained = weights is not None
+                backbone = build_backbone(backbone, weights=weights, **backbone_kwargs)
+                if not pretrained:
+                    self.mark_untrained("backbone")
             else:
-                raise ValueError("macosnet backbone must be 'tiny', 'resnet101', 'resnet50' or an nn.Module, "
+                raise ValueError("macosnet backbone must be 'resnet101', 'resnet50', 'tiny' or an nn.Module, "
                                  "got %r" % (backbone,))
         else:
             self.backbone_name = type(backbone).__name__
@@ -222,6 +319,7 @@ class MaCoSNet(CorrespondenceModel):
 
         self.image_size = int(image_size)
         self.cascade = bool(cascade)
+        self.tps_grid_size = int(tps_grid_size)
         with torch.no_grad():
             was = self.backbone.training
             self.backbone.eval()
@@ -231,13 +329,53 @@ class MaCoSNet(CorrespondenceModel):
         self.grid = (int(h), int(w))
         n_cells = self.grid[0] * self.grid[1]
         self.affine_regressor = TransformRegressor(n_cells, self.grid, _identity_affine(), kernel_sizes, channels)
-        self.n_ctrl = int(tps_grid_size) ** 2
-        self.tps_regressor = (TransformRegressor(n_cells, self.grid, torch.zeros(2 * self.n_ctrl), kernel_sizes,
-                                                 channels) if self.cascade else None)
+        self.n_ctrl = self.tps_grid_size ** 2
+        self.tps_regressor = (TransformRegressor(n_cells, self.grid, tps_identity_parameters(self.tps_grid_size),
+                                                 kernel_sizes, channels) if self.cascade else None)
         self.decoder = CosegDecoder(feat_channels + n_cells, decoder_channels)
+        self.mark_untrained("regressors", "decoder")
         if state is not None:
-            self.load_state_dict(state)
+            self._load_own(state, os.fspath(checkpoint))
+        elif released is not None:
+            self.load_released(*released)
         self.eval()
+
+    # ---------------------------------------------------------------------------------------------------
+    # checkpoints
+
+    def _load_own(self, state, what: str) -> None:
+        from semcorr.checkpoints import check_keys, unwrap_state_dict
+
+        sd = unwrap_state_dict(state, keys=())
+        check_keys(self.state_dict(), sd, "MaCoSNet %s" % what)
+        self.load_state_dict(sd)
+        self.mark_trained("backbone", "regressors", "decoder")
+
+    def load_released(self, sd, tps_sd=None) -> None:
+        """Load a released state dict (read with :func:`semcorr.checkpoints.load_checkpoint` and unwrapped):
+        MaCoSNet's own (``WeakMatchNet.state_dict()``) or WeakAlign's / a two-stage CNNGeometric's, whose keys
+        are ``FeatureExtraction.model.*``, ``FeatureRegression.*``, ``FeatureRegression2.*`` (released
+        ``init_match_model`` copies exactly these three modules). With ``tps_sd``, ``sd`` is a single-stage affine
+        CNNGeometric checkpoint and ``tps_sd`` a single-stage TPS one (its ``FeatureRegression`` is the TPS
+        regressor). Strict (:func:`semcorr.checkpoints.check_keys`): every backbone and regressor key, with
+        the model's shapes; only the co-segmentation decoder, which these checkpoints do not hold, stays as is.
+        """
+        from semcorr.checkpoints import CheckpointError, check_keys
+
+        if not _is_released_layout(sd):
+            raise CheckpointError("MaCoSNet: not a CNNGeometric / WeakAlign / MaCoSNet state dict (no "
+                                  "FeatureExtraction / FeatureRegression keys); keys start with %s"
+                                  % ", ".join(sorted({k.split(".")[0] for k in sd})[:8]))
+        conv = convert_released_state_dict(sd)
+        if tps_sd is not None:
+            conv = OrderedDict((k, v) for k, v in conv.items() if not k.startswith("tps_regressor."))
+            conv.update((k, v) for k, v in convert_released_state_dict(
+                _released_state_dict(tps_sd), tps_from="FeatureRegression.").items() if k.startswith("tps_regressor."))
+        expected = self.state_dict()
+        _fill_num_batches_tracked(expected, conv)
+        check_keys(expected, conv, "MaCoSNet (released layout)", allow_missing=("decoder.",))
+        self.load_state_dict(conv, strict=False)  # check_keys accepted it; the decoder keeps its weights
+        self.mark_trained("backbone", "regressors")
 
     # ---------------------------------------------------------------------------------------------------
     # building blocks
@@ -249,50 +387,71 @@ class MaCoSNet(CorrespondenceModel):
         return self
 
     def _raw_features(self, img: torch.Tensor) -> torch.Tensor:
-        return fuse_features(self.backbone(img))
+        out = self.backbone(img)
+        if isinstance(out, (list, tuple)):
+            out = out[0] if len(out) == 1 else fuse_features(out)
+        return out
 
     def resize(self, img: torch.Tensor) -> torch.Tensor:
-        """Images at the working resolution (image_size x image_size, bilinear)."""
+        """Images at the working resolution (image_size x image_size): bilinear with align_corners=True, the
+        released datasets' resize (``GeometricTnf`` with the identity affine, ``grid_sample`` of PyTorch 1.1)."""
         s = self.image_size
         if tuple(img.shape[-2:]) == (s, s):
             return img
-        return F.interpolate(img, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
+        return F.interpolate(img, size=(s, s), mode="bilinear", align_corners=True)
 
     def features(self, img: torch.Tensor) -> torch.Tensor:
-        """L2-normalised features (B, C, h, w) of images already at the working resolution."""
-        return F.normalize(self._raw_features(img), dim=1)
+        """Features (B, C, h, w) of images already at the working resolution, L2-normalised per cell
+        (:func:`feature_l2norm`, CNNGeometric's ``FeatureExtraction(normalization=True)``)."""
+        return feature_l2norm(self._raw_features(img), 1)
 
     @staticmethod
     def correlation(fa: torch.Tensor, fb: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(S_AB (B, ha, wa, hb, wb), S_BA (B, hb, wb, ha, wa)): cosine correlation (ops.corr4d), ReLU, then
-        L2-normalised over the other image's cells (per direction)."""
-        c = ops.corr4d(fa, fb, normalize=True, relu=True)
+        """(S_AB (B, ha, wa, hb, wb), S_BA (B, hb, wb, ha, wa)) of normalised features: the dot products
+        (:func:`semcorr_ext.ops.corr4d`), ReLU, then :func:`feature_l2norm` over the other image's cells (per
+        direction): CNNGeometric's ``FeatureCorrelation(shape='3D', normalization=True)``, whose
+        ``FeatureCorrelation(f_B, f_A)`` is ``as_channels(S_AB)``."""
+        c = ops.corr4d(fa, fb, normalize=False, relu=True)
         B, ha, wa, hb, wb = c.shape
-        s_ab = F.normalize(c.reshape(B, ha, wa, hb * wb), dim=-1).reshape(B, ha, wa, hb, wb)
+        s_ab = feature_l2norm(c.reshape(B, ha, wa, hb * wb), -1).reshape(B, ha, wa, hb, wb)
         c_ba = c.permute(0, 3, 4, 1, 2).reshape(B, hb, wb, ha * wa)
-        s_ba = F.normalize(c_ba, dim=-1).reshape(B, hb, wb, ha, wa)
+        s_ba = feature_l2norm(c_ba, -1).reshape(B, hb, wb, ha, wa)
         return s_ab, s_ba
 
     @staticmethod
     def as_channels(s_ab: torch.Tensor) -> torch.Tensor:
-        """S_AB (B, ha, wa, hb, wb) -> (B, hb*wb, ha, wa): a map on A's grid with one channel per cell of B."""
+        """S_AB (B, ha, wa, hb, wb) -> (B, hb*wb, ha, wa): a map on A's grid with one channel per cell of B, in
+        the released channel order (cell (row, col) of B is channel ``row + hb * col``: the regressors' first
+        convolution of a published checkpoint sees its channels where it was trained)."""
         B, ha, wa, hb, wb = s_ab.shape
-        return s_ab.reshape(B, ha, wa, hb * wb).permute(0, 3, 1, 2)
+        return s_ab.permute(0, 4, 3, 1, 2).reshape(B, wb * hb, ha, wa)
+
+    def _warp(self, img: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        """``img`` (in [0, 1]) sampled at ``theta`` applied to the working grid (align_corners=True, as PyTorch 1.1).
+        The released code warps the ImageNet-normalised image with zero padding, i.e. the mean colour outside:
+        sampling ``img - mean`` and adding ``mean`` back gives exactly that after the backbone's normalisation."""
+        S = self.image_size
+        grid = flow.affine_grid(theta, (S, S)).to(img.dtype)
+        mean = getattr(self.backbone, "mean", None)
+        if mean is None:
+            return F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+        mean = mean.to(img.dtype)
+        return F.grid_sample(img - mean, grid, mode="bilinear", padding_mode="zeros", align_corners=True) + mean
 
     def transform(self, fa: torch.Tensor, fb: torch.Tensor, img_b: torch.Tensor,
                   s_ab: Optional[torch.Tensor] = None) -> GeometricTransform:
-        """T_ab from features of A and B (working resolution) and image B (for the cascade's warp)."""
+        """T_ab (A -> B) from features of A and B (working resolution) and image B (for the cascade's warp).
+
+        The released ``WeakMatchNet`` regresses ``aff_BA = FeatureRegression(corr(f_B, f_A))`` (our S_AB), warps
+        B with it into A's frame, regresses ``tps = FeatureRegression2(corr(f_Bwrp, f_A))`` and maps a point p of
+        A to ``aff(tps(p))`` in B."""
         if s_ab is None:
             s_ab = self.correlation(fa, fb)[0]
         theta = self.affine_regressor(self.as_channels(s_ab)).reshape(-1, 2, 3)
         tps = None
         if self.cascade:
-            S = self.image_size
-            # bring B into A's frame with the affine stage, then regress the residual TPS
-            b_w = F.grid_sample(img_b, flow.affine_grid(theta, (S, S)).to(img_b.dtype), mode="bilinear",
-                                padding_mode="zeros", align_corners=True)
-            s_abw = self.correlation(fa, self.features(b_w))[0]
-            tps = self.tps_regressor(self.as_channels(s_abw)).reshape(-1, 2, self.n_ctrl).transpose(1, 2)
+            s_abw = self.correlation(fa, self.features(self._warp(img_b, theta)))[0]
+            tps = tps_parameters_to_displacement(self.tps_regressor(self.as_channels(s_abw)), self.tps_grid_size)
         return GeometricTransform(theta, tps)
 
     def mask_logits(self, f: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
@@ -341,8 +500,11 @@ class MaCoSNet(CorrespondenceModel):
         S = (self.image_size, self.image_size)
         mask_a = torch.sigmoid(self.mask_logits(fa, s_ab))
         mask_b = torch.sigmoid(self.mask_logits(fb, s_ba))
+        # the matching loss scores the affine stage and the full cascade (released AffMatchScore / TpsMatchScore)
         out = {"img_a": a, "img_b": b, "work_size": S, "corr_ab": s_ab, "corr_ba": s_ba,
                "t_ab": t_ab, "t_ba": t_ba, "points_ab": t_ab.grid(self.grid, S), "points_ba": t_ba.grid(self.grid, S),
+               "points_ab_affine": GeometricTransform(t_ab.theta).grid(self.grid, S),
+               "points_ba_affine": GeometricTransform(t_ba.theta).grid(self.grid, S),
                "mask_a": mask_a, "mask_b": mask_b, "field_ab": t_ab.grid(S), "field_ba": t_ba.grid(S),
                "triplet": None}
         if img_c is not None:

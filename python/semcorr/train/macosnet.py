@@ -1,7 +1,7 @@
 """Train MaCoSNet (joint semantic matching + co-segmentation) with weak supervision: same-category image pairs.
 
-    semcorr train macosnet --steps 200 --batch-size 4 --out runs/macosnet          # offline, CPU, tiny encoder
-    semcorr train macosnet --backbone resnet101 --dataset pfpascal --root DATA/PF-PASCAL --split trn
+    semcorr train macosnet --model weakalign_resnet101_affine_tps.pth.tar --dataset pfpascal --root DATA/PF-PASCAL
+    semcorr train macosnet --backbone tiny --lr 1e-4 --steps 200 --out runs/macosnet   # offline, CPU, tiny encoder
     semcorr train macosnet ... --resume auto                                         # continue from OUT/last.pt
     semcorr match --method macosnet ...   (build_model("macosnet", checkpoint="runs/macosnet/last.pt"))
 
@@ -11,11 +11,14 @@ the photo is the category; ``--data synthetic``: the pairs of :class:`semcorr.da
 Batches hold pairs in groups of two per category so that the transitivity loss has triplets: for pair i the
 third image is image A of another pair of the batch with the same category (pairs without one skip that term).
 
-Loss: :class:`semcorr.losses.macosnet.MaCoSNetLoss` (paper defaults: every weight 1, margin 2). The perceptual
-network F is ImageNet ResNet-50 (from the torch hub cache) except with ``--backbone tiny``, where a fixed random
-small CNN stands in for it by default (``--perceptual``). Optimiser: Adam. Checkpoints: ``OUT/last.pt`` (every
-``--save-every`` steps and at the end) with the model configuration, weights, optimiser state, step and loss
-history; ``--resume`` restores all of them.
+Defaults are the released ``train.sh``'s: ResNet-101 (layer3) at 240 px, initialised from a WeakAlign checkpoint
+(``--model``; without it the regressors start at the identity and the model says it is untrained), Adam with
+lr 5e-8, batch 4, loss :class:`semcorr.losses.macosnet.MaCoSNetLoss` with matching + cycle at weight 1 and the
+transitivity, contrastive and task terms off (``--w-trans`` etc. turn them on; margin 2). The perceptual network
+F (only with ``--w-contrast`` > 0) is ImageNet ResNet-50 (from the torch hub cache) except with
+``--backbone tiny``, where a fixed random small CNN stands in for it by default (``--perceptual``).
+Checkpoints: ``OUT/last.pt`` (every ``--save-every`` steps and at the end) with the model configuration, weights,
+optimiser state, step and loss history; ``--resume`` restores all of them.
 """
 import argparse
 import os
@@ -34,9 +37,12 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     from semcorr.losses.macosnet import DEFAULT_MARGIN, DEFAULT_WEIGHTS
 
     g = p.add_argument_group("model")
-    g.add_argument("--backbone", default="tiny",
-                   help="tiny (random small CNN, offline, default), resnet101 (the paper, ImageNet weights from the "
-                        "torch hub cache) or resnet50")
+    g.add_argument("--backbone", default="resnet101",
+                   help="resnet101 (default, the released model; ImageNet weights from the torch hub cache when there, "
+                        "else random), resnet50, or tiny (ours: random small CNN, offline tests and demos)")
+    g.add_argument("--model", default=None,
+                   help="initial weights: a WeakAlign / CNNGeometric two-stage .pth.tar or a MaCoSNet checkpoint "
+                        "(the released train.sh starts from weakalign.pth.tar)")
     g.add_argument("--image-size", type=int, default=240, help="square working resolution (default 240)")
     g.add_argument("--no-cascade", action="store_true", help="affine stage only (no TPS)")
     g = p.add_argument_group("data")
@@ -49,7 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g = p.add_argument_group("optimisation")
     g.add_argument("--steps", type=int, default=1000, help="total number of steps (default 1000)")
     g.add_argument("--batch-size", type=int, default=4, help="pairs per batch (default 4)")
-    g.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
+    g.add_argument("--lr", type=float, default=5e-8, help="Adam learning rate (default 5e-8, the released train.sh)")
     g.add_argument("--weight-decay", type=float, default=0.0)
     for k, v in DEFAULT_WEIGHTS.items():
         g.add_argument("--w-%s" % k, type=float, default=v, help="weight of the %s loss (default %g)" % (k, v))
@@ -179,7 +185,8 @@ def build_from_args(args, device):
     from semcorr.losses.macosnet import DEFAULT_WEIGHTS, MaCoSNetLoss, PerceptualFeatures
     from semcorr.models.macosnet import MaCoSNet
 
-    model = MaCoSNet(backbone=args.backbone, image_size=args.image_size, cascade=not args.no_cascade)
+    model = MaCoSNet(backbone=args.backbone, image_size=args.image_size, cascade=not args.no_cascade,
+                     checkpoint=args.model)
     kind = args.perceptual
     if kind == "auto":
         kind = "tiny" if args.backbone == "tiny" else "resnet50"
@@ -219,7 +226,7 @@ def run(args) -> int:
     device = torch.device(args.device)
     try:
         model, loss_fn = build_from_args(args, device)
-    except (FileNotFoundError, ValueError) as e:  # missing ImageNet weights, bad option
+    except (FileNotFoundError, ValueError) as e:  # missing weights file, bad option or checkpoint
         print("semcorr train macosnet: error: %s" % (e.args[0] if e.args else e), file=sys.stderr)
         return 1
     params = [p for p in model.parameters() if p.requires_grad]
@@ -230,7 +237,9 @@ def run(args) -> int:
     if resume == "auto":
         resume = last if os.path.isfile(last) else None
     if resume:
-        ckpt = torch.load(resume, map_location=device, weights_only=False)
+        from semcorr.checkpoints import load_checkpoint
+
+        ckpt = load_checkpoint(resume, map_location=device)
         if ckpt["config"] != model.config:
             print("semcorr train macosnet: error: %s was trained with %s, not %s"
                   % (resume, ckpt["config"], model.config), file=sys.stderr)
