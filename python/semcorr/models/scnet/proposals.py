@@ -72,6 +72,11 @@ def rp_alpha_is_published(alpha=None) -> bool:
 
 
 # ---- RP's 8-bit colour conversions (image.h) ---------------------------------------------------------------
+def _cround(x):
+    """C's round (half away from zero), not NumPy's half-to-even."""
+    return np.where(x >= 0, np.floor(x + 0.5), np.ceil(x - 0.5))
+
+
 def _rp_lab(rgb: np.ndarray) -> np.ndarray:
     c = rgb.astype(np.float64) / 255.0
     x = (0.412453 * c[..., 0] + 0.357580 * c[..., 1] + 0.180423 * c[..., 2]) / 0.950456
@@ -84,7 +89,7 @@ def _rp_lab(rgb: np.ndarray) -> np.ndarray:
     L = np.where(y > 0.008856, 116.0 * np.power(np.maximum(y, 0), 0.333333333) - 16.0, 903.3 * y) * 2.55
     A = 500.0 * (f(x) - f(y)) + 128.0  # RP adds an uninitialised `delta` here; taken as 0
     B = 200.0 * (f(y) - f(z)) + 128.0
-    return np.clip(np.round(np.stack([L, A, B], -1)), 0, 255).astype(np.uint8)
+    return np.clip(_cround(np.stack([L, A, B], -1)), 0, 255).astype(np.uint8)
 
 
 def _rp_colorspace(rgb: np.ndarray, space: str) -> np.ndarray:
@@ -104,7 +109,7 @@ def _rp_colorspace(rgb: np.ndarray, space: str) -> np.ndarray:
     if space == "hsv":
         from skimage.color import rgb2hsv
 
-        return np.round(rgb2hsv(rgb) * 255.0).astype(np.uint8)
+        return np.clip(_cround(rgb2hsv(rgb) * 255.0), 0, 255).astype(np.uint8)
     raise ValueError("unknown colour space %r" % (space,))
 
 
@@ -208,7 +213,7 @@ def randomized_prim_boxes(img: np.ndarray, n_proposals: int = 1000, seed: Option
     img = np.asarray(img)
     if img.ndim != 3 or img.shape[2] != 3:
         raise ValueError("img must be (H, W, 3), got %s" % (img.shape,))
-    rgb = img if img.dtype == np.uint8 else np.clip(np.round(img.astype(np.float64) * 255), 0, 255).astype(np.uint8)
+    rgb = img if img.dtype == np.uint8 else np.clip(_cround(img.astype(np.float64) * 255), 0, 255).astype(np.uint8)
     H, W = rgb.shape[:2]
     table = _resolve_alpha(alpha)
     rng = np.random.default_rng(int(rgb.astype(np.int64).sum()) % (2 ** 31 - 1) if seed is None else seed)
