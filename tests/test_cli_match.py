@@ -88,10 +88,11 @@ def test_match_reports_missing_weights_and_unknown_method(tmp_path, monkeypatch,
     assert not os.path.exists(tmp_path / "x.png")
 
 
-def test_cli_skips_subcommands_not_written_yet(monkeypatch, capsys):
+def test_cli_fails_loudly_on_a_missing_subcommand_module(monkeypatch):
+    # since c8989f1 a subcommand module that does not import fails the whole command instead of vanishing
     monkeypatch.setattr(cli, "SUBCOMMANDS", ["match", "no_such_subcommand_xyz"])
-    assert cli.main([]) == 2
-    assert "match" in capsys.readouterr().out
+    with pytest.raises(ModuleNotFoundError, match="no_such_subcommand_xyz"):
+        cli.main([])
 
 
 @pytest.mark.parametrize("local", [False, True])
@@ -110,3 +111,59 @@ def test_python_dash_m_semcorr():
     r = subprocess.run([sys.executable, "-m", "semcorr", "--version"], capture_output=True, text=True, env=env,
                        timeout=120)
     assert r.returncode == 0 and r.stdout.startswith("semcorr ")
+
+
+def _saved_figure_texts(monkeypatch):
+    """Record the texts of every matplotlib figure `semcorr match` saves."""
+    from matplotlib.figure import Figure
+
+    texts, save = [], Figure.savefig
+
+    def savefig(fig, *a, **k):
+        texts.append([t.get_text() for t in fig.texts])
+        return save(fig, *a, **k)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    return texts
+
+
+def test_untrained_ncnet_says_so_and_a_checkpoint_silences_it(tmp_path, monkeypatch, capsys):
+    from test_ncnet_published import published_state_dict, train_py_checkpoint
+
+    texts = _saved_figure_texts(monkeypatch)
+    with pytest.warns(UserWarning, match="UNTRAINED"):
+        assert cli.main(["match", "--method", "ncnet", "--size", "64", "--out", str(tmp_path / "r.png")]) == 0
+    out = capsys.readouterr().out
+    assert "UNTRAINED: ncnet has random weights in backbone, consensus" in out
+    assert _pck(out, 0.1) >= 0.0 and "UNTRAINED" in " ".join(texts[-1]).replace("\n", " ")
+    # NC-Net's train.py file (backbone + consensus, here on ResNet-50): nothing random is left
+    ck = tmp_path / "ncnet.pth.tar"
+    torch.save(train_py_checkpoint(published_state_dict()), ck)
+    assert cli.main(["match", "--method", "ncnet", "--backbone", "resnet50", "--checkpoint", str(ck), "--size", "64",
+                     "--out", str(tmp_path / "t.png")]) == 0
+    out = capsys.readouterr().out
+    assert "UNTRAINED" not in out and "method:     ncnet (backbone resnet50 (checkpoint))" in out
+    assert not any("UNTRAINED" in t for t in texts[-1]) and _is_png(tmp_path / "t.png")
+
+
+def test_checkpoint_errors_are_reported(tmp_path, capsys):
+    from test_ncnet_published import published_state_dict, train_py_checkpoint
+
+    sd = published_state_dict()
+    del sd["NeighConsensus.conv.2.bias"]
+    ck = tmp_path / "partial.pth.tar"
+    torch.save(train_py_checkpoint(sd), ck)
+    assert cli.main(["match", "--method", "ncnet", "--backbone", "resnet50", "--checkpoint", str(ck),
+                     "--out", str(tmp_path / "x.png")]) == 1
+    assert "missing keys: consensus.conv.2.bias" in capsys.readouterr().err
+    assert cli.main(["match", "--method", "nn", "--checkpoint", str(ck), "--out", str(tmp_path / "x.png")]) == 1
+    assert "takes no --checkpoint" in capsys.readouterr().err
+    assert cli.main(["match", "--method", "ncnet", "--checkpoint", str(tmp_path / "none.pth.tar"),
+                     "--out", str(tmp_path / "x.png")]) == 1
+    assert "none.pth.tar does not exist" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "x.png")
+
+
+def test_weight_free_default_prints_no_untrained_line(tmp_path, capsys):
+    assert cli.main(["match", "--size", "64", "--out", str(tmp_path / "d.png")]) == 0
+    assert "UNTRAINED" not in capsys.readouterr().out

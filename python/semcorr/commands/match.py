@@ -23,6 +23,9 @@ def add_parser(subparsers):
     p.add_argument("--method", default="nn", help="model name (see semcorr.models; default: nn)")
     p.add_argument("--backbone", default=None,
                    help="backbone for the model, e.g. daisy, hog, resnet101 (default: the model's own)")
+    p.add_argument("--checkpoint", default=None, metavar="PATH",
+                   help="trained weights for the model, in the layout its published code saves (e.g. NC-Net's "
+                        ".pth.tar, SFNet's best_checkpoint.pt) or the one `semcorr train` writes")
     p.add_argument("--out", default="matches.png", help="picture to write (default: matches.png)")
     p.add_argument("--size", type=int, default=240,
                    help="resize so that the longer side is SIZE pixels (default: 240)")
@@ -78,19 +81,48 @@ def pck_img(pred: torch.Tensor, gt: torch.Tensor, tgt_size, alpha: float) -> tor
     return pck(pred, gt, thresh, alpha)
 
 
-def run(args) -> int:
-    from semcorr.models import build_model
+def _stamp_untrained(fig, untrained) -> None:
+    """Write the UNTRAINED line (when given) in red across the bottom of a figure, wrapped to its width, so that
+    a picture made with random weights cannot be taken for the published method's."""
+    import textwrap
+
+    if untrained:
+        size = 8
+        width = max(30, int(fig.get_figwidth() * 72 / (0.6 * size)))
+        fig.text(0.5, 0.01, textwrap.fill(untrained, width), ha="center", va="bottom", color="red", fontsize=size,
+                 bbox=dict(facecolor="white", alpha=0.8, edgecolor="red"))
+
+
+def _draw(src_np, tgt_np, src_pts, tgt_pts, out, untrained, **kwargs) -> None:
+    """:func:`semcorr.viz.draw_matches` to ``out``, stamped with the UNTRAINED line when there is one."""
     from semcorr.viz import draw_matches
+
+    fig = draw_matches(src_np, tgt_np, src_pts, tgt_pts, out=None, **kwargs)
+    _stamp_untrained(fig, untrained)
+    fig.savefig(out)
+
+
+def run(args) -> int:
+    from semcorr.models import build_model, untrained_line
 
     if (args.src is None) != (args.tgt is None):
         raise SystemExit("semcorr match: give both SRC and TGT, or neither (to use the built-in sample pair)")
     device = torch.device(args.device)
     kwargs = {} if args.backbone is None else {"backbone": args.backbone}
+    if args.checkpoint is not None:
+        kwargs["checkpoint"] = args.checkpoint
     try:
         model = build_model(args.method, **kwargs).to(device)
-    except (FileNotFoundError, KeyError, ValueError) as e:  # missing weights, unknown model or backbone
+    except (FileNotFoundError, KeyError, ValueError) as e:  # missing weights / checkpoint, unknown model, bad keys
         print("semcorr match: error: %s" % (e.args[0] if e.args else e), file=sys.stderr)
         return 1
+    except TypeError as e:
+        if args.checkpoint is None or "checkpoint" not in str(e):
+            raise
+        print("semcorr match: error: --method %s takes no --checkpoint (it has no trained weights of its own)"
+              % args.method, file=sys.stderr)
+        return 1
+    untrained = untrained_line(model)
 
     pair = None
     if args.src is None:
@@ -116,6 +148,8 @@ def run(args) -> int:
     mutual = m.extras.get("mutual")
     backbone = getattr(model, "backbone_name", None)
     print("method:     %s%s" % (args.method, " (backbone %s)" % backbone if backbone else ""))
+    if untrained:
+        print(untrained)  # every figure below comes from random weights: say so beside them
     print("source:     %s, %dx%d (HxW)" % (src_name, src_np.shape[0], src_np.shape[1]))
     print("target:     %s, %dx%d (HxW)" % (tgt_name, tgt_np.shape[0], tgt_np.shape[1]))
     tgt_grid = m.extras.get("tgt_grid")
@@ -134,9 +168,9 @@ def run(args) -> int:
             print("PCK@%.2f:   %.4f  (alpha_img, L = %d px, %d keypoints)" % (alpha, v, L, nvalid))
         err = (pred - gt_kps).norm(dim=-1)[0].cpu()
         correct = (err <= 0.1 * L).numpy()
-        draw_matches(src_np, tgt_np, src_kps[0].cpu(), pred[0].cpu(), correct=correct, out=args.out,
-                     gt_kps=gt_kps[0].cpu(),
-                     title="%s: green = within 0.1*max(H,W) of the true position (white x)" % args.method)
+        _draw(src_np, tgt_np, src_kps[0].cpu(), pred[0].cpu(), args.out, untrained, correct=correct,
+              gt_kps=gt_kps[0].cpu(), title="%s: green = within 0.1*max(H,W) of the true position (white x)"
+              % args.method)
     else:
         conf = m.confidence[0].flatten()
         order = torch.argsort(conf, descending=True)
@@ -145,9 +179,8 @@ def run(args) -> int:
         keep = order[: max(0, args.num_draw)].cpu()
         src_pts = m.source_pixels().reshape(-1, 2).cpu()[keep]
         tgt_pts = m.target_pixels()[0].reshape(-1, 2).cpu()[keep]
-        draw_matches(src_np, tgt_np, src_pts, tgt_pts, out=args.out,
-                     title="%s: %d most confident %smatches"
-                     % (args.method, len(keep), "mutual " if mutual is not None else ""))
+        _draw(src_np, tgt_np, src_pts, tgt_pts, args.out, untrained,
+              title="%s: %d most confident %smatches" % (args.method, len(keep), "mutual " if mutual is not None else ""))
     print("wrote:      %s" % args.out)
     masks = m.extras.get("masks")
     if masks is not None:  # any model predicting foreground masks: {"src": (B,1,H,W), "tgt": ...} or a list
@@ -170,6 +203,7 @@ def run(args) -> int:
             ax_i.set_title("%s image x mask" % name, fontsize=9)
             ax_i.axis("off")
         fig.tight_layout()
+        _stamp_untrained(fig, untrained)
         mask_out = os.path.splitext(args.out)[0] + "_masks.png"
         fig.savefig(mask_out, dpi=100)
         print("masks:      %s" % mask_out)
