@@ -217,7 +217,7 @@ def test_agplus_training_step_moves_only_the_geometry_fc():
     boxes = sc.sliding_window_boxes(48, 48)
     iou = sc.region_iou(boxes, boxes, lambda p: p, (48, 48))
     before_a, before_g = model.fc_a.weight.clone(), model.fc_g.bias.clone()
-    loss = sc.scnet_loss(model.scores(src, tgt, boxes, boxes), iou)
+    loss = model.loss(src, tgt, boxes, boxes, iou)
     opt.zero_grad()
     loss.backward()
     opt.step()

@@ -24,7 +24,7 @@ def released_params(variant, rng, fc_dim=FC_DIM):
     return out
 
 
-def save_dagnn(path, params, lr0=()):
+def save_dagnn(path, params, lr0=(), vote_layer=True):
     """A DagNN saveobj struct (vars, params, layers, meta) + stats, as cnn_train_dag's saveState writes it."""
     pdt = [("name", object), ("value", object), ("learningRate", object), ("weightDecay", object),
            ("trainMethod", object)]
@@ -33,12 +33,16 @@ def save_dagnn(path, params, lr0=()):
         parr[0, i] = (k, v, 0.0 if k in lr0 else 1.0, 1.0, "gradient")
     ldt = [("name", object), ("type", object), ("inputs", object), ("outputs", object), ("params", object),
            ("block", object)]
-    layers = np.zeros((1, 2), dtype=ldt)
+    layers = np.zeros((1, 3), dtype=ldt)
     layers[0, 0] = ("b1_conv1_1", "dagnn.Conv", np.array(["b1_input"], dtype=object),
                     np.array(["b1_x1"], dtype=object), np.array(["conv1_1f", "conv1_1b"], dtype=object),
                     {"size": np.array([3.0, 3, 3, 64]), "hasBias": True, "pad": np.array([1.0, 1, 1, 1])})
     layers[0, 1] = ("loss", "dagnn.PFLoss", np.array(["AG_out", "idx_for_active_opA", "IoU2GT"], dtype=object),
                     np.array(["objective"], dtype=object), np.zeros((0, 0)), {"opts": np.zeros((0, 0))})
+    # SCNet_AG(plus)_init add the Hough vote; SCNet_A_init a ReLU in its place
+    layers[0, 2] = (("vote", "dagnn.ProposalHoughVote") if vote_layer else ("relu_A", "dagnn.ReLU")) + (
+        np.array(["A_out", "b1_rois", "b2_rois", "b1_input", "b2_input"], dtype=object),
+        np.array(["G_out"], dtype=object), np.zeros((0, 0)), {"opts": np.zeros((0, 0))})
     vdt = [("name", object), ("precious", object)]
     vars_ = np.zeros((1, 2), dtype=vdt)
     vars_[0, 0] = ("b1_input", False)
@@ -55,9 +59,9 @@ def test_released_mat_loads(tmp_path, variant):
     rng = np.random.default_rng(0)
     params = released_params(variant, rng)
     path = tmp_path / ("SCNet-%s.mat" % variant.replace("+", "plus"))
-    save_dagnn(path, params, lr0=[k for k in params if k.startswith("conv")])
-    model = build_model("scnet", variant=variant, checkpoint=str(path), fc_dim=FC_DIM)
-    assert model.untrained_parts() == []
+    save_dagnn(path, params, lr0=[k for k in params if k.startswith("conv")], vote_layer=variant != "A")
+    model = build_model("scnet", checkpoint=str(path), fc_dim=FC_DIM)  # the variant is read from the file
+    assert model.variant == variant and model.untrained_parts() == []
     # VGG: MatConvNet (H, W, Cin, Cout) -> torch (Cout, Cin, H, W)
     conv = model.backbone.features[mcn.VGG_CONVS[3][1]]  # conv2_2
     np.testing.assert_array_equal(conv.weight.detach().numpy(), params["conv2_2f"].transpose(3, 2, 0, 1))
@@ -69,6 +73,14 @@ def test_released_mat_loads(tmp_path, variant):
     np.testing.assert_allclose(model.fc_a(pooled.flatten(1)).detach().numpy(), ref, rtol=1e-4, atol=1e-5)
     if variant == "AG+":
         np.testing.assert_array_equal(model.fc_g.bias.detach().numpy(), params["cnv_fc_2b"][:, 0])
+
+
+def test_variant_from_the_file(tmp_path):
+    rng = np.random.default_rng(2)
+    save_dagnn(tmp_path / "ag.mat", released_params("AG", rng))
+    assert sc.SCNet(checkpoint=str(tmp_path / "ag.mat"), fc_dim=FC_DIM).variant == "AG"
+    save_dagnn(tmp_path / "a.mat", released_params("A", rng), vote_layer=False)
+    assert sc.SCNet(checkpoint=str(tmp_path / "a.mat"), fc_dim=FC_DIM).variant == "A"
 
 
 def test_wrong_files_name_the_params(tmp_path):

@@ -22,7 +22,8 @@ import torch
 
 from ...checkpoints import CheckpointError, check_keys
 
-__all__ = ["VGG_CONVS", "read_matconvnet_params", "matconvnet_param_shapes", "to_torch_conv", "load_matconvnet"]
+__all__ = ["VGG_CONVS", "read_matconvnet_params", "matconvnet_param_shapes", "to_torch_conv", "load_matconvnet",
+           "infer_variant"]
 
 #: MatConvNet names of VGG-16's convolutions up to pool4, in order (torchvision ``features`` indices beside)
 VGG_CONVS = (("conv1_1", 0), ("conv1_2", 2), ("conv2_1", 5), ("conv2_2", 7), ("conv3_1", 10), ("conv3_2", 12),
@@ -39,8 +40,9 @@ def _field(obj, name):
     return getattr(obj, name, None)
 
 
-def read_matconvnet_params(path: "str | os.PathLike") -> Dict[str, np.ndarray]:
-    """``{param name: value}`` of a saved DagNN (``{'net': ...}`` or the saveobj struct at the top level)."""
+def read_matconvnet_params(path: "str | os.PathLike", with_layer_types: bool = False):
+    """``{param name: value}`` of a saved DagNN (``{'net': ...}`` or the saveobj struct at the top level);
+    with ``with_layer_types`` also the list of its layers' types (e.g. ``dagnn.ProposalHoughVote``)."""
     from scipy.io import loadmat
 
     path = os.fspath(path)
@@ -65,7 +67,21 @@ def read_matconvnet_params(path: "str | os.PathLike") -> Dict[str, np.ndarray]:
         if name is None or value is None:
             raise CheckpointError("%s: a parameter entry lacks 'name' or 'value'" % path)
         out[str(name)] = np.asarray(value)
-    return out
+    if not with_layer_types:
+        return out
+    layers = _field(net, "layers")
+    types = [] if layers is None else [str(_field(layer, "type")) for layer in np.atleast_1d(layers)]
+    return out, types
+
+
+def infer_variant(params: Dict[str, np.ndarray], layer_types) -> str:
+    """The SCNet variant a released file holds: a geometry FC (``cnv_fc_2f``) -> AG+; else a
+    ``dagnn.ProposalHoughVote`` layer -> AG; else A (the three init scripts build exactly these graphs)."""
+    if "cnv_fc_2f" in params:
+        return "AG+"
+    if not layer_types:
+        raise CheckpointError("cannot tell SCNet-A from SCNet-AG: the file has no 'layers'; pass variant='A' or 'AG'")
+    return "AG" if any(t.endswith("ProposalHoughVote") for t in layer_types) else "A"
 
 
 def matconvnet_param_shapes(variant: str, fc_dim: int = 2048, pool: int = 7) -> Dict[str, tuple]:
@@ -84,11 +100,11 @@ def to_torch_conv(f: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(np.asarray(f, dtype=np.float32).transpose(3, 2, 0, 1)))
 
 
-def load_matconvnet(path, variant: str, fc_dim: int = 2048, pool: int = 7) -> Dict[str, torch.Tensor]:
+def load_matconvnet(path, variant: str, fc_dim: int = 2048, pool: int = 7, raw=None) -> Dict[str, torch.Tensor]:
     """Read SCNet's released ``.mat`` and check every parameter's name and shape (a :class:`CheckpointError`
     names the missing, extra and mis-shaped ones). Returns the MatConvNet-named tensors in torch layout:
-    filters (Cout, Cin, H, W), biases (Cout,)."""
-    raw = read_matconvnet_params(path)
+    filters (Cout, Cin, H, W), biases (Cout,). ``raw``: the file's params if already read."""
+    raw = read_matconvnet_params(path) if raw is None else raw
     shapes = matconvnet_param_shapes(variant, fc_dim, pool)
     got = {}
     for k, v in raw.items():

@@ -34,7 +34,8 @@ from .. import register_model
 from ..base import CorrespondenceModel, Matches
 from .dense_flow import flow_from_region_matches
 from .geometry import hough_bins, hough_vote_scores
-from .matconvnet import VGG_CONVS, load_matconvnet
+from .loss import scnet_loss
+from .matconvnet import VGG_CONVS, infer_variant, load_matconvnet, read_matconvnet_params
 from .proposals import PROPOSALS, felzenszwalb_boxes, randomized_prim_boxes, rp_alpha_is_published, sliding_window_boxes
 
 __all__ = ["SCNet", "VGG16Pool4", "trainable_parameters", "published_optimizer", "VARIANTS", "BACKBONES"]
@@ -107,7 +108,7 @@ class SCNet(CorrespondenceModel):
     """SCNet-A / AG / AG+ on region proposals, the released network by default.
 
     Args:
-        variant: ``"AG+"`` (default), ``"AG"`` or ``"A"``.
+        variant: ``"AG+"`` (default), ``"AG"`` or ``"A"``; with a checkpoint and no variant, the file's.
         checkpoint: SCNet's released MatConvNet ``.mat`` (e.g. ``SCNet-AGplus.mat``): loads VGG-16 and the FCs.
         weights: VGG-16 weights when no checkpoint is given: ``"auto"`` (torchvision's ImageNet checkpoint if it
             is in the torch hub cache, else random), ``None``, ``"imagenet"`` or a path.
@@ -125,10 +126,17 @@ class SCNet(CorrespondenceModel):
             option, faster): every pixel keeps the position its best region match paints.
     """
 
-    def __init__(self, variant: str = "AG+", checkpoint=None, weights="auto", backbone: str = "vgg16",
+    def __init__(self, variant: Optional[str] = None, checkpoint=None, weights="auto", backbone: str = "vgg16",
                  proposals: str = "rp", n_proposals: int = 1000, rp_alpha=None, image_mean=None, image_std=None,
                  vote_grad: str = "published", fc_dim: int = 2048, sd_filter: bool = True):
         super().__init__()
+        if checkpoint is not None and backbone != "vgg16":
+            raise ValueError("checkpoint (SCNet's released .mat) needs backbone='vgg16', got %r" % (backbone,))
+        raw = None
+        if checkpoint is not None:
+            raw, layer_types = read_matconvnet_params(checkpoint, with_layer_types=True)
+            variant = infer_variant(raw, layer_types) if variant is None else variant
+        variant = "AG+" if variant is None else variant
         if variant not in VARIANTS:
             raise ValueError("variant must be one of %s, got %r" % (", ".join(VARIANTS), variant))
         if backbone not in BACKBONES:
@@ -137,8 +145,6 @@ class SCNet(CorrespondenceModel):
             raise ValueError("proposals must be one of %s (or pass boxes), got %r" % (", ".join(PROPOSALS), proposals))
         if vote_grad not in ("published", "exact"):
             raise ValueError("vote_grad must be 'published' or 'exact', got %r" % (vote_grad,))
-        if checkpoint is not None and backbone != "vgg16":
-            raise ValueError("checkpoint (SCNet's released .mat) needs backbone='vgg16', got %r" % (backbone,))
         self.variant, self.backbone_name, self.proposals = variant, backbone, proposals
         self.n_proposals, self.rp_alpha, self.vote_grad = int(n_proposals), rp_alpha, vote_grad
         self.sd_filter = bool(sd_filter)
@@ -169,7 +175,7 @@ class SCNet(CorrespondenceModel):
             self.mark_untrained("backbone")
         self.mark_untrained(*(["appearance FC", "geometry FC"] if variant == "AG+" else ["appearance FC"]))
         if checkpoint is not None:
-            self.load_matconvnet(checkpoint)
+            self.load_matconvnet(checkpoint, raw)
         self.eval()
 
     @staticmethod
@@ -189,12 +195,12 @@ class SCNet(CorrespondenceModel):
                 self.fc_g.load_state_dict(self.fc_a.state_dict())
 
     # ---- weights ---------------------------------------------------------------------------------------------
-    def load_matconvnet(self, path) -> None:
+    def load_matconvnet(self, path, raw=None) -> None:
         """Load SCNet's released MatConvNet ``.mat`` (see :mod:`.matconvnet`); errors name missing/extra params."""
         if self.backbone_name != "vgg16":
             raise CheckpointError("SCNet's released weights hold VGG-16; this model's backbone is %r"
                                   % self.backbone_name)
-        params = load_matconvnet(path, self.variant, self.fc_a.out_features, POOL)
+        params = load_matconvnet(path, self.variant, self.fc_a.out_features, POOL, raw=raw)
         with torch.no_grad():
             for name, idx in VGG_CONVS:
                 self.backbone.features[idx].weight.copy_(params[name + "f"])
@@ -262,6 +268,12 @@ class SCNet(CorrespondenceModel):
         """The match scores z (Ns, Nt) of one pair (``A_out`` for SCNet-A, ``AG_out`` otherwise)."""
         A, G = self.score_terms(src_img, tgt_img, src_boxes, tgt_boxes)
         return A if G is None else A * G
+
+    def loss(self, src_img, tgt_img, src_boxes, tgt_boxes, iou, active=None) -> torch.Tensor:
+        """The released training objective of one pair (batch of one, as ``SCNet_train*.m``): the hinge loss
+        :func:`.loss.scnet_loss` of :meth:`scores` against the IoU ground truth (``1 - IoU2GT``, e.g. from
+        :func:`.loss.region_iou`) of the ``active`` source proposals."""
+        return scnet_loss(self.scores(src_img, tgt_img, src_boxes, tgt_boxes), iou, active)
 
     def forward(self, src_img: torch.Tensor, tgt_img: torch.Tensor,
                 src_boxes: Optional[Sequence[torch.Tensor]] = None,
