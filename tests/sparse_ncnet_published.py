@@ -216,40 +216,53 @@ def get_matches_both_dirs(scores):
     return best, per_source
 
 
-def relocalize_hard_soft(matches, fa2x, fb2x):
-    """relocalize(crop_size=2) then relocalize_soft(upsample_positions=False) with torchvision's roi_pool, as
-    lib/relocalize.py, for a batch of one. ``matches``: list of (iA, jA, iB, jB) -> array (N, 4) (yA, xA, yB, xB)."""
+def relocalize(pos, fa2x, fb2x, upsample_positions=True, crop_size=2):
+    """lib/relocalize.py ``relocalize`` for a batch of one, with torchvision's roi_pool: ``pos`` (N, 4) float64
+    (yA, xA, yB, xB) -> new (N, 4)."""
     from torchvision.ops import roi_pool
 
-    m = torch.tensor(matches, dtype=torch.float64)
-    yA, xA, yB, xB = (m[:, i].unsqueeze(0) * 2 for i in range(4))
-    N = m.shape[0]
+    yA, xA, yB, xB = (pos[:, i].unsqueeze(0).double() for i in range(4))
+    if upsample_positions:
+        yA, xA, yB, xB = yA * 2, xA * 2, yB * 2, xB * 2
+    N, ch, c = pos.shape[0], fa2x.shape[1], crop_size % 2
     z = torch.zeros(1, N, dtype=torch.float64)
-    ch = fa2x.shape[1]
-    boxes_a = torch.cat((z, xA, yA, xA + 1, yA + 1)).t()
-    boxes_b = torch.cat((z, xB, yB, xB + 1, yB + 1)).t()
-    la = roi_pool(fa2x, boxes_a, output_size=(2, 2)).view(N, ch, -1, 1)
-    lb = roi_pool(fb2x, boxes_b, output_size=(2, 2)).view(N, ch, 1, -1)
-    dY, dX = torch.meshgrid(torch.linspace(0, 1, 2, dtype=torch.float64), torch.linspace(0, 1, 2, dtype=torch.float64),
-                            indexing="ij")
+    la = roi_pool(fa2x, torch.cat((z, xA - c, yA - c, xA + 1, yA + 1)).t(), output_size=(crop_size, crop_size))
+    lb = roi_pool(fb2x, torch.cat((z, xB - c, yB - c, xB + 1, yB + 1)).t(), output_size=(crop_size, crop_size))
+    la, lb = la.view(N, ch, -1, 1), lb.view(N, ch, 1, -1)
+    lin = torch.linspace(-c, 1, crop_size, dtype=torch.float64)
+    dY, dX = torch.meshgrid(lin, lin, indexing="ij")
     dX, dY = dX.reshape(-1), dY.reshape(-1)
     corr = (la * lb).sum(dim=1)
     ia = torch.argmax(corr.max(dim=2, keepdim=True)[0], dim=1)
     ib = torch.argmax(corr.max(dim=1, keepdim=True)[0], dim=2)
-    xA, yA = xA + dX[ia].t(), yA + dY[ia].t()
-    xB, yB = xB + dX[ib].t(), yB + dY[ib].t()
-    # soft, on the fine grid
-    boxes_a = torch.cat((z, xA - 1, yA - 1, xA + 1, yA + 1)).t()
-    boxes_b = torch.cat((z, xB - 1, yB - 1, xB + 1, yB + 1)).t()
-    la = roi_pool(fa2x, boxes_a, output_size=(3, 3))
-    lb = roi_pool(fb2x, boxes_b, output_size=(3, 3))
-    dY, dX = torch.meshgrid(torch.linspace(-1, 1, 3, dtype=torch.float64),
-                            torch.linspace(-1, 1, 3, dtype=torch.float64), indexing="ij")
+    return torch.cat([yA + dY[ia].t(), xA + dX[ia].t(), yB + dY[ib].t(), xB + dX[ib].t()]).t()
+
+
+def relocalize_soft(pos, fa2x, fb2x, upsample_positions=True, sigma=10):
+    """lib/relocalize.py ``relocalize_soft`` for a batch of one (roi_pool 3x3 around each end, softmax of sigma *
+    correlation with the other end's centre, expected offset)."""
+    from torchvision.ops import roi_pool
+
+    yA, xA, yB, xB = (pos[:, i].unsqueeze(0).double() for i in range(4))
+    if upsample_positions:
+        yA, xA, yB, xB = yA * 2, xA * 2, yB * 2, xB * 2
+    N = pos.shape[0]
+    z = torch.zeros(1, N, dtype=torch.float64)
+    la = roi_pool(fa2x, torch.cat((z, xA - 1, yA - 1, xA + 1, yA + 1)).t(), output_size=(3, 3))
+    lb = roi_pool(fb2x, torch.cat((z, xB - 1, yB - 1, xB + 1, yB + 1)).t(), output_size=(3, 3))
+    lin = torch.linspace(-1, 1, 3, dtype=torch.float64)
+    dY, dX = torch.meshgrid(lin, lin, indexing="ij")
     dX, dY = dX.unsqueeze(0), dY.unsqueeze(0)
-    w_b = (la[:, :, 1:2, 1:2] * lb).sum(dim=1).mul(10).view(N, -1).softmax(dim=1).view(N, 3, 3)
-    w_a = (lb[:, :, 1:2, 1:2] * la).sum(dim=1).mul(10).view(N, -1).softmax(dim=1).view(N, 3, 3)
-    xB = xB + (w_b * dX).view(N, -1).sum(dim=1).unsqueeze(0)
-    yB = yB + (w_b * dY).view(N, -1).sum(dim=1).unsqueeze(0)
-    xA = xA + (w_a * dX).view(N, -1).sum(dim=1).unsqueeze(0)
-    yA = yA + (w_a * dY).view(N, -1).sum(dim=1).unsqueeze(0)
-    return torch.cat([yA, xA, yB, xB]).t()
+    w_b = (la[:, :, 1:2, 1:2] * lb).sum(dim=1).mul(sigma).view(N, -1).softmax(dim=1).view(N, 3, 3)
+    w_a = (lb[:, :, 1:2, 1:2] * la).sum(dim=1).mul(sigma).view(N, -1).softmax(dim=1).view(N, 3, 3)
+    return torch.cat([yA + (w_a * dY).view(N, -1).sum(dim=1).unsqueeze(0),
+                      xA + (w_a * dX).view(N, -1).sum(dim=1).unsqueeze(0),
+                      yB + (w_b * dY).view(N, -1).sum(dim=1).unsqueeze(0),
+                      xB + (w_b * dX).view(N, -1).sum(dim=1).unsqueeze(0)]).t()
+
+
+def relocalize_hard_soft(matches, fa2x, fb2x):
+    """The evaluation's ``hard_soft`` chain (hard with crop 2, then soft without upsampling) on a list of
+    (iA, jA, iB, jB) -> (N, 4) (yA, xA, yB, xB) on the fine grid."""
+    pos = relocalize(torch.tensor(matches, dtype=torch.float64), fa2x, fb2x)
+    return relocalize_soft(pos, fa2x, fb2x, upsample_positions=False)

@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from semcorr.models.sparse_ncnet import SparseNCNet, feature_l2_norm
+import sparse_ncnet_published as published
+from semcorr.models import sparse_ncnet_relocalize as reloc
 from sparse_ncnet_published import (change_stride, corr_and_add, eval_features, get_matches_both_dirs,
                                     me_consensus_params, published_checkpoint, published_feature_extraction,
                                     published_state_dict, relocalize_hard_soft, sparse_neigh_consensus, train_args)
@@ -102,3 +104,39 @@ def test_batch_equals_one_pair_at_a_time(setup):
         torch.testing.assert_close(both.confidence[b], one.confidence[0], **TOL)
         for x, y in zip(both.extras["matches"][b], one.extras["matches"][0]):
             torch.testing.assert_close(x, y, **TOL)
+
+
+@pytest.mark.parametrize("method,crop", [("hard", 2), ("hard", 3), ("soft", 2), ("hard_hard", 2), ("hard_soft", 3)])
+def test_every_published_relocalisation_chain(method, crop):
+    """Each ``--reloc_type`` / ``--reloc_hard_crop_size`` of the evaluation scripts, on random fine features with
+    matches on every border (where roi_pool's empty bins give zeros), equals the roi_pool reference."""
+    g = torch.Generator().manual_seed(0)
+    fa2x = published.feature_l2_norm(torch.randn(1, 8, 9, 7, generator=g, dtype=torch.float64))
+    fb2x = published.feature_l2_norm(torch.randn(1, 8, 8, 10, generator=g, dtype=torch.float64))
+    ha, wa, hb, wb = 4, 3, 4, 5  # the coarse grids (fine // 2)
+    pos = torch.tensor([[i, j, k, l] for i in range(ha) for j in range(wa) for k, l in [(0, 0), (hb - 1, wb - 1), (2, 1)]],
+                       dtype=torch.float64)
+    if method.startswith("hard"):
+        exp = published.relocalize(pos, fa2x, fb2x, crop_size=crop)
+    else:
+        exp = published.relocalize_soft(pos, fa2x, fb2x)
+    if method == "hard_soft":
+        exp = published.relocalize_soft(exp, fa2x, fb2x, upsample_positions=False)
+    elif method == "hard_hard":
+        exp = published.relocalize(exp, fa2x, fb2x, upsample_positions=False)
+    got = reloc.relocalize(torch.zeros(len(pos), dtype=torch.long), pos, fa2x, fb2x, method, crop_size=crop)
+    torch.testing.assert_close(got, exp, rtol=1e-12, atol=1e-12)
+    if method != "soft":
+        assert not torch.equal(got, pos * 2)  # the hard step moved some matches
+
+
+def test_image_size_follows_the_published_resize():
+    """``resize`` of lib/normalization.py: ``int(floor(h / (max(h, w) / image_size) * sf) / sf)`` with the
+    evaluation's scale factor (1/16 with relocalisation + change_stride)."""
+    img = torch.rand(1, 3, 150, 230)
+    model = SparseNCNet(backbone="daisy", image_size=320)  # _resize reads only the two settings below
+    for reloc, change, sf in [("hard_soft", True, 0.0625), (None, True, 0.125), ("hard_soft", False, 0.03125)]:
+        model.relocalization, model.change_stride = reloc, change
+        exp = tuple(int(np.floor(s / (230 / 320) * sf) / sf) for s in (150, 230))
+        assert tuple(model._resize(img).shape[-2:]) == exp
+    assert exp == (192, 320)
