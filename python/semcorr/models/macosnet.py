@@ -1,30 +1,43 @@
 """MaCoSNet: joint weakly supervised semantic matching and object co-segmentation (Chen, Lin, Yang, Huang,
 "Show, Match and Segment", TPAMI 2020).
 
-A two-stream network on a shared feature encoder:
+A two-stream network on a shared feature encoder. Where the paper and the released code (YunChunChen/MaCoSNet-pytorch,
+``model/network.py`` ``WeakMatchNet``, ``train.py``, ``train.sh``) differ we follow the released code, which
+produced the published numbers:
 
-* **Encoder + correlation.** Both images are resized to ``image_size`` (square, default 240) and encoded
-  (ResNet-101 layer3 in the paper: 15 x 15 cells at 240 px; ``backbone="tiny"``, the default, is a small
-  random CNN with the same stride that needs no weights). Features are L2-normalised and correlated with
-  :func:`semcorr_ext.ops.corr4d`; ``S_AB(p, q)`` is ReLU'd and L2-normalised over the positions q of B for each
-  p of A (CNNGeometric's normalisation), giving a (Hb*Wb)-channel map on A's grid.
-* **Transformation predictor G** (CNNGeometric / WeakAlign cascade): a regressor (conv + BN + ReLU blocks, then
-  a linear layer) predicts an affine transform ``A_ab`` from ``S_AB``; image B is warped into A's frame with it
-  and a second regressor predicts a thin-plate spline (3 x 3 control grid) ``T'_ab`` from the correlation of A
-  with the warped B. The transform from A to B is ``T_ab(p) = A_ab(T'_ab(p))`` (normalised coordinates,
-  :mod:`semcorr_ext.flow`). The match field is ``T_ab`` at the source grid's cell centres. Both regressors are
-  initialised to output the identity.
-* **Co-segmentation decoder D**: ``[f_A, S_AB]`` (features concatenated with the correlation maps) is decoded
-  by a small fully convolutional upsampling decoder to a foreground logit map; ``sigmoid`` gives the mask.
+* **Encoder + correlation** (released ``FeatureExtraction`` + ``FeatureCorrelation('3D')``). Both images are resized
+  to ``image_size`` (240) and encoded by ResNet-101 up to layer3 (15 x 15 cells; ``backbone="tiny"`` is our small
+  random CNN with the same stride, for offline tests and demos only). Features are L2-normalised
+  (:func:`feature_l2norm`, eps inside the root as released), correlated (:func:`semcorr_ext.ops.corr4d`), ReLU'd
+  and L2-normalised over the other image's cells, giving a (Hb*Wb)-channel map on A's grid in the released
+  channel order (:meth:`MaCoSNet.as_channels`).
+* **Transformation predictor G** (CNNGeometric / WeakAlign two-stage cascade). ``affine_regressor`` and
+  ``tps_regressor`` are CNNGeometric's ``FeatureRegression`` (conv 7x7 225->128 + BN + ReLU, conv 5x5 128->64 +
+  BN + ReLU, linear 1600 -> 6 / 18), key for key (:class:`TransformRegressor`), so the released checkpoints load
+  as they are. The affine regressor predicts ``A_ab`` from ``S_AB``; image B is warped into A's frame with it (the
+  normalised image, zero padding = the mean colour, as released); the TPS regressor predicts the 3 x 3 control
+  targets ``[Q_X, Q_Y]`` (released order, :func:`tps_parameters_to_displacement`) from the correlation of A with
+  the warped B. ``T_ab(p) = A_ab(T'_ab(p))`` maps a point of A to B (normalised coordinates,
+  :mod:`semcorr_ext.flow`); the match field is ``T_ab`` at the source grid's cell centres. The released model is
+  initialised from a WeakAlign checkpoint (``train.sh --model weakalign.pth.tar``): ``checkpoint=`` loads that
+  layout, MaCoSNet's own released ``state_dict`` and the CNNGeometric affine / TPS pair. Without a checkpoint the
+  regressors start at the identity (zero weight, identity bias) and the model reports them untrained.
+* **Co-segmentation decoder D** (ours): ``[f_A, S_AB]`` is decoded by a small fully convolutional upsampling
+  decoder to a foreground logit map; ``sigmoid`` gives the mask. The released ``WeakCosegNet`` / ``Decoder``
+  cannot run as published (``forward`` calls an undefined ``get_features``, uses ``festures_B``, and adds skip
+  features whose shapes do not match: 512 channels at 30 x 30 plus layer1's 256 at 60 x 60), its joint model is
+  commented out of ``util/util.py`` and ``train.py`` trains the matching network only, so there is no released
+  decoder to follow; ours is always marked untrained unless a ``semcorr train macosnet`` checkpoint loads it.
 
 ``forward(src, tgt)`` returns :class:`Matches` with ``confidence`` = the matching score ``s_A(p)`` of each
 source cell (correlation mass within one target cell of ``T_ab(p)``) and ``extras``:
 ``"masks"``: ``{"src": (B, 1, Hs, Ws), "tgt": (B, 1, Ht, Wt)}`` foreground probabilities at the input sizes;
-``"theta_affine"`` (B, 2, 3); ``"tps_displacement"`` (B, 9, 2) (``None`` without the cascade); ``"tgt_grid"``.
+``"theta_affine"`` (B, 2, 3); ``"tps_displacement"`` (B, 9, 2) (our control-point order; ``None`` without the
+cascade); ``"tgt_grid"``.
 
 Training (weak supervision: same-category image pairs only): :meth:`MaCoSNet.training_outputs` with the
-losses of :mod:`semcorr.losses.macosnet`; the loop is ``semcorr train macosnet``
-(:mod:`semcorr.train.macosnet`).
+losses of :mod:`semcorr.losses.macosnet` (released defaults: matching + cycle); the loop is
+``semcorr train macosnet`` (:mod:`semcorr.train.macosnet`).
 """
 import os
 from collections import OrderedDict
@@ -49,7 +62,8 @@ __all__ = ["MaCoSNet", "GeometricTransform", "TinyBackbone", "TransformRegressor
 class TinyBackbone(nn.Module):
     """A small CNN encoder (stride 16, like ResNet layer3): four stride-2 3x3 conv + BN + ReLU blocks.
 
-    Randomly initialised (seeded), needs no download: the CPU / offline default of :class:`MaCoSNet`.
+    Randomly initialised (seeded), needs no download: the CPU / offline option of :class:`MaCoSNet` (ours, for
+    tests and demos; the released model uses ResNet-101).
     (B, 3, H, W) RGB in [0, 1] -> (B, channels[-1], H/16, W/16).
     """
 
