@@ -19,6 +19,10 @@ trained by ``train.py`` with its defaults):
    target cell likewise), the union of both sets, the 2000 best by score; then relocalisation ``hard_soft``
    on the stride-8 grid (:mod:`semcorr.models.sparse_ncnet_relocalize`).
 
+Everything follows the released code (the paper's text is not the reference where they could differ, e.g. the
+relocalisation and readout details exist only in the evaluation scripts). Remaining deviations (kNN by
+``corr4d_topk``, tie order, the dense field, pixel convention) are listed in ``docs/models/sparse_ncnet.md``.
+
 Our additions are options, off by default: ``mutual=True`` (NC-Net's mutual matching before and after the
 consensus), ``union="unique"`` (a point found in both directions counted once instead of summed).
 
