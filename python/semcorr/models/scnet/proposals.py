@@ -154,16 +154,33 @@ def _randomized_prim(area, bbox, ei, ej, e, n_runs: int, alpha: np.ndarray, rng:
     """Vectorised over runs: each run grows one group of superpixels; returns (n_runs, 4) boxes, 0-based."""
     n = len(area)
     R = int(n_runs)
+    # incident edges of each superpixel (padded with -1): a joining superpixel toggles its edges in and out
+    # of the frontier (an edge is in the frontier iff exactly one end is in the group)
+    deg = np.bincount(np.concatenate([ei, ej]), minlength=n)
+    inc = np.full((n, max(int(deg.max()) if len(deg) else 0, 1)), -1, dtype=np.int64)
+    fill = np.zeros(n, dtype=np.int64)
+    for k, (a, b) in enumerate(zip(ei.tolist(), ej.tolist())):
+        inc[a, fill[a]], inc[b, fill[b]] = k, k
+        fill[a] += 1
+        fill[b] += 1
     group = np.zeros((R, n), dtype=bool)
+    front = np.zeros((R, len(e)), dtype=bool)
+
+    def join(runs, nodes):
+        group[runs, nodes] = True
+        cols = inc[nodes]
+        ok = cols >= 0
+        r = np.broadcast_to(runs[:, None], cols.shape)[ok]
+        front[r, cols[ok]] ^= True
+
     seed = rng.integers(0, n, R)
-    group[np.arange(R), seed] = True
+    join(np.arange(R), seed)
     acc = area[seed].copy()
     e0 = 2.0 * rng.random(R)
     active = np.full(R, n > 1)
     while active.any():
         rows = np.nonzero(active)[0]
-        g = group[rows]
-        w = (g[:, ei] ^ g[:, ej]) * e[None, :]  # frontier edges, weighted by similarity
+        w = front[rows] * e[None, :]  # frontier edges, weighted by similarity
         total = w.sum(1)
         empty = total <= 0
         active[rows[empty]] = False
@@ -176,7 +193,7 @@ def _randomized_prim(area, bbox, ei, ej, e, n_runs: int, alpha: np.ndarray, rng:
         stop = alpha[np.floor(acc[rows] * 65535 + 0.5).astype(np.int64).clip(0, 65535)] + 1.0 - e[pick] > e0[rows]
         active[rows[stop]] = False
         grow, nxt = rows[~stop], nxt[~stop]
-        group[grow, nxt] = True
+        join(grow, nxt)
         acc[grow] += area[nxt]
         active[grow[group[grow].all(1)]] = False
     boxes = np.empty((R, 4))
