@@ -143,7 +143,20 @@ def ref_neigh_consensus(x, sd):
     return conv(x) + conv(x.permute(0, 1, 4, 5, 2, 3)).permute(0, 1, 4, 5, 2, 3)  # symmetric_mode=True
 
 
-def ref_immatchnet(sd, src, tgt):
+def ref_maxpool4d(corr, k):
+    """lib/model.py maxpool4d: the k^4 strided sub-volumes stacked in (i, j, k, l) order, max over them, and the
+    offsets of the maximum recovered from its index."""
+    slices = [corr[:, 0, i::k, j::k, kk::k, ll::k].unsqueeze(0)
+              for i in range(k) for j in range(k) for kk in range(k) for ll in range(k)]
+    val, idx = torch.max(torch.cat(slices, dim=1), dim=1, keepdim=True)
+    ml = torch.fmod(idx, k)
+    mk = torch.fmod((idx - ml) // k, k)
+    mj = torch.fmod(((idx - ml) // k - mk) // k, k)
+    mi = (((idx - ml) // k - mk) // k - mj) // k
+    return val, (mi, mj, mk, ml)
+
+
+def ref_immatchnet(sd, src, tgt, relocalization_k=0):
     """ImMatchNet.forward in float64 from the published-layout state dict; images in [0, 1] go through the
     published NormalizeImageDict (ImageNet mean / std)."""
     net = torchvision.models.resnet50(weights=None)
@@ -159,9 +172,13 @@ def ref_immatchnet(sd, src, tgt):
         fa = ref_feature_l2norm(fe((src.double() - mean) / std))
         fb = ref_feature_l2norm(fe((tgt.double() - mean) / std))
         corr = ref_correlation_4d(fa, fb)
+        delta = None
+        if relocalization_k > 1:
+            corr, delta = ref_maxpool4d(corr, relocalization_k)
         corr = ref_mutual_matching(corr)
         corr = ref_neigh_consensus(corr, sd)
-        return ref_mutual_matching(corr)
+        corr = ref_mutual_matching(corr)
+        return corr if delta is None else (corr, delta)
 
 
 # ---- tests ------------------------------------------------------------------------------------------------------
@@ -186,6 +203,19 @@ def test_numpy1_written_file_loads(ckpt_file, tmp_path):
     assert model.consensus.channels == CHANNELS and model.untrained_parts() == []
 
 
+def test_legacy_serialization_with_numpy1_names_loads(tmp_path):
+    """The released ncnet_pfpascal.pth.tar predates the zip format (PyTorch 0.3, numpy 1.x): a legacy pickle
+    stream (protocol 2, so module names are plain text lines and can be rewritten in place)."""
+    path = tmp_path / "legacy.pth.tar"
+    torch.save(train_py_checkpoint(published_state_dict(batches_tracked=False)), path,
+               _use_new_zipfile_serialization=False)
+    blob = path.read_bytes()
+    assert not blob.startswith(b"PK") and b"numpy._core.multiarray" in blob
+    path.write_bytes(blob.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
+    model = NCNet(backbone="resnet50", checkpoint=str(path))
+    assert model.consensus.kernel_sizes == KERNELS and model.untrained_parts() == []
+
+
 def test_end_to_end_equals_published_forward(ckpt_file):
     """The filtered volume and the softmax readout of the model loaded from the train.py file equal the float64
     reference of ImMatchNet.forward + corr_to_matches(do_softmax=True) to 1e-5."""
@@ -203,6 +233,31 @@ def test_end_to_end_equals_published_forward(ckpt_file):
     score, idx = prob.max(dim=3)
     torch.testing.assert_close(m.confidence.double(), score, rtol=1e-5, atol=1e-5)
     assert torch.equal(m.extras["index"], idx)
+
+
+def test_relocalization_equals_published(ckpt_file):
+    """relocalization_k_size=2 (the InLoc setting): maxpool4d before the filtering, and corr_to_matches(delta4d,
+    k_size=2, invert_matching_direction=True) refines the target cell of each match to iB * k + delta_iB."""
+    model = NCNet(backbone="resnet50", checkpoint=str(ckpt_file), relocalization_k=2)
+    g = torch.Generator().manual_seed(5)
+    src, tgt = torch.rand(1, 3, 64, 96, generator=g), torch.rand(1, 3, 64, 64, generator=g)
+    with torch.no_grad():
+        ours, _, full = model.correlation(src, tgt)
+        m = model.match(src, tgt)
+    # di, dj refine the source cell too (iA * k + di); Matches keeps a regular source grid, so that part is
+    # a documented deviation and only the target refinement is compared
+    ref, (_di, _dj, dk, dl) = ref_immatchnet(published_state_dict(), src, tgt, relocalization_k=2)
+    assert ours.shape == ref.shape == (1, 1, 2, 3, 2, 2) and full == (4, 4)
+    torch.testing.assert_close(ours.double(), ref, rtol=1e-5, atol=1e-5)
+    prob = torch.softmax(ref.view(1, 2, 3, 4), dim=3)
+    idx = prob.max(dim=3)[1][0]  # (2, 3) pooled target cell of each pooled source cell
+    iA, jA = torch.meshgrid(torch.arange(2), torch.arange(3), indexing="ij")
+    iB, jB = idx // 2, idx % 2
+    iB_ref = iB * 2 + dk[0, 0][iA, jA, iB, jB]
+    jB_ref = jB * 2 + dl[0, 0][iA, jA, iB, jB]
+    from semcorr_ext import flow
+    centres = flow.grid_coords(4, 4, (64, 64)).reshape(4, 4, 2)
+    torch.testing.assert_close(m.field[0], centres[iB_ref, jB_ref], rtol=0, atol=0)
 
 
 def test_old_pytorch_and_vgg_named_checkpoints_load(tmp_path):
