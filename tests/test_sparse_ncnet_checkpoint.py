@@ -108,6 +108,10 @@ def test_bare_and_our_state_dicts_load(tmp_path, published):
     m2 = SparseNCNet(checkpoint=str(tmp_path / "ours.pt"))
     for k, v in m1.state_dict().items():
         assert torch.equal(v, m2.state_dict()[k]), k
+    # consensus tensors only (not what train.py writes): the backbone keeps its (here random) weights and says so
+    m3 = SparseNCNet(weights=None, checkpoint={k: v for k, v in sd.items() if k.startswith("NeighConsensus.")})
+    assert m3.untrained_parts() == ["backbone"]
+    assert torch.equal(m3.consensus.layers[0].bias, m1.consensus.layers[0].bias)
 
 
 def test_wrong_checkpoints_are_clear_errors(tmp_path, published):

@@ -186,7 +186,7 @@ class SparseNCNet(CorrespondenceModel):
                 is_resnet = True
                 depth = int(backbone[len("resnet"):])
                 weights = resolve_resnet_weights(depth, weights, "SparseNCNet")
-                random_backbone = weights is None and sd is None
+                random_backbone = weights is None  # until a checkpoint's backbone.* tensors load
                 backbone_kwargs.setdefault("layers", ("layer3",))
                 self.backbone_name = "%s (%s)" % (backbone, weights if weights is not None else
                                                   ("checkpoint" if sd is not None else "random"))
