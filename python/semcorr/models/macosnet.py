@@ -263,7 +263,9 @@ class MaCoSNet(CorrespondenceModel):
         tps_grid_size: TPS control grid (released: 3 -> 3 x 3); ``cascade=False`` predicts the affine stage only.
         kernel_sizes, channels: the regressors' conv blocks (released: (7, 5), (128, 64)).
         decoder_channels: the co-segmentation decoder's widths (ours, see the module docstring).
-        freeze_backbone: ``None`` (default) freezes pretrained ResNets and trains the tiny encoder.
+        freeze_backbone: ``False`` (default, released: ``--train-fe True`` with ``--fe-finetune-params ''``, which
+            matches every parameter name, so the whole encoder is fine-tuned); ``True`` keeps it fixed (and its
+            BatchNorm statistics); ``None``: frozen when it holds ImageNet weights.
         checkpoint: one of (the layout is recognised from the keys, see :meth:`load_released`):
             a file of ``semcorr train macosnet`` (its configuration replaces these arguments); MaCoSNet's
             released checkpoint (``train.py``'s ``torch.save(model.state_dict())`` of ``WeakMatchNet``); a
@@ -275,7 +277,7 @@ class MaCoSNet(CorrespondenceModel):
 
     def __init__(self, backbone: Union[str, nn.Module] = "resnet101", image_size: int = 240, tps_grid_size: int = 3,
                  cascade: bool = True, kernel_sizes: Sequence[int] = (7, 5), channels: Sequence[int] = (128, 64),
-                 decoder_channels: Sequence[int] = (128, 64, 32), freeze_backbone: Optional[bool] = None,
+                 decoder_channels: Sequence[int] = (128, 64, 32), freeze_backbone: Optional[bool] = False,
                  checkpoint=None, weights="auto", **backbone_kwargs):
         super().__init__()
         from semcorr.checkpoints import load_checkpoint

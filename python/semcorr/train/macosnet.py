@@ -13,7 +13,7 @@ third image is image A of another pair of the batch with the same category (pair
 
 Defaults are the released ``train.sh``'s: ResNet-101 (layer3) at 240 px, initialised from a WeakAlign checkpoint
 (``--model``; without it the regressors start at the identity and the model says it is untrained), Adam with
-lr 5e-8, batch 4, loss :class:`semcorr.losses.macosnet.MaCoSNetLoss` with matching + cycle at weight 1 and the
+lr 5e-8, batch 4, the whole network fine-tuned with BatchNorm in eval mode (``--bn``), loss :class:`semcorr.losses.macosnet.MaCoSNetLoss` with matching + cycle at weight 1 and the
 transitivity, contrastive and task terms off (``--w-trans`` etc. turn them on; margin 2). The perceptual network
 F (only with ``--w-contrast`` > 0) is ImageNet ResNet-50 (from the torch hub cache) except with
 ``--backbone tiny``, where a fixed random small CNN stands in for it by default (``--perceptual``).
@@ -57,6 +57,11 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=int, default=4, help="pairs per batch (default 4)")
     g.add_argument("--lr", type=float, default=5e-8, help="Adam learning rate (default 5e-8, the released train.sh)")
     g.add_argument("--weight-decay", type=float, default=0.0)
+    g.add_argument("--bn", choices=("eval", "train"), default="eval",
+                   help="BatchNorm statistics while training: eval (default, the released train.py runs the epoch in "
+                        "eval mode) or train (batch statistics)")
+    g.add_argument("--freeze-backbone", action="store_true",
+                   help="keep the encoder fixed (the released script fine-tunes it)")
     for k, v in DEFAULT_WEIGHTS.items():
         g.add_argument("--w-%s" % k, type=float, default=v, help="weight of the %s loss (default %g)" % (k, v))
     g.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
@@ -186,7 +191,7 @@ def build_from_args(args, device):
     from semcorr.models.macosnet import MaCoSNet
 
     model = MaCoSNet(backbone=args.backbone, image_size=args.image_size, cascade=not args.no_cascade,
-                     checkpoint=args.model)
+                     freeze_backbone=args.freeze_backbone, checkpoint=args.model)
     kind = args.perceptual
     if kind == "auto":
         kind = "tiny" if args.backbone == "tiny" else "resnet50"
@@ -196,10 +201,14 @@ def build_from_args(args, device):
     return model.to(device), loss_fn.to(device)
 
 
-def train_step(model, loss_fn, optimizer, batch, device):
-    """One optimisation step on a batch from :class:`PairBatcher`: returns (total loss, loss terms)."""
+def train_step(model, loss_fn, optimizer, batch, device, bn: str = "eval"):
+    """One optimisation step on a batch from :class:`PairBatcher`: returns (total loss, loss terms).
+
+    ``bn="eval"`` (default) is the released loop: ``train.py`` calls ``model.eval()`` before ``process_epoch``, so
+    every BatchNorm layer normalises with its running statistics (those of the WeakAlign initialisation) while
+    its affine parameters train; ``bn="train"`` uses batch statistics."""
     img_a, img_b, img_c, has_c = (t.to(device) for t in batch[:4])
-    model.train()
+    model.train(bn == "train")
     out = model.training_outputs(img_a, img_b, img_c, has_c)
     total, parts = loss_fn(out)
     optimizer.zero_grad(set_to_none=True)
@@ -256,7 +265,7 @@ def run(args) -> int:
     t0 = time.perf_counter()
     for step_i in bar:
         batch = fixed if fixed is not None else batcher.next()
-        total, parts = train_step(model, loss_fn, optimizer, batch, device)
+        total, parts = train_step(model, loss_fn, optimizer, batch, device, args.bn)
         history.append(total)
         step = step_i + 1
         bar.set_postfix(loss="%.4f" % total)
