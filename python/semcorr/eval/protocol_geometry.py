@@ -11,6 +11,7 @@ The transfers reproduce the published formulas (each function names the code it 
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Dict, Tuple
 
@@ -22,7 +23,8 @@ from semcorr_ext import flow
 from .protocols import Frame, Protocol, Resize
 
 __all__ = ["input_scale", "frame_scale", "prepare_image", "normalize_points", "unnormalize_points",
-           "ncnet_interp", "sfnet_lookup", "evaluate_pair", "PairGeometry"]
+           "ncnet_interp", "sfnet_lookup", "transfer", "evaluate_pair", "pair_inputs", "PairInputs",
+           "PairGeometry"]
 
 Size = Tuple[int, int]
 
@@ -223,11 +225,21 @@ def _valid(kps: torch.Tensor) -> torch.Tensor:
     return torch.isfinite(kps).all(-1) & (kps >= 0).all(-1)
 
 
-def evaluate_pair(model_fn, sample: dict, protocol: Protocol) -> Dict[str, object]:
-    """Run ``model_fn(query_input, reference_input) -> Matches`` (batched (1, 3, h, w) images) on one sample
-    of a loader built with ``size=None`` and return ``{"pred", "gt"}`` ((N, 2) float64 in the evaluation frame,
-    valid keypoints only) and ``"thresh"`` ``{img, bbox, kpbox}`` (nan when undefined) of the reference image
-    in that frame."""
+@dataclasses.dataclass
+class PairInputs:
+    """One pair prepared under a protocol: model inputs (3, h, w) of the query and the reference, the query
+    keypoints ``q_e`` and reference ground truth ``gt`` ((N, 2) float64, evaluation frame, valid only) and the
+    reference lengths ``thresh`` {img, bbox, kpbox} of the reference image in that frame (nan: undefined)."""
+    geo: PairGeometry
+    q_in: torch.Tensor
+    r_in: torch.Tensor
+    q_e: torch.Tensor
+    gt: torch.Tensor
+    thresh: Dict[str, float]
+
+
+def pair_inputs(sample: dict, protocol: Protocol) -> PairInputs:
+    """Prepare one sample of a loader built with ``size=None`` (original images and keypoints)."""
     q, r = ("src", "trg") if protocol.direction == "s2t" else ("trg", "src")
     q_img, r_img = sample[f"{q}_img"], sample[f"{r}_img"]
     q_kps, r_kps = sample[f"{q}_kps"].double(), sample[f"{r}_kps"].double()
@@ -236,10 +248,6 @@ def evaluate_pair(model_fn, sample: dict, protocol: Protocol) -> Dict[str, objec
     geo = PairGeometry(protocol, tuple(q_img.shape[-2:]), tuple(r_img.shape[-2:]))
     q_e = q_kps * q_kps.new_tensor(geo.q_e_scale)
     gt = r_kps * r_kps.new_tensor(geo.r_e_scale)
-    q_in = prepare_image(q_img, protocol.resize, protocol.pad)
-    r_in = prepare_image(r_img, protocol.resize, protocol.pad)
-    matches = model_fn(q_in[None], r_in[None])
-    pred = transfer(protocol, geo, matches, q_e) if len(q_e) else q_e.clone()
     ex, ey = geo.r_e_scale
     box = sample.get(f"{r}_bbox")
     bbox = math.nan
@@ -247,5 +255,16 @@ def evaluate_pair(model_fn, sample: dict, protocol: Protocol) -> Dict[str, objec
         b = torch.as_tensor(box, dtype=torch.float64)
         bbox = float(max((b[2] - b[0]) * ex, (b[3] - b[1]) * ey))
     kpbox = float((gt.max(0).values - gt.min(0).values).max()) if len(gt) else math.nan
-    return {"pred": pred.double(), "gt": gt.double(),
-            "thresh": {"img": float(max(geo.r_e_size)), "bbox": bbox, "kpbox": kpbox}}
+    return PairInputs(geo, prepare_image(q_img, protocol.resize, protocol.pad),
+                      prepare_image(r_img, protocol.resize, protocol.pad), q_e, gt,
+                      {"img": float(max(geo.r_e_size)), "bbox": bbox, "kpbox": kpbox})
+
+
+def evaluate_pair(model_fn, sample: dict, protocol: Protocol) -> Dict[str, object]:
+    """Run ``model_fn(query_input, reference_input) -> Matches`` (batched (1, 3, h, w) images) on one sample
+    of a loader built with ``size=None`` and return ``{"pred", "gt"}`` ((N, 2) float64 in the evaluation frame,
+    valid keypoints only) and ``"thresh"`` (see :class:`PairInputs`)."""
+    x = pair_inputs(sample, protocol)
+    matches = model_fn(x.q_in[None], x.r_in[None])
+    pred = transfer(protocol, x.geo, matches, x.q_e) if len(x.q_e) else x.q_e.clone()
+    return {"pred": pred.double(), "gt": x.gt, "thresh": x.thresh}
