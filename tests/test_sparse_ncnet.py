@@ -136,6 +136,9 @@ def test_model_default_relocalises_on_the_twice_finer_grid():
     idx = m.extras["index"][0]
     coarse = flow.unnormalize_coords(flow.grid_coords(3, 4, (48, 64)), (48, 64)).reshape(-1, 2)[idx.reshape(-1)]
     assert (m.target_pixels()[0].reshape(-1, 2) - coarse).abs().max() <= 16 + 1e-4
+    m64 = model.double().match(src.double(), tgt.double())  # float64 end to end
+    assert m64.field.dtype == m64.confidence.dtype == m64.extras["matches"][0][1].dtype == torch.float64
+    torch.testing.assert_close(m64.field.float(), m.field, rtol=1e-4, atol=1e-4)
     for bad, match in [(dict(relocalization="bilinear"), "relocalization must be"),
                        (dict(reloc_crop_size=4), "reloc_crop_size must be 2 or 3"),
                        (dict(union="max"), "union must be"), (dict(k=0), "k must be >= 1")]:

@@ -281,10 +281,10 @@ class SparseNCNet(CorrespondenceModel):
             x = sparse_mutual_matching(x, src_id, tgt_id, B * hs * ws, B * ht * wt)
         return coords, corr, x
 
-    def _positions(self, coords, rows, fine_a, fine_b):
+    def _positions(self, coords, rows, fine_a, fine_b, dtype):
         """(b, relocalised (yA, xA, yB, xB)) of the points ``rows``, in cells of the relocalisation grid."""
         b = coords[rows, 0]
-        pos = coords[rows, 1:].to(fine_a.dtype if fine_a is not None else torch.float32)
+        pos = coords[rows, 1:].to(dtype)
         if self.relocalization:
             pos = relocalize(b, pos, fine_a, fine_b, self.relocalization, self.reloc_crop_size)
         return b, pos
@@ -311,7 +311,7 @@ class SparseNCNet(CorrespondenceModel):
         sgrid, tgrid = (r * hs, r * ws), (r * ht, r * wt)
         src_size, tgt_size = tuple(src_img.shape[-2:]), tuple(tgt_img.shape[-2:])
 
-        _, pos = self._positions(coords, fwd, fine_s, fine_t)
+        _, pos = self._positions(coords, fwd, fine_s, fine_t, fs.dtype)
         tgt_px = self._to_pixels(pos[:, 2:], tgrid, tgt_size).reshape(B, hs, ws, 2)
         field = flow.normalize_coords(tgt_px, tgt_size)
         src_points = self._to_pixels(pos[:, :2], sgrid, src_size).reshape(B, hs, ws, 2)
@@ -323,7 +323,7 @@ class SparseNCNet(CorrespondenceModel):
             torch.arange(B * hs * ws, device=fs.device).reshape(B, hs, ws)
         matches = [self._match_list(coords, score, fwd, back, bb, fine_s, fine_t, sgrid, tgrid, src_size, tgt_size)
                    for bb in range(B)]
-        return Matches(field=field.to(fs.dtype), confidence=conf, src_size=src_size, tgt_size=tgt_size,
+        return Matches(field=field, confidence=conf, src_size=src_size, tgt_size=tgt_size,
                        extras={"index": idx, "mutual": mutual, "tgt_grid": tgrid, "src_points": src_points,
                                "matches": matches, "num_points": int(n), "dense_points": B * hs * ws * ht * wt})
 
@@ -335,7 +335,7 @@ class SparseNCNet(CorrespondenceModel):
         if self.num_matches is not None:
             order = order[: self.num_matches]
         rows = rows[order]
-        _, pos = self._positions(coords, rows, fine_s, fine_t)
+        _, pos = self._positions(coords, rows, fine_s, fine_t, score.dtype)
         if self.relocalization and self.relocalization.startswith("hard") and self.reloc_crop_size == 3:
             # the published script drops duplicates that the 3x3 crop can create (first kept, by score here)
             _, inv = torch.unique(pos, dim=0, return_inverse=True)
