@@ -197,6 +197,9 @@ def test_model_defaults_and_untrained_parts():
     opt = sc.published_optimizer(model)
     assert [p for g in opt.param_groups for p in g["params"]] == list(model.fc_g.parameters())
     assert opt.defaults["momentum"] == 0.9 and opt.defaults["weight_decay"] == 0.01 and opt.defaults["lr"] == 1e-4
+    opt.state[model.fc_g.bias]["momentum_buffer"] = torch.ones(8)
+    sc.reset_momentum(opt)  # MatConvNet zeroes the momentum at every epoch start
+    assert len(opt.state) == 0
     assert not any(p.requires_grad for p in list(model.fc_a.parameters()) + list(model.backbone.parameters()))
     a = sc.SCNet(variant="A", weights=None, fc_dim=8)
     assert sc.trainable_parameters(a) == list(a.fc_a.parameters())

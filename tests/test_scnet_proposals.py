@@ -57,11 +57,17 @@ def test_rp_boxes_on_an_image():
         pr.randomized_prim_boxes(img, n_proposals=5, alpha=np.zeros(10))
 
 
-def test_alpha_file(tmp_path):
+def test_alpha_file(tmp_path, monkeypatch):
     path = tmp_path / "alpha.dat"
     path.write_text(",".join("%g" % v for v in np.linspace(0, 1, 65536)))
     np.testing.assert_allclose(pr.load_rp_alpha(path), np.linspace(0, 1, 65536), atol=1e-5)
     assert pr.rp_alpha_is_published(str(path))
+    monkeypatch.setenv("SEMCORR_RP_ALPHA", str(path))
+    assert pr.rp_alpha_is_published(None)
+    np.testing.assert_allclose(pr._resolve_alpha(None), np.linspace(0, 1, 65536), atol=1e-5)
+    monkeypatch.delenv("SEMCORR_RP_ALPHA")
+    assert not pr.rp_alpha_is_published(None)
+    np.testing.assert_array_equal(pr._resolve_alpha(None), pr.default_alpha())
     (tmp_path / "short.dat").write_text("0,1")
     with pytest.raises(ValueError, match="65536"):
         pr.load_rp_alpha(tmp_path / "short.dat")

@@ -13,8 +13,9 @@ Network (``SCNet_A_init.m``, ``SCNet_AG_init.m``, ``SCNet_AGplus_init.m``), siam
   initialised from ``cnv_fc_1``); ``G`` is the released Hough vote (:mod:`.geometry`).
 
 Training (exposed for ``semcorr train scnet``): :func:`trainable_parameters` (A/AG: ``cnv_fc_1``; AG+: only
-``cnv_fc_2``, the appearance FC frozen) and :func:`published_optimizer` (SGD, lr 1e-4, momentum 0.9, weight
-decay 0.01, batch of one pair, 200 epochs), the loss :func:`.loss.scnet_loss`.
+``cnv_fc_2``, the appearance FC frozen), :func:`published_optimizer` (SGD, lr 1e-4, momentum 0.9, weight
+decay 0.01, batch of one pair, 200 epochs) with :func:`reset_momentum` at every epoch start, and the loss
+:meth:`SCNet.loss` / :func:`.loss.scnet_loss`.
 
 Where the paper and the released code disagree we follow the code: the kernel K is not a plain offset bin
 but the box-frame Hough space of ``vl_GeoVote`` with scale and aspect, votes are thresholded at 0.4, 0.01 is
@@ -38,7 +39,8 @@ from .loss import scnet_loss
 from .matconvnet import VGG_CONVS, infer_variant, load_matconvnet, read_matconvnet_params
 from .proposals import PROPOSALS, felzenszwalb_boxes, randomized_prim_boxes, rp_alpha_is_published, sliding_window_boxes
 
-__all__ = ["SCNet", "VGG16Pool4", "trainable_parameters", "published_optimizer", "VARIANTS", "BACKBONES"]
+__all__ = ["SCNet", "VGG16Pool4", "trainable_parameters", "published_optimizer", "reset_momentum", "VARIANTS",
+           "BACKBONES"]
 
 VARIANTS = ("A", "AG", "AG+")
 #: ``"vgg16"`` is the published backbone; the others are our substitutes (named options)
@@ -332,3 +334,9 @@ def published_optimizer(model: SCNet, lr: float = 1e-4) -> torch.optim.Optimizer
     """SGD as ``SCNet_train*.m`` (MatConvNet's update equals torch's SGD with momentum 0.9 and L2 weight decay
     0.01 on the trainable FC's weight and bias)."""
     return torch.optim.SGD(trainable_parameters(model), lr=lr, momentum=0.9, weight_decay=0.01)
+
+
+def reset_momentum(optimizer: torch.optim.Optimizer) -> None:
+    """MatConvNet's ``process_epoch`` starts every training epoch with zero momentum: call this at each epoch's
+    start to train as the released scripts do."""
+    optimizer.state.clear()
