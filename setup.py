@@ -29,6 +29,7 @@ import setup_helpers  # noqa: E402,F401  (must run before torch.utils.cpp_extens
 RUNTIME_REQUIRES = ["numpy", "torchvision", "scikit-image", "matplotlib", "tqdm", "pyyaml"]
 EXTRAS_REQUIRE = {
     "datasets": ["scipy", "imageio"],  # PF-PASCAL .mat annotations, dataset image files
+    "vit": ["timm"],  # DINOv2 backbones (semcorr.backbones_vit)
     "dev": ["pytest", "pytest-benchmark", "hypothesis", "setuptools>=64", "wheel", "ninja"],
 }
 EXTRAS_REQUIRE["all"] = sorted({r for reqs in EXTRAS_REQUIRE.values() for r in reqs})

@@ -270,8 +270,9 @@ class DenseDescriptor(nn.Module):
         return d.astype(np.float32)
 
 
-#: names accepted by :func:`build_backbone`
-BACKBONES = ("daisy", "hog", "resnet50", "resnet101")
+#: names accepted by :func:`build_backbone` (the DINOv2 ones: :data:`semcorr.backbones_vit.DINOV2_MODELS`)
+BACKBONES = ("daisy", "hog", "resnet50", "resnet101", "dinov2_vits14", "dinov2_vitb14", "dinov2_vitl14", "dinov2_vitg14",
+             "dinov2_vits14_reg", "dinov2_vitb14_reg", "dinov2_vitl14_reg", "dinov2_vitg14_reg")
 
 
 def build_backbone(name: str, **kwargs) -> nn.Module:
@@ -281,4 +282,7 @@ def build_backbone(name: str, **kwargs) -> nn.Module:
         return DenseDescriptor(kind=name, **kwargs)
     if name in ("resnet50", "resnet101"):
         return ResNetFeatures(depth=int(name[len("resnet"):]), **kwargs)
+    if name.startswith("dinov2_"):
+        from .backbones_vit import DINOv2Features  # imports timm only when asked for
+        return DINOv2Features(name, **kwargs)
     raise ValueError("unknown backbone %r; choose from %s" % (name, ", ".join(BACKBONES)))
