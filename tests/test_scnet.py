@@ -240,3 +240,13 @@ def test_match_with_given_boxes_and_proposals():
     # the default proposals (RP pipeline) run too, and give boxes inside the image
     boxes = model.region_boxes(src)
     assert len(boxes) > 0 and (boxes[:, 0] >= 0).all() and (boxes[:, 2] <= 47).all() and (boxes[:, 3] <= 39).all()
+
+
+@pytest.mark.parametrize("backbone,proposals", [("daisy", "felzenszwalb"), ("resnet50", "sliding")])
+def test_substitutes_run_as_named_options(backbone, proposals):
+    model = sc.SCNet(variant="AG+", backbone=backbone, proposals=proposals, weights=None, fc_dim=8, sd_filter=False)
+    assert model.backbone_name == backbone and model.proposals == proposals
+    assert ("backbone" in model.untrained_parts()) == (backbone != "daisy")
+    src, tgt = torch.rand(2, 3, 48, 56), torch.rand(2, 3, 48, 56)
+    m = model.match(src, tgt)
+    assert m.field.shape == (2, 48, 56, 2) and torch.isfinite(m.field).all()
