@@ -30,6 +30,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from typing import Any, Callable, Dict, List, Optional
 
 import torch
@@ -58,7 +59,9 @@ class Recipe:
         param_groups: ``param_groups(model, cfg) -> list of torch.optim parameter groups``; default: every
             parameter that is not frozen, in one group.
         on_epoch_start: ``on_epoch_start(optimizer, epoch, cfg)``, e.g. to reset momentum (SCNet).
-        build: ``build(cfg) -> model``; default ``build_model(name, **cfg["model"])``.
+        build: ``build(cfg) -> model``; default ``build_model(name, **cfg["model"], **cfg["model_train"])``.
+        build_data: ``build_data(spec) -> Dataset`` for the ``data.train`` / ``data.val`` entries; default
+            :func:`._engine_data.build_pair_dataset`.
     """
 
     name: str
@@ -68,6 +71,7 @@ class Recipe:
     param_groups: Optional[Callable[[nn.Module, Dict[str, Any]], List[Dict[str, Any]]]] = None
     on_epoch_start: Optional[Callable[[torch.optim.Optimizer, int, Dict[str, Any]], None]] = None
     build: Optional[Callable[[Dict[str, Any]], nn.Module]] = None
+    build_data: Optional[Callable[[Dict[str, Any]], Any]] = None
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -155,9 +159,11 @@ def _make_scheduler(optimizer, scfg: Optional[Dict[str, Any]]):
 
 
 def build_trained(path, **overrides) -> nn.Module:
-    """The model of an engine checkpoint: ``build_model(method, checkpoint=path, **model_config)`` (ResNet
-    weights are not re-read: the checkpoint holds them)."""
-    from semcorr.checkpoints import load_checkpoint
+    """The model of an engine checkpoint, for any method: ``build_model(method, **model_config)`` (ResNet weights
+    not re-read: the checkpoint holds them), then the checkpoint's ``state_dict`` loaded strictly (missing,
+    unexpected or wrongly shaped keys raise :class:`semcorr.checkpoints.CheckpointError`). NC-Net and Sparse NC-Net
+    also load these files directly: ``build_model(method, checkpoint=path, ...)``."""
+    from semcorr.checkpoints import check_keys, load_checkpoint
     from semcorr.models import build_model
 
     ck = load_checkpoint(path)
@@ -167,7 +173,14 @@ def build_trained(path, **overrides) -> nn.Module:
     if str(kw.get("backbone", "")).startswith("resnet"):
         kw["weights"] = None
     kw.update(overrides)
-    return build_model(ck["method"], checkpoint=os.fspath(path), **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # random until the state dict below is loaded
+        model = build_model(ck["method"], **kw)
+    check_keys(model.state_dict(), ck["state_dict"], "%s training checkpoint %s" % (ck["method"], path))
+    model.load_state_dict(ck["state_dict"])
+    if hasattr(model, "mark_trained"):
+        model.mark_trained(*model.untrained_parts())
+    return model
 
 
 def _default_build(name: str) -> Callable[[Dict[str, Any]], nn.Module]:
@@ -295,8 +308,9 @@ def train(recipe: Recipe, cfg: Dict[str, Any], resume: Optional[str] = None, pro
         optimizer = _make_optimizer(groups, cfg.get("optimizer"))
         scheduler = _make_scheduler(optimizer, cfg.get("scheduler"))
 
-        train_set = data.build_pair_dataset(dcfg["train"])
-        val_set = data.build_pair_dataset(dcfg["val"]) if dcfg.get("val") else None
+        build_data = recipe.build_data or data.build_pair_dataset
+        train_set = build_data(dcfg["train"])
+        val_set = build_data(dcfg["val"]) if dcfg.get("val") else None
         pck_set = data.build_keypoint_dataset(dcfg["pck"]) if dcfg.get("pck") else None
         loss_module = _LossModule(model, recipe.loss, cfg)
         wrapped = loss_module
