@@ -96,7 +96,7 @@ def hough_bins(src_boxes: torch.Tensor, tgt_boxes: torch.Tensor, src_hw, tgt_hw)
     x_vote = ht[None, :, 0] * x_train[:, None] + ct[None, :, 0]
     y_vote = ht[None, :, 1] * y_train[:, None] + ct[None, :, 1]
     s_vote = torch.log2((ht[None, :, 0] * ht[None, :, 1] / s_train[:, None]).abs())
-    xe, ye, se = hough_space(tgt_hw)
+    xe, ye, se = (e.to(x_vote.device) for e in hough_space(tgt_hw))
     nx, ny, ns = len(xe) - 1, len(ye) - 1, len(se) - 1
     bx, by, bs = _binsearch(xe, x_vote), _binsearch(ye, y_vote), _binsearch(se, s_vote)
     ok = (bx >= 1) & (bx <= nx) & (by >= 1) & (by <= ny) & (bs >= 1) & (bs <= ns)
