@@ -259,3 +259,39 @@ def test_every_protocol_describes_itself_as_json():
         d = json.loads(json.dumps(p.describe()))
         assert d["key"] == p.key and d["published"] and d["reference"]
         assert math.isfinite(min(p.alphas))
+
+
+def test_hpf_caltech_transfers_the_polygon_vertices_and_rasterises_both(tmp_path):
+    """HPF's eval_caltech: the source polygon's vertices go through the matches (here: 2 px to the right),
+    the predicted and the target polygons are rasterised at the (resized) target size, LT-ACC and IoU."""
+    import csv as _csv
+
+    import imageio.v3 as iio
+    import numpy as np
+
+    from semcorr.eval.runner import EvalConfig, evaluate
+
+    root = tmp_path / "Caltech-101"
+    for cat in ("Faces", "ant"):
+        for k in (1, 2):
+            path = root / "101_ObjectCategories" / cat / f"image_000{k}.jpg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            iio.imwrite(path, np.full((10, 12, 3), 128, np.uint8))
+    with open(root / "test_pairs_caltech_with_category.csv", "w", newline="") as f:
+        w = _csv.writer(f)
+        w.writerow(["source_image", "target_image", "class", "XA", "YA", "XB", "YB"])
+        # Faces: the target object is where the source one was: the shifted prediction overlaps 20 of 40 px
+        w.writerow(["101_ObjectCategories/Faces/image_0001.jpg", "101_ObjectCategories/Faces/image_0002.jpg", 1,
+                    "2,7,7,2", "1,1,5,5", "2,7,7,2", "1,1,5,5"])
+        # ant: the target object moved 2 px right, as the matches say: exact
+        w.writerow(["101_ObjectCategories/ant/image_0001.jpg", "101_ObjectCategories/ant/image_0002.jpg", 8,
+                    "2,7,7,2", "1,1,5,5", "4,9,9,4", "1,1,5,5"])
+    model = PixelMapModel(shift=(2.0, 0.0))
+    res = evaluate(EvalConfig(method="hpf", dataset="caltech", root=str(root), progress=False, figures=False,
+                              print_table=False, device="cpu"), model=lambda_model(model), log=lambda s: None)
+    assert res["protocol"]["key"] == "hpf/caltech" and res["protocol"]["task"] == "polygon"
+    g = res["groups"]
+    assert g["category/Faces"]["iou"] == pytest.approx(20 / 40)
+    assert g["category/Faces"]["ltacc"] == pytest.approx(1 - 20 / 120)
+    assert g["category/ant"]["iou"] == pytest.approx(1.0) and g["category/ant"]["ltacc"] == pytest.approx(1.0)
+    assert "locerr" not in g["all"]

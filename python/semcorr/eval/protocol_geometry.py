@@ -24,6 +24,7 @@ from .protocols import Frame, Protocol, Resize
 
 __all__ = ["input_scale", "frame_scale", "prepare_image", "normalize_points", "unnormalize_points",
            "ncnet_interp", "sfnet_lookup", "transfer", "evaluate_pair", "pair_inputs", "PairInputs",
+           "polygon_metrics",
            "PairGeometry"]
 
 Size = Tuple[int, int]
@@ -238,11 +239,12 @@ class PairInputs:
     thresh: Dict[str, float]
 
 
-def pair_inputs(sample: dict, protocol: Protocol) -> PairInputs:
-    """Prepare one sample of a loader built with ``size=None`` (original images and keypoints)."""
+def pair_inputs(sample: dict, protocol: Protocol, points: str = "kps") -> PairInputs:
+    """Prepare one sample of a loader built with ``size=None`` (original images and keypoints; ``points="poly"``:
+    the Caltech polygons' vertices instead of keypoints)."""
     q, r = ("src", "trg") if protocol.direction == "s2t" else ("trg", "src")
     q_img, r_img = sample[f"{q}_img"], sample[f"{r}_img"]
-    q_kps, r_kps = sample[f"{q}_kps"].double(), sample[f"{r}_kps"].double()
+    q_kps, r_kps = sample[f"{q}_{points}"].double(), sample[f"{r}_{points}"].double()
     keep = _valid(q_kps) & _valid(r_kps)
     q_kps, r_kps = q_kps[keep], r_kps[keep]
     geo = PairGeometry(protocol, tuple(q_img.shape[-2:]), tuple(r_img.shape[-2:]))
@@ -268,3 +270,21 @@ def evaluate_pair(model_fn, sample: dict, protocol: Protocol) -> Dict[str, objec
     matches = model_fn(x.q_in[None], x.r_in[None])
     pred = transfer(protocol, x.geo, matches, x.q_e) if len(x.q_e) else x.q_e.clone()
     return {"pred": pred.double(), "gt": x.gt, "thresh": x.thresh}
+
+
+def polygon_metrics(model_fn, sample: dict, protocol: Protocol) -> Dict[str, float]:
+    """HPF's Caltech evaluation (``eval_caltech``): transfer the query polygon's vertices, rasterise the
+    predicted and the ground-truth polygons at the reference image's size in the frame (HPF: the resized
+    target, ``int()``-truncated), and return LT-ACC (pixels with equal labels) and IoU."""
+    from semcorr.data.datasets.caltech import polygon_mask
+
+    from .mask_transfer import label_transfer_accuracy, mask_iou
+
+    x = pair_inputs(sample, protocol, points="poly")
+    matches = model_fn(x.q_in[None], x.r_in[None])
+    pred = transfer(protocol, x.geo, matches, x.q_e)
+    shape = (x.geo.r_in_size if protocol.frame.rule == "input"
+             else (int(round(x.geo.r_e_size[0])), int(round(x.geo.r_e_size[1]))))
+    pm = torch.from_numpy(polygon_mask(pred[:, 0].numpy(), pred[:, 1].numpy(), shape))
+    gm = torch.from_numpy(polygon_mask(x.gt[:, 0].numpy(), x.gt[:, 1].numpy(), shape))
+    return {"ltacc": label_transfer_accuracy(pm, gm), "iou": mask_iou(pm, gm)}

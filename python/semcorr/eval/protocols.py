@@ -106,6 +106,7 @@ class Protocol:
     model_kwargs: Tuple[Tuple[str, Any], ...] = ()
     published: Tuple[Tuple[str, str], ...] = ()      # (what, number) as the paper prints it
     weights: str = ""                   # the --model-arg's that load the published network (docs command)
+    task: str = "pck"                   # "pck", or "polygon": Caltech LT-ACC / IoU of the transferred polygon
     notes: str = ""
 
     def __post_init__(self):
@@ -115,6 +116,8 @@ class Protocol:
             raise ValueError(f"{self.key}: transfer must be field, ncnet, sfnet or transform, got {self.transfer!r}")
         if self.thresh not in ("img", "bbox", "kpbox"):
             raise ValueError(f"{self.key}: thresh must be img, bbox or kpbox, got {self.thresh!r}")
+        if self.task not in ("pck", "polygon"):
+            raise ValueError(f"{self.key}: task must be pck or polygon, got {self.task!r}")
         if self.average not in ("pair", "keypoint"):
             raise ValueError(f"{self.key}: average must be pair or keypoint, got {self.average!r}")
         if self.transfer in ("ncnet", "transform") and self.pad:
@@ -138,7 +141,8 @@ class Protocol:
                 "transfer": self.transfer + (" at the rounded keypoint" if self.round_query else ""),
                 "frame": self.frame.describe(), "thresh": self.thresh, "alphas": list(self.alphas),
                 "average": self.average, "split": self.split, "model_kwargs": dict(self.model_kwargs),
-                "published": [list(p) for p in self.published], "weights": self.weights, "notes": self.notes}
+                "published": [list(p) for p in self.published], "weights": self.weights, "task": self.task,
+                "notes": self.notes}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -191,6 +195,12 @@ _ALL = [
              thresh="bbox", **_HPF,
              alphas=(0.1,), model_kwargs=(("benchmark", "spair"),),
              published=(("SPair-71k PCK@0.1 alpha_bbox, res101", "28.2"), ("res50", "27.2"))),
+    Protocol("hpf/caltech", "hpf", "caltech",
+             "juhongm999/hpf evaluate.py, data/caltech.py, model/evaluation.py (eval_caltech: the source "
+             "polygon's vertices transferred, both polygons rasterised at the resized target size)",
+             thresh="img", task="polygon", **_HPF, model_kwargs=(("benchmark", "caltech"),),
+             published=(("Caltech-101 LT-ACC/IoU, res101", "0.87/0.63"), ("res50", "0.88/0.64")),
+             notes="LOC-ERR is not computed by HPF's script"),
     Protocol("sfnet/pfpascal", "sfnet", "pfpascal",
              "cvlab-yonsei/SFNet eval_pascal.py, custom_dataset.py (PF_Pascal, eval_type='image_size', the "
              "script's default)",
@@ -238,15 +248,14 @@ PROTOCOLS: Dict[str, Protocol] = {p.key: p for p in _ALL}
 #: (method, dataset) -> the key ``--protocol paper`` uses
 _PAPER_DEFAULT = {("ncnet", "pfpascal"): "ncnet/pfpascal", ("pmnc", "pfpascal"): "pmnc/pfpascal",
                   ("hpf", "pfpascal"): "hpf/pfpascal", ("hpf", "pfwillow"): "hpf/pfwillow",
-                  ("hpf", "spair"): "hpf/spair", ("sfnet", "pfpascal"): "sfnet/pfpascal",
+                  ("hpf", "spair"): "hpf/spair", ("hpf", "caltech"): "hpf/caltech",
+                  ("sfnet", "pfpascal"): "sfnet/pfpascal",
                   ("sfnet", "pfwillow"): "sfnet/pfwillow", ("scnet", "pfpascal"): "scnet/pfpascal",
                   ("macosnet", "pfpascal"): "macosnet/pfpascal", ("macosnet", "pfwillow"): "macosnet/pfwillow"}
 
 #: what the papers report but no protocol covers yet, and why (printed in the fallback message and the docs)
 NOT_COVERED = {
     ("sparse-ncnet", None): "Sparse NC-Net reports HPatches, InLoc and Aachen only (no semantic benchmark)",
-    ("hpf", "caltech"): "HPF transfers the polygon vertices and rasterises them; not implemented (the runner "
-                        "transfers the mask densely)",
     ("sfnet", "caltech"): "SFNet releases no Caltech-101 evaluation script",
     ("macosnet", "tss"): "MaCoSNet writes .flo files scored by the TSS MATLAB toolkit; not implemented",
     ("macosnet", "spair"): "MaCoSNet's release has no SPair-71k loader",
@@ -321,7 +330,9 @@ def markdown_table() -> str:
                + ("" if default else f" --protocol {p.key}") + (f" {weights}" if weights else "") + "`"
                + (f" ({remark}" if remark else ""))
         published = "; ".join(f"{what}: **{num}**" for what, num in p.published)
+        measure = (f"{d['frame']}; {p.thresh}" if p.task == "pck" else
+                   f"LT-ACC / IoU of the transferred polygon, rasterised in {d['frame']}")
+        alphas = ", ".join(format(a, "g") for a in p.alphas) if p.task == "pck" else "-"
         lines.append(f"| {p.method} | {_DATASET_TITLE[p.dataset]} | `{p.key}`{' (paper default)' if default else ''} "
-                     f"| {d['input']} | {direction}, {d['transfer']} | {d['frame']}; {p.thresh} | "
-                     f"{', '.join(format(a, 'g') for a in p.alphas)} | {published} | {cmd} |")
+                     f"| {d['input']} | {direction}, {d['transfer']} | {measure} | {alphas} | {published} | {cmd} |")
     return "\n".join(lines)

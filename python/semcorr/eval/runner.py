@@ -199,15 +199,20 @@ def protocol_records(model, batch: dict, protocol: Protocol, alphas: Sequence[fl
                      device: torch.device) -> List[dict]:
     """One record per pair of a batch from a loader at original size, evaluated under ``protocol`` (pair by
     pair, as every published script does: the inputs of a pair need not share a size)."""
-    from .protocol_geometry import evaluate_pair
+    from .protocol_geometry import evaluate_pair, polygon_metrics
 
     def model_fn(query, reference):
         return run_model(model, query.to(device), reference.to(device))
 
     records = []
     for i in range(len(batch["index"])):
-        out = evaluate_pair(model_fn, _sample(batch, i), protocol)
         rec = _base_record(batch, i)
+        if protocol.task == "polygon":            # Caltech under HPF's protocol: no LOC-ERR
+            m = polygon_metrics(model_fn, _sample(batch, i), protocol)
+            rec.update({k: (v if math.isfinite(v) else None) for k, v in m.items()}, locerr=None)
+            records.append(rec)
+            continue
+        out = evaluate_pair(model_fn, _sample(batch, i), protocol)
         pred, gt = out["pred"][None], out["gt"][None]
         rec["n_valid"] = int(gt.shape[1])
         rec["correct"], rec["thresh"] = {}, {}

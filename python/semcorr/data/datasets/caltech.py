@@ -98,8 +98,11 @@ class Caltech101(PairDataset):
 
     def finish_extra(self, raw, size_s, size_t, scale_s, scale_t):
         (sx, sy), (tx, ty) = raw.extra["src_poly"], raw.extra["trg_poly"]
+        # the polygons themselves too ((n, 2) (x, y), resized frame): HPF's protocol transfers the vertices
+        poly = lambda x, y, sc: torch.tensor(np.stack([x * sc[0], y * sc[1]], 1), dtype=torch.float32)  # noqa: E731
         return {"src_mask": torch.from_numpy(polygon_mask(sx * scale_s[0], sy * scale_s[1], size_s)),
-                "trg_mask": torch.from_numpy(polygon_mask(tx * scale_t[0], ty * scale_t[1], size_t))}
+                "trg_mask": torch.from_numpy(polygon_mask(tx * scale_t[0], ty * scale_t[1], size_t)),
+                "src_poly": poly(sx, sy, scale_s), "trg_poly": poly(tx, ty, scale_t)}
 
     @classmethod
     def layout(cls) -> str:
