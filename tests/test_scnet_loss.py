@@ -49,3 +49,18 @@ def test_region_iou_identity_and_shift():
     assert iou[1, 2].item() == pytest.approx(1.0)
     # a translation by +5 px in x: the warped box 0 is target box 1
     assert region_iou(src, tgt, lambda p: p + torch.tensor([5.0, 0.0], dtype=p.dtype), (40, 40))[0, 1].item() == 1.0
+
+
+def test_active_proposals():
+    from semcorr.models.scnet import active_proposals
+
+    boxes = torch.tensor([[10.0, 10.0, 30.0, 30.0],   # inside the object, holds a keypoint -> active
+                          [0.0, 0.0, 20.0, 20.0],     # 100/400 = 25 % inside the object -> not
+                          [12.0, 12.0, 18.0, 18.0],   # inside, but no keypoint
+                          [5.0, 10.0, 25.0, 30.0]])   # 15 x 20 of 20 x 20 = 75 %, not > 75 % -> not
+    obj = torch.tensor([[10.0, 10.0, 40.0, 40.0]])
+    kps = torch.tensor([[25.0, 25.0], [35.0, 12.0]])
+    assert active_proposals(boxes, obj, kps).tolist() == [0]
+    # the active rows feed the loss
+    z = torch.rand(4, 3)
+    assert scnet_loss(z, torch.tensor([[0.9, 0.0, 0.0]]), active=active_proposals(boxes, obj, kps)).item() > 0

@@ -6,6 +6,9 @@
   the ``sort`` of the released code fills the row's quota with the next entries, IoU > 0.2 included, and so
   do we). Hinge with margin 1: ``sum(max(0, 1 - z) over positives + max(0, 1 + z) over negatives) /
   (2 * number of positives)``; 0 when there is no positive.
+* :func:`active_proposals` is ``crop_active_boxset.m`` (the rows the loss uses, ``idx_for_active_opA``): the
+  source proposals covered by more than 75 % by an object box (``rectint`` over the proposal's area, boxes as
+  ``(x, y, x1 - x0, y1 - y0)``) that contain at least one visible keypoint.
 * :func:`region_iou` is the IoU matrix of ``makeGT_PASCAL.m`` (the ``1 - IoU2GT`` the loss receives): the
   four corners of each active source box are warped into the target image, rounded and clamped; the ground
   truth box averages the two smallest and the two largest warped x (and y) coordinates; IoU with each target
@@ -15,9 +18,10 @@ from typing import Callable, Optional
 
 import torch
 
-__all__ = ["scnet_loss", "region_iou", "POS_IOU", "NEG_IOU", "MARGIN"]
+__all__ = ["scnet_loss", "region_iou", "active_proposals", "POS_IOU", "NEG_IOU", "MARGIN", "ACTIVE_IOA"]
 
 POS_IOU, NEG_IOU, MARGIN = 0.5, 0.2, 1.0
+ACTIVE_IOA = 0.75  # conf.threshold_intersection of set_conf_PASCAL.m
 
 
 def scnet_loss(z: torch.Tensor, iou: torch.Tensor, active: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -82,3 +86,24 @@ def region_iou(src_boxes: torch.Tensor, tgt_boxes: torch.Tensor, warp_points: Ca
     ih = (torch.minimum(ay[:, None] + ah[:, None], by[None] + bh[None]) - torch.maximum(ay[:, None], by[None])).clamp(min=0)
     inter = iw * ih
     return inter / ((aw * ah)[:, None] + (bw * bh)[None] - inter)
+
+
+def active_proposals(boxes: torch.Tensor, object_boxes: torch.Tensor, keypoints: torch.Tensor,
+                     threshold: float = ACTIVE_IOA) -> torch.Tensor:
+    """Indices (ascending, int64) of the proposals the released training uses for a source image.
+
+    Args:
+        boxes: (R, 4) proposals (x0, y0, x1, y1).
+        object_boxes: (K, 4) annotated object boxes, same coordinates.
+        keypoints: (P, 2) visible keypoints (x, y), same coordinates.
+    """
+    b = boxes.to(torch.float64)
+    o = object_boxes.to(torch.float64).reshape(-1, 4)
+    iw = (torch.minimum(b[:, None, 2], o[None, :, 2]) - torch.maximum(b[:, None, 0], o[None, :, 0])).clamp(min=0)
+    ih = (torch.minimum(b[:, None, 3], o[None, :, 3]) - torch.maximum(b[:, None, 1], o[None, :, 1])).clamp(min=0)
+    area = ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))[:, None]
+    covered = (iw * ih / area > threshold).any(1)
+    kp = keypoints.to(torch.float64).reshape(-1, 2)
+    inside = ((kp[None, :, 0] >= b[:, None, 0]) & (kp[None, :, 0] <= b[:, None, 2]) &
+              (kp[None, :, 1] >= b[:, None, 1]) & (kp[None, :, 1] <= b[:, None, 3])).any(1)
+    return torch.nonzero(covered & inside).reshape(-1)
