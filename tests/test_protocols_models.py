@@ -159,3 +159,15 @@ def test_results_name_the_protocol_field_by_field(tmp_path):
     assert p["key"] == "sfnet/pfwillow" and "16 px zero padding" in p["input"] and p["thresh"] == "kpbox"
     assert "target -> source" in p["direction"] and saved["primary_thresh"] == "kpbox"
     assert saved["untrained"].startswith("UNTRAINED: sfnet")
+
+
+def test_protocol_run_draws_its_own_view_of_the_pairs(tmp_path):
+    make_pascal(tmp_path / "pascal", (120, 160), (90, 200))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        evaluate(EvalConfig(method="macosnet", dataset="pfpascal", root=str(tmp_path / "pascal"), progress=False,
+                            print_table=False, device="cpu", model_kwargs={"backbone": "tiny"},
+                            out=str(tmp_path / "out")), log=lambda s: None)
+    img = iio.imread(tmp_path / "out" / "qualitative.png")
+    assert img.ndim == 3 and img[..., :3].std() > 10
+    assert (tmp_path / "out" / "pck_curve.png").is_file()

@@ -4,7 +4,8 @@
   per category for the benchmark's own), from the run's accumulated counts;
 * ``qualitative.png``: a grid of pairs, source | target, each keypoint joined to its
   transferred position (green: within alpha * L of the ground truth, red: not; the ground
-  truth is a white cross);
+  truth is a white cross); under a paper protocol the pairs are drawn as that protocol sees
+  them: query | reference (target | source for T2S) in its evaluation frame, with its predictions;
 * Caltech instead: ``mask_metrics.png`` (per-category LT-ACC and IoU) and a qualitative grid
   of transferred masks (green = target mask, red = transferred source mask).
 """
@@ -166,9 +167,31 @@ def plot_mask_grid(samples: List[dict], transferred: List[np.ndarray], path: Pat
     return path
 
 
+def _protocol_view(model_fn, sample: dict, protocol) -> tuple:
+    """(plot sample, predictions) of one pair as ``protocol`` evaluates it: the query and reference images
+    shown at their evaluation-frame sizes, keypoints, ground truth and reference lengths in that frame."""
+    import torch.nn.functional as F
+
+    from .protocol_geometry import pair_inputs, transfer
+
+    x = pair_inputs(sample, protocol)
+    pred = transfer(protocol, x.geo, model_fn(x.q_in[None], x.r_in[None]), x.q_e) if len(x.q_e) else x.q_e
+    q, r = ("src", "trg") if protocol.direction == "s2t" else ("trg", "src")
+
+    def show(img, size):
+        size = (max(1, int(round(size[0]))), max(1, int(round(size[1]))))
+        return F.interpolate(img.float()[None], size=size, mode="bilinear", align_corners=False, antialias=True)[0]
+
+    view = {"pair_id": sample["pair_id"], "src_img": show(sample[f"{q}_img"], x.geo.q_e_size),
+            "trg_img": show(sample[f"{r}_img"], x.geo.r_e_size), "src_kps": x.q_e.float(), "trg_kps": x.gt.float()}
+    view.update({f"thresh_{k}": float(v) for k, v in x.thresh.items()})
+    return view, pred.float().numpy()
+
+
 def write_figures(results: dict, dataset, model, out: Path, device, indices: Sequence[int],
-                  kind: str, alpha: float) -> List[Path]:
-    """Write the run's figures into ``out``; returns their paths."""
+                  kind: str, alpha: float, protocol=None) -> List[Path]:
+    """Write the run's figures into ``out``; returns their paths. ``protocol``: the paper protocol the run
+    used (None: the uniform setting), whose view of each pair the qualitative figure then shows."""
     from .mask_transfer import transfer_mask
     from .runner import collate_samples, run_model
 
@@ -195,6 +218,13 @@ def write_figures(results: dict, dataset, model, out: Path, device, indices: Seq
             back = m.transfer_keypoints(grid.to(device)).detach().double().cpu().reshape(h, w, 2)
             masks.append(transfer_mask(s["src_mask"], back).numpy())
         paths.append(plot_mask_grid(samples, masks, out / "qualitative.png", title))
+    elif protocol is not None:
+        views = [_protocol_view(lambda a, b: run_model(model, a.to(device), b.to(device)), s, protocol)
+                 for s in samples]
+        what = "source | target" if protocol.direction == "s2t" else "target | source (T2S)"
+        paths.append(plot_keypoint_grid([v for v, _ in views], [p for _, p in views], out / "qualitative.png",
+                                        kind, alpha, f"{title}, protocol {protocol.key}: {what}\ngreen = within "
+                                        f"{alpha:g} x L ({_KIND_LABEL.get(kind, kind)}), x = ground truth"))
     else:
         preds = []
         for s in samples:

@@ -498,12 +498,14 @@ def evaluate(cfg: EvalConfig, model=None, dataset=None, log: Callable[[str], Non
         # -- results ----------------------------------------------------------------------
         summary = summarize(total, alphas)
         metric = "pck" if proto.average == "pair" else "pck_per_keypoint"
+        # T2S measures the error (and L) in the source image
+        thresh_doc = THRESH_DOC[kind].replace("target", "source") if proto.direction == "t2s" else THRESH_DOC[kind]
         results = {
             "method": cfg.method, "dataset": dataset.name, "split": split,
             "image_size": list(dataset.size) if (dataset.size and run_proto is None) else None,
             "input": input_txt, "protocol": proto.describe(), "protocol_note": proto_note,
             "untrained": untrained,
-            "pairs": n, "primary_thresh": kind, "thresh_definition": THRESH_DOC[kind],
+            "pairs": n, "primary_thresh": kind, "thresh_definition": thresh_doc,
             "alphas": list(report_alphas), "curve_alphas": alphas,
             "pck_average": ("mean over pairs of per-pair PCK" if metric == "pck" else "pooled keypoints")
             + " (pck: mean over pairs; pck_per_keypoint: pooled keypoints)",
@@ -512,7 +514,7 @@ def evaluate(cfg: EvalConfig, model=None, dataset=None, log: Callable[[str], Non
         }
         if info.is_main:
             what = ("Caltech mask transfer" if "src_mask" in _peek_keys(dataset)
-                    else f"PCK in %, {THRESH_DOC[kind]}"
+                    else f"PCK in %, {thresh_doc}"
                     + (f", in {proto.frame.describe()}" if run_proto is not None else ""))
             title = (f"{cfg.method} on {dataset.name} ({split}, {n} pairs, protocol {proto.key}, "
                      f"images {input_txt}); {what}")
@@ -530,7 +532,7 @@ def evaluate(cfg: EvalConfig, model=None, dataset=None, log: Callable[[str], Non
                     paths = figures.write_figures(results, dataset, model, out, info.device,
                                                   list(range(min(cfg.n_qualitative, n))), kind,
                                                   float(report_alphas[len(report_alphas) // 2])
-                                                  if report_alphas else 0.1)
+                                                  if report_alphas else 0.1, protocol=run_proto)
                     results["figures"] = [str(p) for p in paths]
                     (out / "results.json").write_text(json.dumps(results, indent=2))
                 say(f"[semcorr eval] results: {out / 'results.json'}")
