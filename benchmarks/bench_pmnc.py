@@ -58,8 +58,8 @@ def goals(benchmarks):
             pcks.append(e)
     if not rows:
         return []
-    lines = ["## pmnc", "", "| grid | PMNC readout | PMNC time (s) | dense NC time (s) | speed-up (goal >= 3 at 25, >= 10 "
-             "at 50) | PMNC peak extra (MB) | dense NC peak extra (MB) | memory ratio (goal > 1 at 25, >= 5 at 50) |",
+    lines = ["## pmnc", "", "| grid | PMNC readout | PMNC time (s) | dense NC time (s) | speed-up (goal >= 3 at 25, "
+             ">= 10 at 50) | PMNC peak extra (MB) | dense NC peak extra (MB) | memory ratio (goal > 1 at 25, >= 5 at 50) |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for grid in sorted({g for g, _ in rows}):
         if (grid, "dense_nc") not in rows:
@@ -73,8 +73,8 @@ def goals(benchmarks):
                 grid, grid, label, to, td, td / to, eo["peak_extra_bytes"] / 2**20, ed["peak_extra_bytes"] / 2**20,
                 ed["peak_extra_bytes"] / max(1, eo["peak_extra_bytes"])))
     if pcks:
-        lines += ["", "PCK (alpha_img) on the synthetic benchmark (goal: pmnc no worse than dense_nc; pmnc is the paper's "
-                  "readout, PatchMatch's own best match; pmnc_mutual our mutual readout of the scored positions; "
+        lines += ["", "PCK (alpha_img) on the synthetic benchmark (goal: pmnc no worse than dense_nc; pmnc is the "
+                  "paper's readout, PatchMatch's own best match; pmnc_mutual our mutual readout of the scored positions; "
                   "dense_argmax the dense scores without the second mutual matching):",
                   "", "| grid | keypoints | " + " | ".join(k for k in pcks[0] if "pck@" in k) + " |",
                   "|---|---:|" + "---:|" * sum("pck@" in k for k in pcks[0])]

@@ -83,7 +83,8 @@ def _field(idx, Ht, Wt, tgt_size):
 
 
 def pck_comparison(grid=25, n_pairs=18, alphas=(0.05, 0.1)):
-    """PCK (alpha_img) of both PMNC readouts (the paper's first) and the dense baselines on the first ``n_pairs`` pairs of the synthetic benchmark
+    """PCK (alpha_img) of both PMNC readouts (the paper's first) and the dense baselines on the first ``n_pairs``
+    pairs of the synthetic benchmark
     (semcorr.data.synthetic, rendered at 8 x grid pixels, no stereo pair): {impl: {alpha: pck}}."""
     from semcorr.data.synthetic import SyntheticPairs
     from semcorr.models.base import Matches

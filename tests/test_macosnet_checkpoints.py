@@ -47,7 +47,8 @@ def regressors(seed=0, tps_prefix="FeatureRegression2."):
 def assert_loaded(model, sd):
     own = model.state_dict()
     names = {"FeatureRegression.": "affine_regressor.", "FeatureRegression2.": "tps_regressor.",
-             "FeatureExtraction.model.0.": "backbone.stem_conv.0.", "FeatureExtraction.model.1.": "backbone.stem_conv.1.",
+             "FeatureExtraction.model.0.": "backbone.stem_conv.0.",
+             "FeatureExtraction.model.1.": "backbone.stem_conv.1.",
              "FeatureExtraction.model.4.": "backbone.stages.layer1.",
              "FeatureExtraction.model.5.": "backbone.stages.layer2.",
              "FeatureExtraction.model.6.": "backbone.stages.layer3."}
@@ -125,7 +126,8 @@ def test_wrong_or_partial_checkpoints_are_clear_errors(tmp_path, feature_extract
         MaCoSNet(checkpoint=str(tmp_path / "narrow.pth.tar"))
     # a released layout into a model with another backbone: the backbone keys do not fit
     torch.save(sd, tmp_path / "full.pth.tar")
-    with pytest.raises(CheckpointError, match=r"missing keys: backbone\.net\.0\.weight.*unexpected keys: backbone\.stem"):
+    with pytest.raises(CheckpointError,
+                       match=r"missing keys: backbone\.net\.0\.weight.*unexpected keys: backbone\.stem"):
         MaCoSNet(backbone="tiny", checkpoint=str(tmp_path / "full.pth.tar"))
 
 

@@ -252,6 +252,9 @@ def test_full_loss_weights_and_terms():
 
     torch.manual_seed(0)
     model = MaCoSNet(backbone="tiny", image_size=64).train()
+    with torch.no_grad():  # off the identity, so that the matching geometry matters
+        model.affine_regressor.linear.bias.copy_(torch.tensor([0.9, 0.1, 0.05, -0.1, 0.8, 0.0]))
+        model.tps_regressor.linear.bias.add_(0.05 * torch.randn(18))
     a, b, c = torch.rand(3, 2, 3, 64, 64).unbind(0)
     out = model.training_outputs(a, b, c, torch.tensor([True, False]))
     assert out["triplet"][0].batch == 1
@@ -261,10 +264,20 @@ def test_full_loss_weights_and_terms():
     assert L.DEFAULT_MARGIN == 2.0
     total, parts = L.MaCoSNetLoss()(out)
     assert set(parts) == {"matching", "cycle"} and total.item() == pytest.approx(sum(parts.values()), rel=1e-5)
-    stages = (["points_ab_affine", "points_ab"], ["points_ba_affine", "points_ba"])
-    expect = L.matching_loss(out["corr_ab"], [out[k] for k in stages[0]], out["corr_ba"], [out[k] for k in stages[1]],
-                             image_size_a=(64, 64), image_size_b=(64, 64))
+    # the released grid geometry (default): T at linspace(-1, 1) / (227 / 210), placed back with * 227 / 210
+    p = L.released_cell_points((4, 4), dtype=out["corr_ab"].dtype).reshape(-1, 2)
+    t_ab, t_ba = out["t_ab"], out["t_ba"]
+    stages = ([flow.affine_points(t_ab.theta, p).reshape(2, 4, 4, 2), t_ab(p).reshape(2, 4, 4, 2)],
+              [flow.affine_points(t_ba.theta, p).reshape(2, 4, 4, 2), t_ba(p).reshape(2, 4, 4, 2)])
+    expect = L.matching_loss(out["corr_ab"], stages[0], out["corr_ba"], stages[1],
+                             offset_factor=L.RELEASED_OFFSET_FACTOR)
     assert parts["matching"] == pytest.approx(expect.item())
+    # the exact cell centres of the working image (offset_factor=None): the points of training_outputs
+    keys = (["points_ab_affine", "points_ab"], ["points_ba_affine", "points_ba"])
+    exact = L.matching_loss(out["corr_ab"], [out[k] for k in keys[0]], out["corr_ba"], [out[k] for k in keys[1]],
+                            image_size_a=(64, 64), image_size_b=(64, 64))
+    assert L.MaCoSNetLoss(offset_factor=None)(out)[1]["matching"] == pytest.approx(exact.item())
+    assert abs(exact.item() - expect.item()) > 1e-4  # the two geometries differ off the identity
     assert parts["cycle"] == pytest.approx(L.affine_cycle_loss(out["t_ab"].theta, out["t_ba"].theta).item())
     every = {k: 1.0 for k in L.DEFAULT_WEIGHTS}
     _, parts_all = L.MaCoSNetLoss(perceptual, weights=every)(out)

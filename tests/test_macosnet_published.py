@@ -40,7 +40,8 @@ def released_regressor_state(prefix, out_dim, identity, g, feature_size=15, kern
         sd[bn + "running_var"] = 0.5 + torch.rand(c, generator=g)
         sd[bn + "num_batches_tracked"] = torch.tensor(1000)
         cin, side = c, side - k + 1
-    sd[prefix + "linear.weight"] = 0.05 * torch.randn(out_dim, cin * side * side, generator=g) / (cin * side * side) ** 0.5
+    n_in = cin * side * side
+    sd[prefix + "linear.weight"] = 0.05 * torch.randn(out_dim, n_in, generator=g) / n_in ** 0.5
     sd[prefix + "linear.bias"] = identity + 0.05 * torch.randn(out_dim, generator=g)
     return sd
 
@@ -146,3 +147,86 @@ def test_transform_equals_the_released_cascade():
     # the TPS stage moves the points beyond the affine (the cascade is exercised)
     aff_only = flow.affine_points(theta_ref.view(-1, 2, 3), centres)
     assert (field_ref - aff_only).abs().max() > 1e-3
+
+
+# ---------------------------------------------------------------------------------------------- matching loss
+OF = 227.0 / 210.0
+
+
+def identity_mask_ref(h, w):
+    """AffMatchScore's mask_id: (1, h*w, h, w), channel k is 1 at the cell (y, x) with k = x * h + y."""
+    n = h * w
+    m = torch.zeros(w, h, n, dtype=D)
+    m.view(-1)[torch.arange(0, m.numel(), n + 1)] = 1
+    return m.transpose(0, 1).transpose(1, 2).transpose(0, 1).unsqueeze(0)
+
+
+def affine_grid_v2_ref(theta, h, w):
+    """AffineGridGenV2 on linspace grids divided by offset_factor, then GeometricTnf's * offset_factor."""
+    gy, gx = torch.meshgrid(torch.linspace(-1, 1, h, dtype=D), torch.linspace(-1, 1, w, dtype=D), indexing="ij")
+    X, Y = (gx / OF)[None], (gy / OF)[None]
+    t = theta.view(-1, 6)[:, :, None, None]
+    return torch.stack([X * t[:, 0] + Y * t[:, 1] + t[:, 2], X * t[:, 3] + Y * t[:, 4] + t[:, 5]], -1) * OF
+
+
+def match_score_ref(grid, matches, seg):
+    """AffMatchScore / TpsMatchScore.forward with seg_mask, normalize_inlier_count: one score per pair (the
+    intended per-pair seg weighting)."""
+    B, n, h, w = matches.shape
+    mask = F.grid_sample(identity_mask_ref(h, w).expand(B, -1, -1, -1), grid, align_corners=True)
+    mask = mask / (mask + 1e-5).sum((1, 2, 3)).view(B, 1, 1, 1)
+    return ((mask * matches).sum(1) * seg[:, 0]).sum((1, 2))
+
+
+def composed_grid_ref(theta_aff, theta_tps, h, w):
+    """ComposedGeometricTnf (reg_factor 0): the affine sampling grid, sampled at the TPS grid (both with the offset
+    factor), out-of-bound values of either set to 1e10."""
+    aff = affine_grid_v2_ref(theta_aff, h, w)
+    gy, gx = torch.meshgrid(torch.linspace(-1, 1, h, dtype=D), torch.linspace(-1, 1, w, dtype=D), indexing="ij")
+    pts = (torch.stack([gx, gy], -1) / OF).reshape(1, -1, 2).expand(theta_tps.shape[0], -1, -1)
+    tps = tps_points_ref(theta_tps, pts).reshape(-1, h, w, 2) * OF
+    inb = ((aff > -1) & (aff < 1)).all(-1, keepdim=True).to(D)
+    aff = inb * aff + (inb - 1) * 1e10
+    comp = F.grid_sample(aff.permute(0, 3, 1, 2), tps, align_corners=True).permute(0, 2, 3, 1)
+    inb = ((tps > -1) & (tps < 1)).all(-1, keepdim=True).to(D)
+    return inb * comp + (inb - 1) * 1e10
+
+
+def test_matching_scores_equal_the_released_aff_and_tps_match_scores():
+    from semcorr.losses import macosnet as L
+    from semcorr.models.macosnet import GeometricTransform, tps_parameters_to_displacement
+
+    g = torch.Generator().manual_seed(2)
+    B, h, w = 2, 15, 15
+    corr = torch.rand(B, h, w, h * w, dtype=D, generator=g) ** 8  # peaky, like a ReLU'd correlation
+    corr = (corr / corr.norm(dim=-1, keepdim=True)).reshape(B, h, w, h, w)  # normalised over the other image
+    theta = torch.tensor([[0.9, 0.05, 0.03, -0.04, 0.85, -0.02], [0.8, -0.1, -0.05, 0.1, 0.9, 0.04]], dtype=D)
+    # TPS targets pulled inwards: every TPS position and affine node stays inside the grid, where the released
+    # composition (bilinear resampling of the affine grid, 1e10 outside) equals the exact affine(TPS(p))
+    theta_tps = 0.85 * tps_identity_parameters(3).double()[None] + 0.04 * torch.randn(B, 18, dtype=D, generator=g)
+    matches, seg = MaCoSNet.as_channels(corr), L.correlation_foreground(corr)[:, None]
+    p = L.released_cell_points((h, w), dtype=D).reshape(-1, 2)
+    fg = L.correlation_foreground(corr)
+    aff_pts = flow.affine_points(theta.view(-1, 2, 3), p).reshape(B, h, w, 2)
+    ours = L.inlier_score(corr, aff_pts, foreground=fg, offset_factor=L.RELEASED_OFFSET_FACTOR)
+    ref = match_score_ref(affine_grid_v2_ref(theta, h, w), matches, seg)
+    assert ref.min() > 1e-3
+    torch.testing.assert_close(ours, ref, rtol=1e-7, atol=1e-9)
+    t = GeometricTransform(theta.view(-1, 2, 3), tps_parameters_to_displacement(theta_tps))
+    ours = L.inlier_score(corr, t(p).reshape(B, h, w, 2), foreground=fg, offset_factor=L.RELEASED_OFFSET_FACTOR)
+    comp = composed_grid_ref(theta, theta_tps, h, w)
+    assert comp.abs().max() < 1
+    ref = match_score_ref(comp, matches, seg)
+    torch.testing.assert_close(ours, ref, rtol=1e-7, atol=1e-9)
+    # and the loss is the released loss_match: -(mean over pairs of (aff_AB + aff_BA) / 2 + (tps_AB + tps_BA) / 2)
+    corr_ba = corr.permute(0, 3, 4, 1, 2)
+    corr_ba = (corr_ba / corr_ba.flatten(3).norm(dim=-1)[..., None, None])
+    t_ba = GeometricTransform(theta.flip(0).view(-1, 2, 3), tps_parameters_to_displacement(theta_tps.flip(0)))
+    out = {"corr_ab": corr, "corr_ba": corr_ba, "t_ab": t, "t_ba": t_ba}
+    got = L.MaCoSNetLoss()._matching(out)
+    m_ba, seg_ba = MaCoSNet.as_channels(corr_ba), L.correlation_foreground(corr_ba)[:, None]
+    aff = (match_score_ref(affine_grid_v2_ref(theta, h, w), matches, seg)
+           + match_score_ref(affine_grid_v2_ref(theta.flip(0), h, w), m_ba, seg_ba)) / 2
+    tps = (match_score_ref(composed_grid_ref(theta, theta_tps, h, w), matches, seg)
+           + match_score_ref(composed_grid_ref(theta.flip(0), theta_tps.flip(0), h, w), m_ba, seg_ba)) / 2
+    torch.testing.assert_close(got, -(aff + tps).mean(), rtol=1e-7, atol=1e-9)

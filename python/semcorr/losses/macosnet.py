@@ -14,7 +14,8 @@ Losses (all return a scalar, the mean over the batch). The released code (YunChu
 * :func:`matching_loss` — foreground-guided matching as released (``loss_match``: ``AffMatchScore`` +
   ``TpsMatchScore`` with ``seg_mask=True``, ``normalize_inlier_count=True``): for each direction and each stage
   (affine, affine + TPS) the correlation mass near the transformed cells, ``sum_p M(p) sum_q m(p, q) S(p, q)``,
-  divided by the total mask mass ``sum_pq m(p, q)``; the foreground weight ``M(p)`` is **the largest
+  divided by the total mask mass ``sum_pq m(p, q)``, on the released grid geometry (``offset_factor = 227/210``,
+  :data:`RELEASED_OFFSET_FACTOR`); the foreground weight ``M(p)`` is **the largest
   correlation of p** (``gen_mask``: ``max_q S(p, q)``), not the co-segmentation decoder's mask: the released
   code never feeds the decoder into this loss (the paper's Eq. 3 writes the decoder mask; weighting by it would
   push every mask pixel towards foreground, the gradient being ``-s(p) <= 0`` at every pixel).
@@ -39,8 +40,8 @@ from torch import nn
 
 from semcorr_ext import flow
 
-__all__ = ["DEFAULT_WEIGHTS", "DEFAULT_MARGIN", "consistency_mask", "matching_score", "correlation_foreground",
-           "inlier_score", "matching_loss", "affine_cycle_loss",
+__all__ = ["DEFAULT_WEIGHTS", "DEFAULT_MARGIN", "RELEASED_OFFSET_FACTOR", "released_cell_points", "consistency_mask",
+           "matching_score", "correlation_foreground", "inlier_score", "matching_loss", "affine_cycle_loss",
            "sample_points", "cycle_consistency_loss", "transitivity_loss", "perceptual_contrastive_loss",
            "binary_cross_entropy", "task_consistency_loss", "PerceptualFeatures", "MaCoSNetLoss"]
 
@@ -56,8 +57,21 @@ Transform = Callable[[torch.Tensor], torch.Tensor]
 # Foreground-guided matching loss
 
 
+#: the released matching loss's grid geometry (``AffMatchScore(offset_factor=227/210)``): the feature grid's
+#: normalised coordinate g (cells at linspace(-1, 1)) is the image coordinate g / offset_factor
+RELEASED_OFFSET_FACTOR = 227.0 / 210.0
+
+
+def released_cell_points(grid: Sequence[int], offset_factor: float = RELEASED_OFFSET_FACTOR, *, dtype=torch.float32,
+                         device=None) -> torch.Tensor:
+    """(h, w, 2) image-normalised (x, y) positions of the cells of an (h, w) feature grid in the released matching
+    loss: ``linspace(-1, 1) / offset_factor`` per axis (``AffineGridGenV2`` with ``offset_factor``)."""
+    h, w = int(grid[0]), int(grid[1])
+    return flow.grid_coords(h, w, dtype=dtype, device=device) / float(offset_factor)
+
+
 def consistency_mask(points_b: torch.Tensor, grid_b: Sequence[int], image_size_b: Optional[Sequence[int]] = None,
-                     phi: float = 1.0, soft: bool = True) -> torch.Tensor:
+                     phi: float = 1.0, soft: bool = True, offset_factor: Optional[float] = None) -> torch.Tensor:
     """The correspondence mask m_A(p, q) of Eq. 1: (B, Ha*Wa, Hb*Wb).
 
     Args:
@@ -69,12 +83,18 @@ def consistency_mask(points_b: torch.Tensor, grid_b: Sequence[int], image_size_b
             to the transform). ``True`` (default, for training): the separable tent
             ``max(0, 1 - |dx| / phi) * max(0, 1 - |dy| / phi)``, which is 1 where T_AB(p) = q, 0 beyond phi
             cells and differentiable in T (with phi = 1 these are bilinear interpolation weights).
+        offset_factor: ``None``: image coordinates are placed on B's grid by its exact cell centres
+            (``image_size_b``); a number (released: :data:`RELEASED_OFFSET_FACTOR`): the released geometry, grid
+            coordinate = image coordinate * offset_factor (``image_size_b`` unused).
     """
     B, Ha, Wa, _ = points_b.shape
     Hb, Wb = int(grid_b[0]), int(grid_b[1])
     if image_size_b is None:
         image_size_b = (Hb, Wb)
-    g = flow.image_to_grid_coords(points_b, (Hb, Wb), image_size_b)         # normalised over B's cell centres
+    if offset_factor is None:
+        g = flow.image_to_grid_coords(points_b, (Hb, Wb), image_size_b)     # normalised over B's cell centres
+    else:
+        g = points_b * float(offset_factor)
     cells = flow.unnormalize_coords(g, (Hb, Wb)).reshape(B, Ha * Wa, 1, 2)  # in cell units (x = column)
     ys, xs = torch.meshgrid(torch.arange(Hb, dtype=cells.dtype, device=cells.device),
                             torch.arange(Wb, dtype=cells.dtype, device=cells.device), indexing="ij")
@@ -109,21 +129,23 @@ def correlation_foreground(corr: torch.Tensor) -> torch.Tensor:
 
 def inlier_score(corr: torch.Tensor, points_b: torch.Tensor, image_size_b: Optional[Sequence[int]] = None,
                  foreground: Optional[torch.Tensor] = None, normalize: bool = True, eps: float = 1e-5,
-                 phi: float = 1.0, soft: bool = True) -> torch.Tensor:
+                 phi: float = 1.0, soft: bool = True, offset_factor: Optional[float] = None) -> torch.Tensor:
     """The released ``AffMatchScore`` / ``TpsMatchScore`` of one direction and stage: (B,)
     ``sum_p M(p) sum_q m(p, q) S(p, q)``, divided by ``sum_pq (m(p, q) + eps)`` when ``normalize``
     (``normalize_inlier_count=True``).
 
     ``corr`` S (B, Ha, Wa, Hb, Wb); ``points_b`` T(p) at A's cells (B, Ha, Wa, 2), normalised over image B;
     ``foreground`` M (B, Ha, Wa) or None (M = 1); m = :func:`consistency_mask` (soft, phi = 1: the bilinear
-    weights that the released ``grid_sample`` of the identity mask gives).
+    weights that the released ``grid_sample`` of the identity mask gives; ``offset_factor`` as there: with
+    :data:`RELEASED_OFFSET_FACTOR` and ``points_b`` = T at :func:`released_cell_points` this is the released
+    score exactly).
     """
     if corr.dim() != 5:
         raise ValueError("corr must be (B, Ha, Wa, Hb, Wb), got shape %s" % (tuple(corr.shape),))
     B, Ha, Wa, Hb, Wb = corr.shape
     if tuple(points_b.shape) != (B, Ha, Wa, 2):
         raise ValueError("points_b must be (B, Ha, Wa, 2) = %s, got %s" % ((B, Ha, Wa, 2), tuple(points_b.shape)))
-    m = consistency_mask(points_b, (Hb, Wb), image_size_b, phi, soft)      # (B, Ha*Wa, Hb*Wb)
+    m = consistency_mask(points_b, (Hb, Wb), image_size_b, phi, soft, offset_factor)  # (B, Ha*Wa, Hb*Wb)
     per_cell = (m * corr.reshape(B, Ha * Wa, Hb * Wb)).sum(-1)
     if foreground is not None:
         if tuple(foreground.shape) != (B, Ha, Wa):
@@ -138,7 +160,7 @@ def inlier_score(corr: torch.Tensor, points_b: torch.Tensor, image_size_b: Optio
 def matching_loss(corr_ab: torch.Tensor, points_ab, corr_ba: torch.Tensor, points_ba, *,
                   image_size_a: Optional[Sequence[int]] = None, image_size_b: Optional[Sequence[int]] = None,
                   foreground: str = "correlation", normalize: bool = True, phi: float = 1.0,
-                  soft: bool = True) -> torch.Tensor:
+                  soft: bool = True, offset_factor: Optional[float] = None) -> torch.Tensor:
     """The released foreground-guided matching loss: ``-mean_batch sum_stages (score_AB + score_BA) / 2`` with
     the scores of :func:`inlier_score`.
 
@@ -149,7 +171,7 @@ def matching_loss(corr_ab: torch.Tensor, points_ab, corr_ba: torch.Tensor, point
         image_size_a, image_size_b: image sizes the grids lie on (``None``: the grids are the images).
         foreground: ``"correlation"`` (released: :func:`correlation_foreground`) or ``"none"`` (M = 1). There is
             deliberately no decoder-mask option (see the module docstring).
-        normalize, phi, soft: see :func:`inlier_score`.
+        normalize, phi, soft, offset_factor: see :func:`inlier_score`.
     """
     if foreground not in ("correlation", "none"):
         raise ValueError("foreground must be 'correlation' or 'none', got %r" % (foreground,))
@@ -162,8 +184,9 @@ def matching_loss(corr_ab: torch.Tensor, points_ab, corr_ba: torch.Tensor, point
     fg_b = correlation_foreground(corr_ba) if foreground == "correlation" else None
     score = 0.0
     for pab, pba in zip(stages_ab, stages_ba):
-        s_ab = inlier_score(corr_ab, pab, image_size_b, fg_a, normalize, phi=phi, soft=soft)
-        s_ba = inlier_score(corr_ba, pba, image_size_a, fg_b, normalize, phi=phi, soft=soft)
+        kw = dict(phi=phi, soft=soft, offset_factor=offset_factor)
+        s_ab = inlier_score(corr_ab, pab, image_size_b, fg_a, normalize, **kw)
+        s_ba = inlier_score(corr_ba, pba, image_size_a, fg_b, normalize, **kw)
         score = score + (s_ab + s_ba) / 2.0
     return -score.mean()
 
@@ -364,11 +387,13 @@ class MaCoSNetLoss(nn.Module):
     and returns ``(total, parts)`` with ``parts`` the unweighted value of each term (floats, for logging).
     Terms whose weight is 0 are not computed; the transitivity term is skipped when the batch has no triplet.
     ``cycle``: ``"released"`` (default, :func:`affine_cycle_loss`) or ``"paper"`` (:func:`cycle_consistency_loss`
-    on the full transform, distances in normalised coordinates).
+    on the full transform, distances in normalised coordinates). ``offset_factor``: the matching loss's grid
+    geometry, :data:`RELEASED_OFFSET_FACTOR` (default) or ``None`` (the exact cell centres of the working image).
     """
 
     def __init__(self, perceptual: Optional[nn.Module] = None, weights: Optional[Dict[str, float]] = None,
-                 margin: float = DEFAULT_MARGIN, phi: float = 1.0, n_points: int = 10, cycle: str = "released"):
+                 margin: float = DEFAULT_MARGIN, phi: float = 1.0, n_points: int = 10, cycle: str = "released",
+                 offset_factor: Optional[float] = RELEASED_OFFSET_FACTOR):
         super().__init__()
         self.weights = dict(DEFAULT_WEIGHTS)
         if weights:
@@ -382,6 +407,7 @@ class MaCoSNetLoss(nn.Module):
             raise ValueError("cycle must be 'released' or 'paper', got %r" % (cycle,))
         self.perceptual = perceptual
         self.margin, self.phi, self.n_points, self.cycle = float(margin), float(phi), int(n_points), cycle
+        self.offset_factor = None if offset_factor is None else float(offset_factor)
 
     def forward(self, out: dict):
         w = self.weights
@@ -390,12 +416,7 @@ class MaCoSNetLoss(nn.Module):
         pts = sample_points(self.n_points, dtype=ref.dtype, device=ref.device)
         terms = {}
         if w["matching"]:
-            stages = [("points_ab_affine", "points_ba_affine")]
-            if out["t_ab"].tps is not None:
-                stages.append(("points_ab", "points_ba"))
-            terms["matching"] = matching_loss(out["corr_ab"], [out[a] for a, _ in stages], out["corr_ba"],
-                                              [out[b] for _, b in stages], image_size_a=out["work_size"],
-                                              image_size_b=out["work_size"], phi=self.phi)
+            terms["matching"] = self._matching(out)
         if w["cycle"]:
             if self.cycle == "released":
                 terms["cycle"] = affine_cycle_loss(out["t_ab"].theta, out["t_ba"].theta)
@@ -411,3 +432,21 @@ class MaCoSNetLoss(nn.Module):
             terms["task"] = task_consistency_loss(out["mask_a"], out["mask_b"], out["field_ab"], out["field_ba"])
         total = sum(w[k] * v for k, v in terms.items())
         return total, {k: float(v.detach()) for k, v in terms.items()}
+
+    def _matching(self, out: dict) -> torch.Tensor:
+        """The matching loss over the affine stage and, with a cascade, the affine + TPS transform."""
+        t_ab, t_ba = out["t_ab"], out["t_ba"]
+        if self.offset_factor is None:  # T at the exact cell centres of the working image
+            keys = [("points_ab_affine", "points_ba_affine")] + ([("points_ab", "points_ba")] if t_ab.tps is not None
+                                                                 else [])
+            return matching_loss(out["corr_ab"], [out[a] for a, _ in keys], out["corr_ba"], [out[b] for _, b in keys],
+                                 image_size_a=out["work_size"], image_size_b=out["work_size"], phi=self.phi)
+        stages_ab, stages_ba = [], []
+        for corr, t, stages in ((out["corr_ab"], t_ab, stages_ab), (out["corr_ba"], t_ba, stages_ba)):
+            B, h, w = corr.shape[:3]
+            p = released_cell_points((h, w), self.offset_factor, dtype=corr.dtype, device=corr.device).reshape(-1, 2)
+            stages.append(flow.affine_points(t.theta, p).reshape(B, h, w, 2))
+            if t.tps is not None:
+                stages.append(t(p).reshape(B, h, w, 2))
+        return matching_loss(out["corr_ab"], stages_ab, out["corr_ba"], stages_ba, phi=self.phi,
+                             offset_factor=self.offset_factor)

@@ -245,7 +245,8 @@ def _fill_num_batches_tracked(expected, sd) -> None:
     """Checkpoints written before PyTorch 0.4.1 have no BatchNorm ``num_batches_tracked``; PyTorch itself loads them
     (the counter only matters with momentum=None), so the missing counters are set to 0 here."""
     for k, v in expected.items():
-        if k.endswith(".num_batches_tracked") and k not in sd and k[: -len("num_batches_tracked")] + "running_mean" in sd:
+        stem = k[: -len("num_batches_tracked")]
+        if k.endswith(".num_batches_tracked") and k not in sd and stem + "running_mean" in sd:
             sd[k] = torch.zeros_like(v)
 
 

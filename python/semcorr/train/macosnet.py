@@ -13,7 +13,8 @@ third image is image A of another pair of the batch with the same category (pair
 
 Defaults are the released ``train.sh``'s: ResNet-101 (layer3) at 240 px, initialised from a WeakAlign checkpoint
 (``--model``; without it the regressors start at the identity and the model says it is untrained), Adam with
-lr 5e-8, batch 4, the whole network fine-tuned with BatchNorm in eval mode (``--bn``), loss :class:`semcorr.losses.macosnet.MaCoSNetLoss` with matching + cycle at weight 1 and the
+lr 5e-8, batch 4, the whole network fine-tuned with BatchNorm in eval mode (``--bn``), loss
+:class:`semcorr.losses.macosnet.MaCoSNetLoss` with matching + cycle at weight 1 and the
 transitivity, contrastive and task terms off (``--w-trans`` etc. turn them on; margin 2). The perceptual network
 F (only with ``--w-contrast`` > 0) is ImageNet ResNet-50 (from the torch hub cache) except with
 ``--backbone tiny``, where a fixed random small CNN stands in for it by default (``--perceptual``).
