@@ -170,8 +170,9 @@ class SCNet(CorrespondenceModel):
             self.backbone = _Substitute(backbone, rw)
             backbone_trained = backbone == "daisy" or rw is not None
         C = self.backbone.channels
-        self.fc_a = nn.Linear(C * POOL * POOL, fc_dim)  # cnv_fc_1
-        self.fc_g = nn.Linear(C * POOL * POOL, fc_dim) if variant == "AG+" else None  # cnv_fc_2
+        # skip torch's default init of the 51M-weight FCs: _init_fc sets SCNet's own
+        self.fc_a = nn.utils.skip_init(nn.Linear, C * POOL * POOL, fc_dim)  # cnv_fc_1
+        self.fc_g = nn.utils.skip_init(nn.Linear, C * POOL * POOL, fc_dim) if variant == "AG+" else None  # cnv_fc_2
         self._init_fc()
         if not backbone_trained:
             self.mark_untrained("backbone")
