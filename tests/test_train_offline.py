@@ -19,3 +19,13 @@ def test_short_synthetic_run_lowers_the_loss(tmp_path, method):
     assert all(0 <= e["val_pck"] <= 1 for e in h)
     if method == "sparse-ncnet":
         assert h[-1]["val_pck"] > h[0]["val_pck"]
+    # the checkpoint is what build_model(method, checkpoint=...) loads
+    import torch
+
+    from semcorr.models import build_model
+
+    sd = torch.load(res["checkpoint"], weights_only=True)["state_dict"]
+    model = build_model(method, checkpoint=res["checkpoint"], backbone="hog")
+    assert model.untrained_parts() == []
+    for k, v in sd.items():
+        torch.testing.assert_close(model.state_dict()[k], v, msg=k)
