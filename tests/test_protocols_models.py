@@ -171,3 +171,59 @@ def test_protocol_run_draws_its_own_view_of_the_pairs(tmp_path):
     img = iio.imread(tmp_path / "out" / "qualitative.png")
     assert img.ndim == 3 and img[..., :3].std() > 10
     assert (tmp_path / "out" / "pck_curve.png").is_file()
+
+
+def _published_ncnet_t2s(corr, tgt_kps_224):
+    """NC-Net's eval_pf_pascal.py read-out, float64, written from lib/point_tnf.py: corr_to_matches(corr,
+    do_softmax=True) (for each target cell the softmax over the source cells, its argmax, grids
+    linspace(-1, 1, n)), then bilinearInterpPointTnf at the normalised target keypoints, then
+    PointsToPixelCoords with the 224 frame (1-based)."""
+    _, _, fs1, fs2, fs3, fs4 = corr.shape
+    nc = torch.softmax(corr.double().reshape(1, fs1 * fs2, fs3, fs4), dim=1)
+    _, idx = nc.max(dim=1)
+    idx = idx.reshape(-1)
+    xa = torch.linspace(-1, 1, fs2, dtype=torch.float64)[idx % fs2]
+    ya = torch.linspace(-1, 1, fs1, dtype=torch.float64)[idx // fs2]
+    grid = torch.linspace(-1, 1, fs4, dtype=torch.float64)          # square grids, as the published code
+    out = []
+    for x, y in tgt_kps_224:
+        t = torch.tensor([(x - 1 - 223 / 2) * 2 / 223, (y - 1 - 223 / 2) * 2 / 223], dtype=torch.float64)
+        xm = max(int(((t[0] - grid) > 0).sum()) - 1, 0)
+        ym = max(int(((t[1] - grid) > 0).sum()) - 1, 0)
+        xp, yp = xm + 1, ym + 1
+        corners = {(xm, ym): (xp, yp), (xp, yp): (xm, ym), (xp, ym): (xm, yp), (xm, yp): (xp, ym)}
+        num, den = torch.zeros(2, dtype=torch.float64), 0.0
+        for (cx, cy), (ox, oy) in corners.items():
+            wgt = abs(float(t[0] - grid[ox])) * abs(float(t[1] - grid[oy]))
+            k = cy * fs4 + cx
+            num += wgt * torch.stack([xa[k], ya[k]])
+            den += wgt
+        n = num / den
+        out.append([(float(n[0]) * 223 / 2 + 1 + 223 / 2), (float(n[1]) * 223 / 2 + 1 + 223 / 2)])
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def test_ncnet_protocol_equals_the_published_readout_on_our_volume(tmp_path):
+    """Our NC-Net run as model(tgt, src) under ncnet/pfpascal transfers the keypoints exactly as the published
+    script reads the volume of model(src, tgt) target -> source (the symmetric consensus makes the swap
+    exact)."""
+    from semcorr.data.datasets import build_dataset
+    from semcorr.eval.protocol_geometry import evaluate_pair, prepare_image
+
+    make_pascal(tmp_path / "pascal", (120, 160), (90, 200))
+    sample = build_dataset("pfpascal", tmp_path / "pascal", size=None)[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.manual_seed(0)
+        model = build_model("ncnet", backbone="resnet50", weights=None, image_size=128)
+    proto = PROTOCOLS["ncnet/pfpascal"]
+    out = evaluate_pair(lambda a, b: model.match(a, b), sample, proto)
+    src_in = prepare_image(sample["src_img"], proto.resize)[None]
+    tgt_in = prepare_image(sample["trg_img"], proto.resize)[None]
+    with torch.no_grad():
+        corr = model.correlation(src_in, tgt_in)[0]                   # (1, 1, Hs, Ws, Ht, Wt), source-major
+    n = sample["n_kps"]
+    tgt_224 = (sample["trg_kps"][:n].double() * torch.tensor([224 / 200, 224 / 90], dtype=torch.float64)).tolist()
+    ref = _published_ncnet_t2s(corr, tgt_224)
+    assert corr.shape[-1] == 8
+    assert torch.allclose(out["pred"], ref, atol=1e-4), (out["pred"], ref)
