@@ -333,7 +333,7 @@ class PMNC(CorrespondenceModel):
         sd = unwrap_state_dict(obj)
         what = "PMNC %s" % (os.fspath(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else "state dict")
         trained_on = obj.get("backbone") if isinstance(obj, dict) else None
-        if trained_on is not None and self.backbone_kind is not None and trained_on != self.backbone_kind:
+        if isinstance(trained_on, str) and self.backbone_kind is not None and trained_on != self.backbone_kind:
             raise CheckpointError("%s holds a scorer trained on %s features, this model uses backbone=%r; build it "
                                   "with backbone=%r" % (what, trained_on, self.backbone_kind, trained_on))
         expected = self.state_dict()
