@@ -53,7 +53,9 @@ class PairsCSV(Dataset):
         if not p.is_file() and (self.root / p).is_file():
             p = self.root / p
         if not p.is_file():
-            raise FileNotFoundError("pairs_csv: pair list %s not found (root %s)" % (csv_path, root))
+            raise FileNotFoundError("pairs_csv: pair list %s not found (root %s); point the config at your copy, "
+                                    "e.g. --set data.train.root=/data/pf-pascal (and data.val.root, data.pck.root)"
+                                    % (csv_path, root))
         self.csv_path = p
         self.size = (int(image_size), int(image_size))
         self.rows: List[Tuple[str, str, bool]] = []
