@@ -34,7 +34,8 @@ def test_randomized_prim_grows_connected_groups():
 
 
 def test_remove_boundary_boxes():
-    boxes = np.array([[5.0, 5.0, 50.0, 50.0], [0.0, 5.0, 50.0, 50.0], [0.0, 0.0, 199.0, 149.0], [5.0, 5.0, 199.0, 50.0]])
+    boxes = np.array([[5.0, 5.0, 50.0, 50.0], [0.0, 5.0, 50.0, 50.0], [0.0, 0.0, 199.0, 149.0],
+                      [5.0, 5.0, 199.0, 50.0]])
     # 1-based: x1 > 2, x2 < 198 (W 200), y1 > 1.5, y2 < 148.5 (H 150); or x1 < 2, x2 > 198, ... (whole image)
     assert pr.remove_boundary_boxes(boxes, (150, 200)).tolist() == [True, False, True, False]
     # with W <= 100 the whole-image box fails "x1 < 0.01 W" (x1 = 1) and is dropped too, as released

@@ -12,6 +12,7 @@ from .matconvnet import load_matconvnet, read_matconvnet_params
 from .model import SCNet, VGG16Pool4, published_optimizer, reset_momentum, trainable_parameters
 from .proposals import felzenszwalb_boxes, randomized_prim_boxes, sliding_window_boxes
 
-__all__ = ["SCNet", "VGG16Pool4", "trainable_parameters", "published_optimizer", "reset_momentum", "scnet_loss", "region_iou", "active_proposals",
+__all__ = ["SCNet", "VGG16Pool4", "trainable_parameters", "published_optimizer", "reset_momentum", "scnet_loss",
+           "region_iou", "active_proposals",
            "hough_bins", "hough_vote_scores", "flow_from_region_matches", "sd_filter", "load_matconvnet",
            "read_matconvnet_params", "randomized_prim_boxes", "sliding_window_boxes", "felzenszwalb_boxes"]

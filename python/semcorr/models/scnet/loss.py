@@ -82,8 +82,8 @@ def region_iou(src_boxes: torch.Tensor, tgt_boxes: torch.Tensor, warp_points: Ca
 
     ax, ay, aw, ah = xywh(gt)
     bx, by, bw, bh = xywh(t1)
-    iw = (torch.minimum(ax[:, None] + aw[:, None], bx[None] + bw[None]) - torch.maximum(ax[:, None], bx[None])).clamp(min=0)
-    ih = (torch.minimum(ay[:, None] + ah[:, None], by[None] + bh[None]) - torch.maximum(ay[:, None], by[None])).clamp(min=0)
+    iw = (torch.minimum((ax + aw)[:, None], (bx + bw)[None]) - torch.maximum(ax[:, None], bx[None])).clamp(min=0)
+    ih = (torch.minimum((ay + ah)[:, None], (by + bh)[None]) - torch.maximum(ay[:, None], by[None])).clamp(min=0)
     inter = iw * ih
     return inter / ((aw * ah)[:, None] + (bw * bh)[None] - inter)
 

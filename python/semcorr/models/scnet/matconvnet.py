@@ -113,5 +113,6 @@ def load_matconvnet(path, variant: str, fc_dim: int = 2048, pool: int = 7, raw=N
         if v.ndim == 3 and k.endswith("f"):  # MATLAB drops a trailing singleton dimension (Cout = 1)
             v = v[..., None]
         got[k] = torch.from_numpy(np.asarray(v, dtype=np.float32))
-    check_keys({k: torch.empty(s, device="meta") for k, s in shapes.items()}, got, "SCNet-%s MatConvNet (%s)" % (variant, path))
+    expected = {k: torch.empty(s, device="meta") for k, s in shapes.items()}  # shapes only, no memory
+    check_keys(expected, got, "SCNet-%s MatConvNet (%s)" % (variant, path))
     return {k: (to_torch_conv(got[k].numpy()) if k.endswith("f") else got[k]) for k in shapes}

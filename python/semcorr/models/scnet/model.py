@@ -292,8 +292,8 @@ class SCNet(CorrespondenceModel):
             tb = self.region_boxes(t) if tgt_boxes is None else tgt_boxes[b].to(t.device)
             z = self.scores(s, t, sb, tb)
             guide = self.normalize(s)[0].permute(1, 2, 0).detach().cpu().double().numpy()
-            flow, conf = flow_from_region_matches(z.detach().cpu().double().numpy(), sb.cpu().numpy(), tb.cpu().numpy(), guide,
-                                    tgt_hw, sd=self.sd_filter)
+            flow, conf = flow_from_region_matches(z.detach().cpu().double().numpy(), sb.cpu().numpy(),
+                                                  tb.cpu().numpy(), guide, tgt_hw, sd=self.sd_filter)
             fields.append(torch.from_numpy(flow))
             confs.append(torch.from_numpy(conf))
         from semcorr_ext import flow as sflow

@@ -197,7 +197,7 @@ def _randomized_prim(area, bbox, ei, ej, e, n_runs: int, alpha: np.ndarray, rng:
         acc[grow] += area[nxt]
         active[grow[group[grow].all(1)]] = False
     boxes = np.empty((R, 4))
-    for k, col in enumerate((0, 1)):
+    for col in (0, 1):
         boxes[:, col] = np.where(group, bbox[None, :, col], np.iinfo(np.int64).max).min(1)
     for col in (2, 3):
         boxes[:, col] = np.where(group, bbox[None, :, col], -1).max(1)
