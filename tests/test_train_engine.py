@@ -230,3 +230,24 @@ def test_cli_lists_the_engine_methods_and_prints_the_config(capsys):
     assert cfg["method"] == "sparse-ncnet" and cfg["train"]["batch_size"] == 8
     assert main(["train", "ncnet", "--print-config"]) == 0
     assert json.loads(capsys.readouterr().out)["data"]["train"]["csv"] == "image_pairs/train_pairs.csv"
+
+
+@pytest.mark.parametrize("path", sorted(C.config_dir().glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_config_file_names_a_method_and_valid_model_arguments(path):
+    """Each checked-in config loads, names a trainable method, and its model / model_train arguments are
+    accepted by build_model (with the backbone swapped for a weight-free one: no ImageNet file needed)."""
+    import importlib
+
+    from semcorr.models import build_model
+
+    cfg = C.load_config(str(path))
+    mod = importlib.import_module("semcorr.train.%s" % cfg["method"].replace("-", "_"))
+    assert mod.RECIPE.name == cfg["method"]
+    assert path.stem.startswith(cfg["method"].replace("-", "_") + "_")  # <model>_<dataset>.yaml
+    assert {"model", "optimizer", "train", "data"} <= set(cfg) and cfg["data"]["train"]
+    kw = {**cfg["model"], **(cfg.get("model_train") or {}), "weights": None}
+    kw["backbone"] = "daisy" if cfg["method"] == "scnet" else "hog"
+    if cfg["method"] == "scnet":
+        kw["fc_dim"] = 8
+    with pytest.warns(UserWarning, match="UNTRAINED"):
+        build_model(cfg["method"], **kw)
