@@ -23,7 +23,7 @@ def add_parser(subparsers):
     p.add_argument("--method", default="nn", help="model name (see semcorr.models; default: nn)")
     p.add_argument("--backbone", default=None,
                    help="backbone for the model, e.g. daisy, hog, resnet101 (default: the model's own)")
-    p.add_argument("--checkpoint", default=None, metavar="PATH",
+    p.add_argument("--checkpoint", "--weights", default=None, metavar="PATH",
                    help="trained weights for the model, in the layout its published code saves (e.g. NC-Net's "
                         ".pth.tar, SFNet's best_checkpoint.pt) or the one `semcorr train` writes")
     p.add_argument("--out", default="matches.png", help="picture to write (default: matches.png)")
