@@ -312,6 +312,9 @@ def train(recipe: Recipe, cfg: Dict[str, Any], resume: Optional[str] = None, pro
         train_set = build_data(dcfg["train"])
         val_set = build_data(dcfg["val"]) if dcfg.get("val") else None
         pck_set = data.build_keypoint_dataset(dcfg["pck"]) if dcfg.get("pck") else None
+        if val_set is not None:  # fail now, not after the first epoch, when the validation set is too small
+            data.GlobalBatchSampler(val_set, int(dcfg.get("val_batch_size", tcfg["batch_size"])), info.world_size,
+                                    info.rank, shuffle=False)
         loss_module = _LossModule(model, recipe.loss, cfg)
         wrapped = loss_module
         if info.active:
