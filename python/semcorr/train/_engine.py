@@ -254,11 +254,10 @@ def _validation_pck(model: nn.Module, dataset, pck_cfg: Dict[str, Any], info) ->
     """Mean over pairs of the per-pair PCK at ``alpha`` (default 0.1) with the ``thresh`` reference length
     (default ``img``), pairs sharded over the processes and summed."""
     from semcorr.eval.distributed import UnpaddedDistributedSampler
+    from semcorr.eval.runner import collate_samples
 
     alpha, kind = float(pck_cfg.get("alpha", 0.1)), str(pck_cfg.get("thresh", "img"))
     sampler = UnpaddedDistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank)
-    from semcorr.eval.runner import collate_samples
-
     loader = torch.utils.data.DataLoader(dataset, batch_size=1, sampler=sampler, collate_fn=collate_samples)
     s, n = 0.0, 0
     for batch in loader:
