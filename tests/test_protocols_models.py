@@ -227,3 +227,36 @@ def test_ncnet_protocol_equals_the_published_readout_on_our_volume(tmp_path):
     ref = _published_ncnet_t2s(corr, tgt_224)
     assert corr.shape[-1] == 8
     assert torch.allclose(out["pred"], ref, atol=1e-4), (out["pred"], ref)
+
+
+def test_sfnet_protocol_equals_the_published_readout_of_grid_t2s(tmp_path):
+    """Our SFNet run as model(tgt, src) under sfnet/pfwillow gives what SFNet's eval_willow.py computes from
+    grid_T2S of net(src, tgt): crop the border cells, scale by (n//2)/(n//2 - 1), upsample to the target
+    image (align_corners), read at the rounded target keypoint, (g + 1) * (W_src - 1) / 2 (float64 here)."""
+    from semcorr.data.datasets import build_dataset
+    from semcorr.eval.protocol_geometry import evaluate_pair, prepare_image
+
+    make_willow(tmp_path / "willow", (120, 160), (90, 200))
+    sample = build_dataset("pfwillow", tmp_path / "willow", size=None)[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.manual_seed(0)
+        model = build_model("sfnet", backbone="tiny")
+    proto = PROTOCOLS["sfnet/pfwillow"]
+    out = evaluate_pair(lambda a, b: model.match(a, b), sample, proto)
+    src_in = prepare_image(sample["src_img"], proto.resize, 16)[None]
+    tgt_in = prepare_image(sample["trg_img"], proto.resize, 16)[None]
+    with torch.no_grad():
+        g = model.flows(src_in, tgt_in)["grid_T2S"].double()           # (1, Ht, Wt, 2) over the source grid
+    n = g.shape[1]
+    small = g[:, 1:-1, 1:-1].clone()
+    small[..., 0] *= (n // 2) / (n // 2 - 1)
+    small[..., 1] *= (n // 2) / (n // 2 - 1)
+    up = F.interpolate(small.permute(0, 3, 1, 2), size=(90, 200), mode="bilinear", align_corners=True)[0]
+    ref = []
+    for x, y in sample["trg_kps"][: sample["n_kps"]].tolist():
+        px, py = int(np.round(x)), int(np.round(y))
+        px, py = (px - 1 if px == 200 else px), (py - 1 if py == 90 else py)
+        ref.append([(float(up[0, py, px]) + 1) * (160 - 1) / 2, (float(up[1, py, px]) + 1) * (120 - 1) / 2])
+    assert n == 20
+    assert torch.allclose(out["pred"], torch.tensor(ref, dtype=torch.float64), atol=1e-3), (out["pred"], ref)
