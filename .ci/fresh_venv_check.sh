@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install semcorr_ext as README's "Install" says into a fresh venv that has only torch, then run `semcorr
-# match` on the sample pair and one compat check there; check what the built wheel carried. Usage: bash .ci/fresh_venv_check.sh [SRC_DIR]
-# (default: this checkout; it is copied, so its in-place build is never touched). Everything lives in /tmp.
+# match` on the sample pair and one compat check there, and check what the built wheel carried.
+# Usage: bash .ci/fresh_venv_check.sh [SRC_DIR] (default: this checkout; its tracked files are copied, so its
+# in-place build is never touched). Everything lives in /tmp and is removed at the end.
 set -euo pipefail
 src=$(cd "${1:-$(dirname "$0")/..}" && pwd)
 work=$(mktemp -d /tmp/semcorr-fresh.XXXXXX)

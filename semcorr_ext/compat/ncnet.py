@@ -14,7 +14,6 @@ tensor created with ``requires_grad=True``, which current PyTorch rejects, so NC
 Where the published code misbehaves we do what it evidently meant, and say so in the docstring
 (``maxpool4d`` with a batch > 1; integer offsets from ``maxpool4d``).
 """
-import torch
 from torch import nn
 from torch.nn.modules.utils import _quadruple
 
