@@ -209,7 +209,10 @@ def run(args) -> int:
     t0 = time.perf_counter()
     n_ids = len(hyperpixel_geometry(int(args.backbone[len("resnet"):])))
     candidates = _parse_candidates(args.candidates, n_ids)
-    model = HyperpixelFlow(backbone=args.backbone, hyperpixel_ids=tuple(candidates), weights=weights)
+    # the benchmark decides the margin pruning, as beamsearch.py's HyperpixelFlow(backbone, '0', benchmark)
+    benchmark = args.dataset if args.dataset in ("pfpascal", "pfwillow", "spair") else "pfpascal"
+    model = HyperpixelFlow(backbone=args.backbone, hyperpixel_ids=tuple(candidates), weights=weights,
+                           benchmark=benchmark)
     from semcorr.models import untrained_line
 
     line = untrained_line(model)
