@@ -260,3 +260,21 @@ def test_sfnet_protocol_equals_the_published_readout_of_grid_t2s(tmp_path):
         ref.append([(float(up[0, py, px]) + 1) * (160 - 1) / 2, (float(up[1, py, px]) + 1) * (120 - 1) / 2])
     assert n == 20
     assert torch.allclose(out["pred"], torch.tensor(ref, dtype=torch.float64), atol=1e-3), (out["pred"], ref)
+
+
+def test_explicit_protocol_key_sfnet_bbox_measures_against_the_source_box(tmp_path, capsys):
+    from semcorr.cli import main
+
+    make_pascal(tmp_path / "pascal", (120, 160), (90, 200))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rc = main(["eval", "-m", "sfnet", "-d", "pfpascal", "-r", str(tmp_path / "pascal"), "--protocol",
+                   "sfnet/pfpascal-bbox", "--model-arg", "backbone=tiny", "--out", str(tmp_path / "out"),
+                   "--no-progress", "--no-figures", "--device", "cpu"])
+    assert rc == 0
+    assert "protocol sfnet/pfpascal-bbox" in capsys.readouterr().out
+    rec, = read_records(tmp_path / "out").values()
+    k = _kps(120, 160, 6)                      # T2S: the error and L live in the source, original frame
+    side = max(k[:, 0].max() - k[:, 0].min(), k[:, 1].max() - k[:, 1].min())
+    assert rec["thresh"]["bbox"] == pytest.approx(side)
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["primary_thresh"] == "bbox"
