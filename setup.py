@@ -26,7 +26,7 @@ import setup_helpers  # noqa: E402,F401  (must run before torch.utils.cpp_extens
 # Run-time dependencies. Kept as literals: tests/test_compat_install.py reads them (ast) to check that every
 # third-party import of semcorr_ext/ and python/semcorr/ is declared. torch itself is pinned below to the
 # release this build compiles against. Optional imports go through semcorr._optional, which names the extra.
-RUNTIME_REQUIRES = ["numpy", "torchvision", "scikit-image", "matplotlib", "tqdm", "pyyaml"]
+RUNTIME_REQUIRES = ["numpy", "torchvision", "scikit-image", "matplotlib", "tqdm", "pyyaml", "pillow"]
 EXTRAS_REQUIRE = {
     "datasets": ["scipy", "imageio"],  # PF-PASCAL .mat annotations, dataset image files
     "vit": ["timm"],  # DINOv2 backbones (semcorr.backbones_vit)
