@@ -257,7 +257,8 @@ _PAPER_DEFAULT = {("ncnet", "pfpascal"): "ncnet/pfpascal", ("pmnc", "pfpascal"):
 NOT_COVERED = {
     ("sparse-ncnet", None): "Sparse NC-Net reports HPatches, InLoc and Aachen only (no semantic benchmark)",
     ("sfnet", "caltech"): "SFNet releases no Caltech-101 evaluation script",
-    ("macosnet", "tss"): "MaCoSNet writes .flo files scored by the TSS MATLAB toolkit; not implemented",
+    ("macosnet", "tss"): "MaCoSNet writes .flo files scored by the TSS MATLAB toolkit (and its released TSSVal "
+                         "uses an undefined class_label); not implemented",
     ("macosnet", "spair"): "MaCoSNet's release has no SPair-71k loader",
     ("pmnc", "spair"): "PMNC's slides show SPair-71k qualitatively only",
 }
