@@ -206,7 +206,15 @@ class _LossModule(nn.Module):
 
 
 def _to(batch: Dict[str, Any], device) -> Dict[str, Any]:
-    return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+    """Tensors, and lists of tensors (fields whose shapes differ between pairs), moved to ``device``."""
+    def move(v):
+        if isinstance(v, torch.Tensor):
+            return v.to(device, non_blocking=True)
+        if isinstance(v, list) and v and all(isinstance(x, torch.Tensor) for x in v):
+            return [x.to(device, non_blocking=True) for x in v]
+        return v
+
+    return {k: move(v) for k, v in batch.items()}
 
 
 def _mean_over_ranks(x: float, info) -> float:
