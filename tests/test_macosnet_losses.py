@@ -267,8 +267,13 @@ def test_full_loss_weights_and_terms():
     # the released grid geometry (default): T at linspace(-1, 1) / (227 / 210), placed back with * 227 / 210
     p = L.released_cell_points((4, 4), dtype=out["corr_ab"].dtype).reshape(-1, 2)
     t_ab, t_ba = out["t_ab"], out["t_ba"]
-    stages = ([flow.affine_points(t_ab.theta, p).reshape(2, 4, 4, 2), t_ab(p).reshape(2, 4, 4, 2)],
-              [flow.affine_points(t_ba.theta, p).reshape(2, 4, 4, 2), t_ba(p).reshape(2, 4, 4, 2)])
+
+    def tps_stage(t):  # cells the released composition sends out of bounds score nothing
+        ok = L.released_tps_stage_valid(t.theta, t.tps, (4, 4))
+        return torch.where(ok[..., None], t(p).reshape(2, 4, 4, 2), 1e10)
+
+    stages = ([flow.affine_points(t_ab.theta, p).reshape(2, 4, 4, 2), tps_stage(t_ab)],
+              [flow.affine_points(t_ba.theta, p).reshape(2, 4, 4, 2), tps_stage(t_ba)])
     expect = L.matching_loss(out["corr_ab"], stages[0], out["corr_ba"], stages[1],
                              offset_factor=L.RELEASED_OFFSET_FACTOR)
     assert parts["matching"] == pytest.approx(expect.item())

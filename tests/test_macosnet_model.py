@@ -106,14 +106,17 @@ def _args(tmp_path, *extra):
 
 
 def test_a_few_steps_lower_the_loss_on_a_tiny_batch(tmp_path):
-    # the matching term alone (the cycle term is 0 at the identity start, so the sum first rises); BatchNorm in
-    # eval mode as the released loop: measured -0.194 -> -0.199 -> -0.204 -> -0.210 -> -0.216
-    args = _args(tmp_path, "--steps", "5", "--overfit", "--lr", "1e-4", "--w-cycle", "0", "--save-every", "0")
+    # the matching term of the affine stage alone: the cycle term is 0 at the identity start (the sum first rises),
+    # and the released TPS stage drops the cells whose composition touches the grid border, which on a 4 x 4 grid
+    # is most of them and flips as the transform moves; BatchNorm in eval mode as the released loop.
+    # measured -0.097 -> -0.099 -> -0.102 -> -0.105 -> -0.108
+    args = _args(tmp_path, "--steps", "5", "--overfit", "--lr", "1e-4", "--w-cycle", "0", "--no-cascade",
+                 "--save-every", "0")
     assert args.func(args) == 0
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     h = ckpt["history"]
     assert ckpt["step"] == 5 and len(h) == 5
-    assert h[-1] < h[0] - 0.015, h
+    assert h[-1] < h[0] - 0.008, h
     assert all(x > y for x, y in zip(h, h[1:])), h
 
 

@@ -40,7 +40,8 @@ from torch import nn
 
 from semcorr_ext import flow
 
-__all__ = ["DEFAULT_WEIGHTS", "DEFAULT_MARGIN", "RELEASED_OFFSET_FACTOR", "released_cell_points", "consistency_mask",
+__all__ = ["DEFAULT_WEIGHTS", "DEFAULT_MARGIN", "RELEASED_OFFSET_FACTOR", "released_cell_points",
+           "released_tps_stage_valid", "consistency_mask",
            "matching_score", "correlation_foreground", "inlier_score", "matching_loss", "affine_cycle_loss",
            "sample_points", "cycle_consistency_loss", "transitivity_loss", "perceptual_contrastive_loss",
            "binary_cross_entropy", "task_consistency_loss", "PerceptualFeatures", "MaCoSNetLoss"]
@@ -68,6 +69,32 @@ def released_cell_points(grid: Sequence[int], offset_factor: float = RELEASED_OF
     loss: ``linspace(-1, 1) / offset_factor`` per axis (``AffineGridGenV2`` with ``offset_factor``)."""
     h, w = int(grid[0]), int(grid[1])
     return flow.grid_coords(h, w, dtype=dtype, device=device) / float(offset_factor)
+
+
+def released_tps_stage_valid(theta: torch.Tensor, tps: torch.Tensor, grid: Sequence[int],
+                             offset_factor: float = RELEASED_OFFSET_FACTOR) -> torch.Tensor:
+    """(B, h, w) bool: the cells that the released TPS stage scores at all. ``ComposedGeometricTnf`` resamples the
+    affine sampling grid (nodes ``of * A(g / of)``) bilinearly at the TPS positions ``of * TPS(g / of)`` and sets
+    to 1e10 every TPS position outside (-1, 1)^2 and every affine node outside it; a cell whose TPS position is
+    outside, or whose bilinear stencil touches such a node with a nonzero weight, ends far away (mask weight 0).
+    Elsewhere the resampling is exact (bilinear interpolation reproduces an affine map), i.e. ``A(TPS(p))``.
+    The bounds are strict, as released: near the identity the outer ring of cells sits on +-1 and is kept or dropped
+    by rounding (in the released code too)."""
+    h, w = int(grid[0]), int(grid[1])
+    B = theta.shape[0]
+    p = released_cell_points((h, w), offset_factor, dtype=theta.dtype, device=theta.device).reshape(-1, 2)
+    s = flow.tps_points(tps, p).reshape(B, h, w, 2) * offset_factor
+    nodes = flow.affine_points(theta, p).reshape(B, h * w, 2) * offset_factor
+    node_in = ((nodes > -1) & (nodes < 1)).all(-1)                                  # (B, h*w)
+    valid = ((s > -1) & (s < 1)).all(-1)
+    cx, cy = (s[..., 0] + 1) / 2 * (w - 1), (s[..., 1] + 1) / 2 * (h - 1)
+    x0, y0 = cx.floor().clamp(0, w - 1), cy.floor().clamp(0, h - 1)
+    fx, fy = cx - x0, cy - y0
+    for dx, dy, weight in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+        idx = ((y0 + dy).clamp(0, h - 1) * w + (x0 + dx).clamp(0, w - 1)).long().reshape(B, -1)
+        ok = node_in.gather(1, idx).reshape(B, h, w)
+        valid = valid & (ok | (weight <= 0))
+    return valid
 
 
 def consistency_mask(points_b: torch.Tensor, grid_b: Sequence[int], image_size_b: Optional[Sequence[int]] = None,
@@ -446,7 +473,8 @@ class MaCoSNetLoss(nn.Module):
             B, h, w = corr.shape[:3]
             p = released_cell_points((h, w), self.offset_factor, dtype=corr.dtype, device=corr.device).reshape(-1, 2)
             stages.append(flow.affine_points(t.theta, p).reshape(B, h, w, 2))
-            if t.tps is not None:
-                stages.append(t(p).reshape(B, h, w, 2))
+            if t.tps is not None:  # cells the released composition sends out of bounds score nothing
+                valid = released_tps_stage_valid(t.theta, t.tps, (h, w), self.offset_factor)
+                stages.append(torch.where(valid[..., None], t(p).reshape(B, h, w, 2), 1e10))
         return matching_loss(out["corr_ab"], stages_ab, out["corr_ba"], stages_ba, phi=self.phi,
                              offset_factor=self.offset_factor)
