@@ -85,12 +85,13 @@ def model(**kw):
 
 
 @pytest.mark.parametrize("window", [1, 5])
-def test_window_readout_equals_released_get_flow_dense_and_tiled(window):
+def test_window_readout_equals_released_get_flow_dense_and_banded(window):
     n = 12
     fs, ft = smooth_features(n, seed=1), smooth_features(n, seed=2)
     want = ref_get_flow(normalized_sim(fs, ft), window, n)
-    for cells in (n ** 4, 0):  # full volume (corr4d) and tiled (corr4d_topk + window from the features)
-        m = model(readout="window", window=window, dense_max_cells=cells)
+    for cells in (n ** 4, 0):  # the full volume at once, and one band of source rows at a time
+        m = model(readout="window", window=window, dense_max_cells=cells, band_bytes=1)
+        assert m._band_rows(n, n, n * n, 8) == (n if cells else 1)
         field, conf, centre = m.canvas_matches(fs, ft)
         torch.testing.assert_close(field, want, rtol=1e-6, atol=1e-6)
         torch.testing.assert_close(conf.reshape(-1), normalized_sim(fs, ft).max(-1).values, rtol=1e-6, atol=1e-6)
@@ -124,9 +125,12 @@ def test_argmax_readout_and_tiled_refusals():
     assert torch.equal(centre.reshape(-1), idx)
     assert torch.equal(field.reshape(-1, 2), torch.stack([idx % n, idx // n], -1).double())
     with pytest.raises(ValueError, match="dense_max_cells"):
-        model(readout="kernel", dense_max_cells=0).canvas_matches(fs, ft)
+        model(readout="kernel", dense_max_cells=0, band_bytes=1).canvas_matches(fs, ft)
     with pytest.raises(ValueError, match="dense_max_cells"):
-        model(mutual=True, dense_max_cells=0).canvas_matches(fs, ft)
+        model(mutual=True, dense_max_cells=0, band_bytes=1).canvas_matches(fs, ft)
+    # banded argmax = dense argmax
+    _, _, banded = model(readout="argmax", dense_max_cells=0, band_bytes=1).canvas_matches(fs, ft)
+    assert torch.equal(banded.reshape(-1), idx)
 
 
 def test_mutual_option_uses_ncnet_filter():

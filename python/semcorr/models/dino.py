@@ -10,8 +10,8 @@ Pipeline and where each default comes from (all GeoAware-SC's zero-shot SPair co
 2. **Features**: ``dinov2_vitb14`` (:class:`semcorr.backbones_vit.DINOv2Features`), last block (``layer=11``),
    facet ``token`` (before the final norm), ImageNet mean/std: a 60 x 60 x 768 map per image.
 3. **Correlation**: cosine similarity of every source and target cell (GeoAware-SC normalises each
-   descriptor, then one matmul) — ``ops.corr4d`` for grids up to ``dense_max_cells`` volume cells, else
-   ``ops.corr4d_topk`` (k = 1: the argmax without the volume) plus the few window correlations.
+   descriptor, then one matmul) — ``ops.corr4d``, on bands of source rows when the volume would exceed
+   ``dense_max_cells`` cells (each band is read out before the next is formed).
 4. **Readout** (``readout="window"``, ``window=5``, ``beta=50``): GeoAware-SC's ``get_flow`` with
    ``SOFT_EVAL_WINDOW=5``: around each source cell's argmax, the correlations inside an 11 x 11 window are kept
    and all others set to 0 (not removed: they still enter the softmax), then SFNet's soft-argmax with
@@ -49,7 +49,7 @@ from ..backbones_vit import DINOV2_MODELS, DINOv2Features, dinov2_hub_checkpoint
 from . import register_model
 from .base import CorrespondenceModel, Matches
 
-__all__ = ["DinoMatcher", "letterbox", "window_soft_argmax", "window_offsets"]
+__all__ = ["DinoMatcher", "letterbox", "window_soft_argmax", "window_offsets", "sparse_consensus_argmax"]
 
 _PATCH = 14
 READOUTS = ("window", "kernel", "argmax")
@@ -145,33 +145,6 @@ def _window_positions(center: torch.Tensor, tgt_grid, window: int):
     return torch.stack([y, x], -1), valid, flat
 
 
-def _inv_norm(f: torch.Tensor, eps: float = _EPS) -> torch.Tensor:
-    """(B, C, N) -> (B, N) 1 / sqrt(sum f^2 + eps): corr4d's normalisation, without a normalised copy."""
-    return torch.rsqrt((f * f).sum(1) + eps)
-
-
-def window_correlations(fs: torch.Tensor, ft: torch.Tensor, flat: torch.Tensor,
-                        chunk_bytes: int = 16 << 20) -> torch.Tensor:
-    """Cosine correlations of each source cell with K target cells, without the volume.
-
-    fs: (B, C, Ns), ft: (B, C, Nt) raw features; flat: (B, Ns, K) target indices. Returns (B, Ns, K) equal
-    to ``ops.corr4d(normalize=True, eps=_EPS)`` at those entries. Sources are processed in chunks so that the gathered
-    target features stay under ``chunk_bytes``."""
-    B, C, Ns = fs.shape
-    K = flat.shape[-1]
-    inv_s, inv_t = _inv_norm(fs), _inv_norm(ft)
-    ft_rows = ft.transpose(1, 2)  # (B, Nt, C) view
-    out = fs.new_empty(B, Ns, K)
-    step = max(1, chunk_bytes // max(1, K * C * fs.element_size()))
-    for b in range(B):
-        for s0 in range(0, Ns, step):
-            idx = flat[b, s0:s0 + step]  # (n, K)
-            g = ft_rows[b][idx.reshape(-1)].reshape(idx.shape[0], K, C)
-            dots = torch.bmm(g, fs[b, :, s0:s0 + step].t().unsqueeze(-1)).squeeze(-1)  # (n, K)
-            out[b, s0:s0 + step] = dots * inv_s[b, s0:s0 + step, None] * inv_t[b][idx]
-    return out
-
-
 def sparse_consensus_argmax(fs_map: torch.Tensor, ft_map: torch.Tensor, topk: int) -> torch.Tensor:
     """Re-pick each source cell's match by neighbourhood consensus on the sparse top-k volume.
 
@@ -231,8 +204,9 @@ class DinoMatcher(CorrespondenceModel):
         mutual: our option: NC-Net's soft mutual filter on the volume before the readout (needs the volume).
         consensus: our option: ``"sparse"`` (hand-set sparse neighbourhood consensus picks the window centre).
         topk: candidates per cell and direction for ``consensus="sparse"``.
-        dense_max_cells: largest ``Ns * Nt`` for which the full volume is formed (``ops.corr4d``); above it the
-            argmax comes from ``ops.corr4d_topk`` and the window values from the features (same numbers).
+        dense_max_cells: largest ``Ns * Nt`` for which the full volume is formed at once (default: GeoAware-SC's
+            60 x 60 grids); above it ``ops.corr4d`` runs on bands of source rows of at most ``band_bytes`` each,
+            read out band by band (same numbers, the volume never exists).
         **backbone_kwargs: passed to :class:`DINOv2Features` (e.g. ``depth=`` for small tests).
 
     ``forward(src, tgt)`` -> :class:`Matches` on a source grid of ``(round(h' / 14), round(w' / 14))`` cells
@@ -244,7 +218,8 @@ class DinoMatcher(CorrespondenceModel):
     def __init__(self, backbone: Union[str, nn.Module] = "dinov2_vitb14", weights="auto", img_size: int = 840,
                  layers: Sequence[int] = (-1,), facet: str = "token", readout: str = "window", window: int = 5,
                  beta: float = 50.0, sigma: float = 5.0, mutual: bool = False, consensus: Optional[str] = None,
-                 topk: int = 10, dense_max_cells: int = 3600 * 3600, checkpoint=None, **backbone_kwargs):
+                 topk: int = 10, dense_max_cells: int = 3600 * 3600, band_bytes: int = 32 << 20, checkpoint=None,
+                 **backbone_kwargs):
         super().__init__()
         if int(img_size) < _PATCH or int(img_size) % _PATCH:
             raise ValueError("img_size must be a positive multiple of %d, got %r" % (_PATCH, img_size))
@@ -264,7 +239,7 @@ class DinoMatcher(CorrespondenceModel):
             weights = checkpoint
         self.img_size, self.readout, self.window = int(img_size), readout, int(window)
         self.beta, self.sigma, self.mutual, self.consensus = float(beta), float(sigma), bool(mutual), consensus
-        self.topk, self.dense_max_cells = int(topk), int(dense_max_cells)
+        self.topk, self.dense_max_cells, self.band_bytes = int(topk), int(dense_max_cells), int(band_bytes)
         if isinstance(backbone, str):
             if backbone not in DINOV2_MODELS:
                 raise ValueError("backbone must be a DINOv2 name (%s) or a module, got %r"
@@ -286,39 +261,54 @@ class DinoMatcher(CorrespondenceModel):
             feats = feats[0] if len(feats) == 1 else torch.cat([F.normalize(f, dim=1) for f in feats], 1)
         return feats
 
+    def _band_rows(self, Hs: int, Ws: int, Nt: int, itemsize: int) -> int:
+        """Source rows per correlation band: all of them up to ``dense_max_cells`` volume cells, else as many
+        as fit in ``band_bytes``."""
+        if Hs * Ws * Nt <= self.dense_max_cells:
+            return Hs
+        return max(1, min(Hs, self.band_bytes // max(1, Ws * Nt * itemsize)))
+
     def canvas_matches(self, fs: torch.Tensor, ft: torch.Tensor):
         """Canvas-grid readout: fs (B, C, Hs, Ws), ft (B, C, Ht, Wt) -> (field (B, Hs, Ws, 2) in target cells
-        (x, y), confidence (B, Hs, Ws), centre (B, Hs, Ws) flat target index)."""
+        (x, y), confidence (B, Hs, Ws), centre (B, Hs, Ws) flat target index of the window centre).
+
+        The correlation is formed one band of source rows at a time (``ops.corr4d`` of the band against the
+        whole target: the same numbers as the full volume), and each band is read out at once (argmax, window
+        values), so the peak is one band, never the volume, on large grids."""
         B, C, Hs, Ws = fs.shape
         Ht, Wt = ft.shape[-2:]
         Ns, Nt = Hs * Ws, Ht * Wt
-        dense = Ns * Nt <= self.dense_max_cells
-        if (self.mutual or self.readout == "kernel") and not dense:
+        rows = self._band_rows(Hs, Ws, Nt, fs.element_size())
+        if (self.mutual or self.readout == "kernel") and rows < Hs:
             raise ValueError("readout='kernel' and mutual=True need the full volume: %d x %d cells exceed "
                              "dense_max_cells=%d" % (Ns, Nt, self.dense_max_cells))
-        corr = None
-        if dense:
-            corr = ops.corr4d(fs, ft, normalize=True, eps=_EPS)
+        fixed = sparse_consensus_argmax(fs, ft, self.topk) if self.consensus == "sparse" else None
+        conf = fs.new_empty(B, Ns)
+        centre = torch.empty(B, Ns, dtype=torch.long, device=fs.device)
+        values = flat = pos = valid = None
+        if self.readout == "window":
+            off = window_offsets(self.window, fs.device)
+            values = fs.new_empty(B, Ns, off.shape[0])
+        for r0 in range(0, Hs, rows):
+            sl = slice(r0 * Ws, min(Hs, r0 + rows) * Ws)
+            corr = ops.corr4d(fs[:, :, r0:r0 + rows], ft, normalize=True, eps=_EPS)
             if self.mutual:
                 corr = ops.mutual_matching(corr.relu())
-            conf, centre = corr.reshape(B, Ns, Nt).max(-1)
-        else:
-            vals, idx = ops.corr4d_topk(fs, ft, 1, eps=_EPS)
-            conf, centre = vals.reshape(B, Ns), idx.reshape(B, Ns)
-        if self.consensus == "sparse":
-            centre = sparse_consensus_argmax(fs, ft, self.topk)
+            band = corr.reshape(B, -1, Nt)
+            conf[:, sl], centre[:, sl] = band.max(-1)
+            if fixed is not None:
+                centre[:, sl] = fixed[:, sl]
+            if self.readout == "window":
+                _, _, flat = _window_positions(centre[:, sl], (Ht, Wt), self.window)
+                values[:, sl] = torch.gather(band, 2, flat)
+            elif self.readout == "kernel":  # a single band: the whole volume
+                g = ops.kernel_soft_argmax(corr, beta=self.beta, sigma=self.sigma, normalize=False)  # [-1, 1]
+                field = torch.stack([(g[..., 0] + 1) * (Wt - 1) / 2, (g[..., 1] + 1) * (Ht - 1) / 2], -1)
+            del corr, band
         if self.readout == "argmax":
             field = torch.stack([centre % Wt, centre // Wt], -1).to(fs.dtype)
-        elif self.readout == "kernel":
-            g = ops.kernel_soft_argmax(corr, beta=self.beta, sigma=self.sigma, normalize=False)  # [-1, 1]
-            field = torch.stack([(g[..., 0] + 1) * (Wt - 1) / 2, (g[..., 1] + 1) * (Ht - 1) / 2], -1)
-            field = field.reshape(B, Ns, 2)
-        else:
-            pos, valid, flat = _window_positions(centre, (Ht, Wt), self.window)
-            if corr is not None:
-                values = torch.gather(corr.reshape(B, Ns, Nt), 2, flat.reshape(B, Ns, -1))
-            else:
-                values = window_correlations(fs.reshape(B, C, Ns), ft.reshape(B, C, Nt), flat)
+        elif self.readout == "window":
+            pos, valid, _ = _window_positions(centre, (Ht, Wt), self.window)
             field = window_soft_argmax(values, pos, valid, (Ht, Wt), self.beta).to(fs.dtype)
         return field.reshape(B, Hs, Ws, 2), conf.reshape(B, Hs, Ws), centre.reshape(B, Hs, Ws)
 
