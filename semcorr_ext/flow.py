@@ -330,11 +330,13 @@ def _tps_u(r2: torch.Tensor) -> torch.Tensor:
     return torch.where(r2 > 0, r2 * torch.log(r2.clamp_min(1e-30)), torch.zeros_like(r2))
 
 
-def _tps_system_inverse(ctrl: torch.Tensor) -> torch.Tensor:
-    """(K+3, K+3) inverse of the TPS interpolation system [[U(P_i, P_j), 1, x_i, y_i]; [1, x, y]^T, 0]."""
+def _tps_system_inverse(ctrl: torch.Tensor, regularization: float = 0.0) -> torch.Tensor:
+    """(K+3, K+3) inverse of the TPS interpolation system [[U(P_i, P_j) + r I, 1, x_i, y_i]; [1, x, y]^T, 0]."""
     c = ctrl.to(torch.float64)
     K = c.shape[0]
     Kmat = _tps_u(((c[:, None, :] - c[None, :, :]) ** 2).sum(-1))
+    if regularization:
+        Kmat = Kmat + float(regularization) * torch.eye(K, dtype=c.dtype, device=c.device)
     P = torch.cat([torch.ones(K, 1, dtype=c.dtype, device=c.device), c], 1)
     L = torch.zeros(K + 3, K + 3, dtype=c.dtype, device=c.device)
     L[:K, :K] = Kmat
@@ -344,7 +346,7 @@ def _tps_system_inverse(ctrl: torch.Tensor) -> torch.Tensor:
 
 
 def tps_points(displacement: torch.Tensor, pts: torch.Tensor,
-               control_points: Optional[torch.Tensor] = None) -> torch.Tensor:
+               control_points: Optional[torch.Tensor] = None, regularization: float = 0.0) -> torch.Tensor:
     """Thin-plate-spline point map: the TPS that sends each control point P_k to ``P_k + displacement[:, k]``.
 
     Args:
@@ -352,10 +354,12 @@ def tps_points(displacement: torch.Tensor, pts: torch.Tensor,
             normalised coordinates; zeros give the identity.
         pts: (B, N, 2) or (N, 2) normalised (x, y) points to transform.
         control_points: (K, 2); default :func:`tps_control_points` of a sqrt(K) x sqrt(K) grid.
+        regularization: r added to the kernel's diagonal (CNNGeometric's ``TpsGridGen(reg_factor=r)``): a smoother
+            map that no longer passes exactly through the targets. Default 0 (interpolation).
 
     Returns (B, N, 2): ``T(p) = a_0 + a_1 x + a_2 y + sum_k w_k U(|p - P_k|)`` with U(r) = r^2 log r^2, the
-    minimum-bending interpolant (exact at the control points; any affine map of the control points is
-    reproduced exactly everywhere). Differentiable in ``displacement`` and ``pts``.
+    minimum-bending interpolant (without regularization exact at the control points; any affine map of the control
+    points is reproduced exactly everywhere). Differentiable in ``displacement`` and ``pts``.
     """
     if displacement.dim() == 2:
         if displacement.shape[1] % 2:
@@ -373,7 +377,7 @@ def tps_points(displacement: torch.Tensor, pts: torch.Tensor,
         control_points = tps_control_points(g, dtype=torch.float64, device=device)
     if tuple(control_points.shape) != (K, 2):
         raise ValueError("control_points must be (K, 2) = (%d, 2), got shape %s" % (K, tuple(control_points.shape)))
-    Linv = _tps_system_inverse(control_points).to(dtype)                 # (K+3, K+3)
+    Linv = _tps_system_inverse(control_points, regularization).to(dtype)  # (K+3, K+3)
     ctrl = control_points.to(dtype=dtype, device=device)
     values = ctrl.unsqueeze(0) + displacement                             # (B, K, 2)
     rhs = torch.cat([values, values.new_zeros(B, 3, 2)], 1)              # (B, K+3, 2)

@@ -270,7 +270,7 @@ def test_full_loss_weights_and_terms():
 
     def tps_stage(t):  # cells the released composition sends out of bounds score nothing
         ok = L.released_tps_stage_valid(t.theta, t.tps, (4, 4))
-        return torch.where(ok[..., None], t(p).reshape(2, 4, 4, 2), 1e10)
+        return torch.where(ok[..., None], L.released_tps_stage(t.theta, t.tps, p).reshape(2, 4, 4, 2), 1e10)
 
     stages = ([flow.affine_points(t_ab.theta, p).reshape(2, 4, 4, 2), tps_stage(t_ab)],
               [flow.affine_points(t_ba.theta, p).reshape(2, 4, 4, 2), tps_stage(t_ba)])

@@ -71,8 +71,8 @@ def regression_ref(x, sd, prefix, n_layers=2):
     return x.reshape(x.shape[0], -1) @ sd[prefix + "linear.weight"].double().T + sd[prefix + "linear.bias"].double()
 
 
-def tps_points_ref(theta, pts, g=3):
-    """geotnf TpsGridGen.apply_transformation of (B, 2N) control targets at points (B, M, 2), reg_factor 0."""
+def tps_points_ref(theta, pts, g=3, reg=0.0):
+    """geotnf TpsGridGen.apply_transformation of (B, 2N) control targets at points (B, M, 2) (``reg_factor``)."""
     lin = torch.linspace(-1, 1, g, dtype=D)
     p_y, p_x = torch.meshgrid(lin, lin, indexing="xy")  # numpy meshgrid(axis, axis) -> (P_Y, P_X)
     px, py = p_x.reshape(-1, 1), p_y.reshape(-1, 1)
@@ -80,6 +80,8 @@ def tps_points_ref(theta, pts, g=3):
     d2 = (px - px.T) ** 2 + (py - py.T) ** 2
     d2[d2 == 0] = 1
     K = d2 * torch.log(d2)
+    if reg != 0:
+        K = K + torch.eye(n, dtype=D) * reg
     P = torch.cat([torch.ones(n, 1, dtype=D), px, py], 1)
     L = torch.cat([torch.cat([K, P], 1), torch.cat([P.T, torch.zeros(3, 3, dtype=D)], 1)], 0)
     Li = torch.inverse(L)
@@ -178,13 +180,13 @@ def match_score_ref(grid, matches, seg):
     return ((mask * matches).sum(1) * seg[:, 0]).sum((1, 2))
 
 
-def composed_grid_ref(theta_aff, theta_tps, h, w):
-    """ComposedGeometricTnf (reg_factor 0): the affine sampling grid, sampled at the TPS grid (both with the offset
+def composed_grid_ref(theta_aff, theta_tps, h, w, reg=0.2):
+    """ComposedGeometricTnf (TpsMatchScore's: tps_reg_factor 0.2 from the train parser): the affine sampling grid, sampled at the TPS grid (both with the offset
     factor), out-of-bound values of either set to 1e10."""
     aff = affine_grid_v2_ref(theta_aff, h, w)
     gy, gx = torch.meshgrid(torch.linspace(-1, 1, h, dtype=D), torch.linspace(-1, 1, w, dtype=D), indexing="ij")
     pts = (torch.stack([gx, gy], -1) / OF).reshape(1, -1, 2).expand(theta_tps.shape[0], -1, -1)
-    tps = tps_points_ref(theta_tps, pts).reshape(-1, h, w, 2) * OF
+    tps = tps_points_ref(theta_tps, pts, reg=reg).reshape(-1, h, w, 2) * OF
     inb = ((aff > -1) & (aff < 1)).all(-1, keepdim=True).to(D)
     aff = inb * aff + (inb - 1) * 1e10
     comp = F.grid_sample(aff.permute(0, 3, 1, 2), tps, align_corners=True).permute(0, 2, 3, 1)
@@ -216,7 +218,7 @@ def test_matching_scores_equal_the_released_aff_and_tps_match_scores():
     # the cells the released composition keeps near the grid (1e10 times a stencil weight lands far away)
     assert torch.equal(valid, comp.abs().max(-1).values < 10)
     assert 0 < int((~valid).sum()) < valid.numel() // 4  # some TPS positions leave the grid: exercised
-    pts = torch.where(valid[..., None], t(p).reshape(B, h, w, 2), 1e10)
+    pts = torch.where(valid[..., None], L.released_tps_stage(t.theta, t.tps, p).reshape(B, h, w, 2), 1e10)
     ours = L.inlier_score(corr, pts, foreground=fg, offset_factor=L.RELEASED_OFFSET_FACTOR)
     ref = match_score_ref(comp, matches, seg)
     torch.testing.assert_close(ours, ref, rtol=1e-7, atol=1e-9)

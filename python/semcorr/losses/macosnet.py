@@ -40,8 +40,8 @@ from torch import nn
 
 from semcorr_ext import flow
 
-__all__ = ["DEFAULT_WEIGHTS", "DEFAULT_MARGIN", "RELEASED_OFFSET_FACTOR", "released_cell_points",
-           "released_tps_stage_valid", "consistency_mask",
+__all__ = ["DEFAULT_WEIGHTS", "DEFAULT_MARGIN", "RELEASED_OFFSET_FACTOR", "RELEASED_TPS_REGULARIZATION",
+           "released_cell_points", "released_tps_stage", "released_tps_stage_valid", "consistency_mask",
            "matching_score", "correlation_foreground", "inlier_score", "matching_loss", "affine_cycle_loss",
            "sample_points", "cycle_consistency_loss", "transitivity_loss", "perceptual_contrastive_loss",
            "binary_cross_entropy", "task_consistency_loss", "PerceptualFeatures", "MaCoSNetLoss"]
@@ -71,8 +71,21 @@ def released_cell_points(grid: Sequence[int], offset_factor: float = RELEASED_OF
     return flow.grid_coords(h, w, dtype=dtype, device=device) / float(offset_factor)
 
 
+#: the TPS regularisation of the released matching loss (``TpsMatchScore(tps_reg_factor=0.2)``, the train parser's
+#: default; the model itself warps and evaluates with 0)
+RELEASED_TPS_REGULARIZATION = 0.2
+
+
+def released_tps_stage(theta: torch.Tensor, tps: torch.Tensor, pts: torch.Tensor,
+                       regularization: float = RELEASED_TPS_REGULARIZATION) -> torch.Tensor:
+    """``A(TPS_r(p))``: the affine + TPS map of the released ``TpsMatchScore`` at points (N, 2) -> (B, N, 2), its
+    TPS regularised by ``r`` (:func:`semcorr_ext.flow.tps_points`); ``tps`` (B, K, 2) displacements."""
+    return flow.affine_points(theta, flow.tps_points(tps, pts, regularization=regularization))
+
+
 def released_tps_stage_valid(theta: torch.Tensor, tps: torch.Tensor, grid: Sequence[int],
-                             offset_factor: float = RELEASED_OFFSET_FACTOR) -> torch.Tensor:
+                             offset_factor: float = RELEASED_OFFSET_FACTOR,
+                             regularization: float = RELEASED_TPS_REGULARIZATION) -> torch.Tensor:
     """(B, h, w) bool: the cells that the released TPS stage scores at all. ``ComposedGeometricTnf`` resamples the
     affine sampling grid (nodes ``of * A(g / of)``) bilinearly at the TPS positions ``of * TPS(g / of)`` and sets
     to 1e10 every TPS position outside (-1, 1)^2 and every affine node outside it; a cell whose TPS position is
@@ -83,7 +96,7 @@ def released_tps_stage_valid(theta: torch.Tensor, tps: torch.Tensor, grid: Seque
     h, w = int(grid[0]), int(grid[1])
     B = theta.shape[0]
     p = released_cell_points((h, w), offset_factor, dtype=theta.dtype, device=theta.device).reshape(-1, 2)
-    s = flow.tps_points(tps, p).reshape(B, h, w, 2) * offset_factor
+    s = flow.tps_points(tps, p, regularization=regularization).reshape(B, h, w, 2) * offset_factor
     nodes = flow.affine_points(theta, p).reshape(B, h * w, 2) * offset_factor
     node_in = ((nodes > -1) & (nodes < 1)).all(-1)                                  # (B, h*w)
     valid = ((s > -1) & (s < 1)).all(-1)
@@ -415,12 +428,15 @@ class MaCoSNetLoss(nn.Module):
     Terms whose weight is 0 are not computed; the transitivity term is skipped when the batch has no triplet.
     ``cycle``: ``"released"`` (default, :func:`affine_cycle_loss`) or ``"paper"`` (:func:`cycle_consistency_loss`
     on the full transform, distances in normalised coordinates). ``offset_factor``: the matching loss's grid
-    geometry, :data:`RELEASED_OFFSET_FACTOR` (default) or ``None`` (the exact cell centres of the working image).
+    geometry, :data:`RELEASED_OFFSET_FACTOR` (default) or ``None`` (the exact cell centres of the working image,
+    the model's own TPS). ``tps_regularization``: the TPS of the matching loss's second stage
+    (:data:`RELEASED_TPS_REGULARIZATION`, used with the released geometry).
     """
 
     def __init__(self, perceptual: Optional[nn.Module] = None, weights: Optional[Dict[str, float]] = None,
                  margin: float = DEFAULT_MARGIN, phi: float = 1.0, n_points: int = 10, cycle: str = "released",
-                 offset_factor: Optional[float] = RELEASED_OFFSET_FACTOR):
+                 offset_factor: Optional[float] = RELEASED_OFFSET_FACTOR,
+                 tps_regularization: float = RELEASED_TPS_REGULARIZATION):
         super().__init__()
         self.weights = dict(DEFAULT_WEIGHTS)
         if weights:
@@ -435,6 +451,7 @@ class MaCoSNetLoss(nn.Module):
         self.perceptual = perceptual
         self.margin, self.phi, self.n_points, self.cycle = float(margin), float(phi), int(n_points), cycle
         self.offset_factor = None if offset_factor is None else float(offset_factor)
+        self.tps_regularization = float(tps_regularization)
 
     def forward(self, out: dict):
         w = self.weights
@@ -474,7 +491,9 @@ class MaCoSNetLoss(nn.Module):
             p = released_cell_points((h, w), self.offset_factor, dtype=corr.dtype, device=corr.device).reshape(-1, 2)
             stages.append(flow.affine_points(t.theta, p).reshape(B, h, w, 2))
             if t.tps is not None:  # cells the released composition sends out of bounds score nothing
-                valid = released_tps_stage_valid(t.theta, t.tps, (h, w), self.offset_factor)
-                stages.append(torch.where(valid[..., None], t(p).reshape(B, h, w, 2), 1e10))
+                r = self.tps_regularization
+                valid = released_tps_stage_valid(t.theta, t.tps, (h, w), self.offset_factor, r)
+                pts = released_tps_stage(t.theta, t.tps, p, r).reshape(B, h, w, 2)
+                stages.append(torch.where(valid[..., None], pts, 1e10))
         return matching_loss(out["corr_ab"], stages_ab, out["corr_ba"], stages_ba, phi=self.phi,
                              offset_factor=self.offset_factor)
