@@ -251,3 +251,22 @@ def test_cli_match_with_official_layout_file(tmp_path, capsys, monkeypatch):
         assert cli.main(["match", "--method", "dino", "--backbone", "dinov2_vits14", "--size", "96",
                          "--out", str(tmp_path / "u.png")]) == 0
     assert "UNTRAINED: dino has random weights in backbone" in capsys.readouterr().out
+
+
+def test_eval_on_spair_uses_the_per_keypoint_bbox_protocol(tmp_path):
+    from semcorr.eval.protocols import resolve_protocol
+    from semcorr.eval.runner import EvalConfig, evaluate
+    from test_datasets import make_spair
+
+    proto, _ = resolve_protocol("paper", "dino", "spair")
+    assert (proto.key, proto.thresh, proto.average, proto.direction, proto.alphas[0]) == \
+        ("dino/spair", "bbox", "keypoint", "s2t", 0.1)
+    make_spair(tmp_path / "data")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = evaluate(EvalConfig(method="dino", dataset="spair", root=str(tmp_path / "data"), progress=False,
+                                  figures=False, print_table=False, device="cpu", out=str(tmp_path / "out"),
+                                  model_kwargs=dict(backbone="dinov2_vits14", depth=1, img_size=56, weights=None)))
+    assert res["protocol"]["key"] == "dino/spair" and res["protocol"]["average"] == "keypoint"
+    assert res["untrained"].startswith("UNTRAINED: dino")
+    assert "pooled keypoints" in res["pck_average"]

@@ -240,6 +240,14 @@ _ALL = [
              transfer="transform", alphas=(0.05, 0.1, 0.15),
              published=(("PF-WILLOW PCK@0.05/0.1/0.15 (L = 224)", "0.538/0.854/0.939"),),
              weights="--model-arg backbone=resnet101 --model-arg checkpoint=MACOSNET_CHECKPOINT"),
+    Protocol("dino/spair", "dino", "spair",
+             "Junyi42/GeoAware-SC pck_train.py --KPT_RESULT (per keypoint: its setting for zero-shot methods), "
+             "utils/utils_dataset.py (load_spair_data: L = max side of the target box)",
+             Resize("keep"), Frame("original"), "bbox", alphas=(0.1, 0.05, 0.01), average="keypoint",
+             published=(("SPair-71k PCK@0.1, GeoAware-SC zero-shot (SD + DINOv2 features, adaptive flip: more than "
+                         "this DINOv2-only model)", "65.4"),),
+             weights="--model-arg weights=dinov2_vitb14_pretrain.pth (the official DINOv2 file)",
+             notes="the model letterboxes to 840 px itself; error / box in the 840 frame = in the original frame"),
 ]
 
 #: every protocol by key
@@ -251,7 +259,8 @@ _PAPER_DEFAULT = {("ncnet", "pfpascal"): "ncnet/pfpascal", ("pmnc", "pfpascal"):
                   ("hpf", "spair"): "hpf/spair", ("hpf", "caltech"): "hpf/caltech",
                   ("sfnet", "pfpascal"): "sfnet/pfpascal",
                   ("sfnet", "pfwillow"): "sfnet/pfwillow", ("scnet", "pfpascal"): "scnet/pfpascal",
-                  ("macosnet", "pfpascal"): "macosnet/pfpascal", ("macosnet", "pfwillow"): "macosnet/pfwillow"}
+                  ("macosnet", "pfpascal"): "macosnet/pfpascal", ("macosnet", "pfwillow"): "macosnet/pfwillow",
+                  ("dino", "spair"): "dino/spair"}
 
 #: what the papers report but no protocol covers yet, and why (printed in the fallback message and the docs)
 NOT_COVERED = {
