@@ -98,11 +98,10 @@ def test_training_outputs_and_gradients_reach_every_part():
         assert g > 0, name
 
 
-def _args(tmp_path, *extra):
-    parser = cli.build_parser()
-    return parser.parse_args(["train", "macosnet", "--backbone", "tiny", "--image-size", "64", "--batch-size", "2",
-                              "--no-progress",
-                              "--out", str(tmp_path / "run"), "--log-every", "0", *extra])
+def _train(tmp_path, *extra) -> int:
+    """`semcorr train macosnet` on the tiny encoder at 64 px (through the CLI, as a user runs it)."""
+    return cli.main(["train", "macosnet", "--backbone", "tiny", "--image-size", "64", "--batch-size", "2",
+                     "--no-progress", "--out", str(tmp_path / "run"), "--log-every", "0", *extra])
 
 
 def test_a_few_steps_lower_the_loss_on_a_tiny_batch(tmp_path):
@@ -110,9 +109,8 @@ def test_a_few_steps_lower_the_loss_on_a_tiny_batch(tmp_path):
     # and the released TPS stage drops the cells whose composition touches the grid border, which on a 4 x 4 grid
     # is most of them and flips as the transform moves; BatchNorm in eval mode as the released loop.
     # measured -0.097 -> -0.099 -> -0.102 -> -0.105 -> -0.108
-    args = _args(tmp_path, "--steps", "5", "--overfit", "--lr", "1e-4", "--w-cycle", "0", "--no-cascade",
-                 "--save-every", "0")
-    assert args.func(args) == 0
+    assert _train(tmp_path, "--steps", "5", "--overfit", "--lr", "1e-4", "--w-cycle", "0", "--no-cascade",
+                  "--save-every", "0") == 0
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     h = ckpt["history"]
     assert ckpt["step"] == 5 and len(h) == 5
@@ -121,14 +119,12 @@ def test_a_few_steps_lower_the_loss_on_a_tiny_batch(tmp_path):
 
 
 def test_train_checkpoint_resume_and_load_for_matching(tmp_path, capsys):
-    args = _args(tmp_path, "--steps", "2", "--save-every", "1")
-    assert args.func(args) == 0
+    assert _train(tmp_path, "--steps", "2", "--save-every", "1") == 0
     path = tmp_path / "run" / "last.pt"
     first = load_checkpoint(path)
     assert first["step"] == 2 and len(first["history"]) == 2
     assert first["config"]["backbone"] == "tiny" and first["config"]["image_size"] == 64
-    args = _args(tmp_path, "--steps", "3", "--resume", "auto")
-    assert args.func(args) == 0
+    assert _train(tmp_path, "--steps", "3", "--resume", "auto") == 0
     assert "resumed from" in capsys.readouterr().out
     second = load_checkpoint(path)
     assert second["step"] == 3 and second["history"][:2] == first["history"]
