@@ -295,3 +295,12 @@ def test_hpf_caltech_transfers_the_polygon_vertices_and_rasterises_both(tmp_path
     assert g["category/Faces"]["ltacc"] == pytest.approx(1 - 20 / 120)
     assert g["category/ant"]["iou"] == pytest.approx(1.0) and g["category/ant"]["ltacc"] == pytest.approx(1.0)
     assert "locerr" not in g["all"]
+
+
+def test_cli_lists_the_protocols(capsys):
+    from semcorr.cli import main
+
+    assert main(["eval", "--protocol", "list"]) == 0
+    out = capsys.readouterr().out
+    assert all(key in out for key in PROTOCOLS)
+    assert "ncnet/pfpascal" in out and "T2S" in out and "78.9" in out

@@ -42,8 +42,8 @@ def configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--root", "-r", default=None, help="dataset folder as downloaded (not needed for synthetic)")
     p.add_argument("--protocol", default="paper",
                    help="paper (default: the method's published evaluation), uniform (one common setting: "
-                        "--size squash, source -> target), or a protocol key such as sfnet/pfpascal-bbox "
-                        "(see docs/EVALUATION.md)")
+                        "--size squash, source -> target), a protocol key such as sfnet/pfpascal-bbox, or "
+                        "list (print the protocols and exit; see docs/EVALUATION.md)")
     p.add_argument("--split", default=None,
                    help="pair split (test, val, trn) where the dataset has several (default: the protocol's, test)")
     p.add_argument("--alpha", type=float, nargs="+", default=None,
@@ -78,6 +78,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from semcorr.eval.runner import EvalConfig, evaluate
+
+    if args.protocol == "list":
+        from semcorr.eval.protocols import PROTOCOLS
+
+        for key, p in PROTOCOLS.items():
+            d = p.describe()
+            print(f"{key:<22} {d['input']}; {p.direction.upper()} ({d['transfer']}); PCK in {d['frame']}, "
+                  f"L {p.thresh}; " + "; ".join(f"{w}: {n}" for w, n in p.published))
+        return 0
 
     out = args.out or f"semcorr_eval/{args.method}-{args.dataset}"
     cfg = EvalConfig(method=args.method, dataset=args.dataset, root=args.root, split=args.split,
