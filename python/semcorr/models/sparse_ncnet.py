@@ -41,7 +41,7 @@ from semcorr.backbones import resolve_resnet_weights
 from semcorr.checkpoints import CheckpointError, check_keys
 from semcorr_ext.nn import SparseNeighConsensus
 
-from . import register_model
+from . import register_alias, register_model
 from .base import CorrespondenceModel, Matches
 from .nearest_neighbour import fuse_features
 from .sparse_ncnet_convert import consensus_layout, read_sparse_ncnet_checkpoint
@@ -347,4 +347,4 @@ class SparseNCNet(CorrespondenceModel):
                 score[rows])
 
 
-register_model("sparse_ncnet")(lambda **kwargs: SparseNCNet(**kwargs))
+register_alias("sparse_ncnet", "sparse-ncnet")  # the module name's spelling, accepted everywhere
