@@ -196,3 +196,24 @@ def test_released_training_mode_keeps_batchnorm_statistics_and_trains_the_encode
     assert not torch.equal(model.backbone.net[0].weight, before)
     train_mod.train_step(model, loss_fn, opt, batch, "cpu", bn="train")
     assert any(not torch.equal(model.state_dict()[k], v) for k, v in stats.items())
+
+
+def test_train_starts_from_model_weights(tmp_path, monkeypatch):
+    # `--model` (the released train.sh's WeakAlign initialisation) goes through MaCoSNet(checkpoint=...): here a
+    # checkpoint of our own layout, whose weights the new run starts from (lr 0: nothing moves)
+    assert _train(tmp_path, "--steps", "1", "--lr", "1e-3") == 0
+    init = load_checkpoint(tmp_path / "run" / "last.pt")
+    seen = {}
+    real = train_mod.train_step
+
+    def spy(model, *a, **k):
+        seen.setdefault("sd", {n: v.clone() for n, v in model.state_dict().items()})
+        return real(model, *a, **k)
+
+    monkeypatch.setattr(train_mod, "train_step", spy)
+    out2 = tmp_path / "run2"
+    assert cli.main(["train", "macosnet", "--model", str(tmp_path / "run" / "last.pt"), "--steps", "1", "--lr", "0",
+                     "--image-size", "64", "--batch-size", "2", "--no-progress", "--log-every", "0", "--out", str(out2)]) == 0
+    for k, v in init["model"].items():
+        assert torch.equal(seen["sd"][k], v), k
+    assert load_checkpoint(out2 / "last.pt")["config"] == init["config"]
