@@ -20,6 +20,12 @@ import torch
 try:
     emu = importlib.import_module("semcorr_ext._emu")
 except ImportError as e:  # pragma: no cover - only without the emulator build
+    import glob
+
+    import semcorr_ext
+
+    if glob.glob(os.path.join(os.path.dirname(semcorr_ext.__file__), "_emu*.so")):
+        raise  # built but not importable (a broken .so, a missing symbol): an error, never a skip
     pytest.skip("semcorr_ext._emu is not built (%s); build it with `python setup.py build_ext --inplace` "
                 "without SEMCORR_NO_EMU=1" % e, allow_module_level=True)
 
