@@ -1,6 +1,7 @@
 """Offline proof that the recipes train: a short run on the bundled synthetic pairs lowers the training and
-validation loss (NC-Net, Sparse NC-Net) and raises the validation PCK (Sparse NC-Net, slightly: 0.547 -> 0.557; NC-Net's PCK is logged but
-not monotone at this tiny scale: HOG features, 64 px, 16 steps). Same settings as ``benchmarks/train_curves.py``."""
+validation loss (NC-Net, Sparse NC-Net) and raises the validation PCK (Sparse NC-Net, slightly: 0.547 -> 0.557;
+NC-Net's PCK is logged but not monotone at this tiny scale: HOG features, 64 px, 16 steps). Same settings as
+``benchmarks/train_curves.py``."""
 import pytest
 
 from benchmarks.train_curves import run_method

@@ -91,6 +91,12 @@ def test_default_config_runs_on_a_pfpascal_tree(tmp_path):
     ck = torch.load(out / "last.pt", weights_only=True)
     assert ck["global_step"] == 2 and np.isfinite(ck["history"][0]["val_loss"])
     assert ck["config"]["data"]["train"]["kind"] == "pfpascal_proposals"
+    # AG+ trains cnv_fc_2 only: the appearance FC, never loaded from a trained SCNet-A here, stays random and
+    # the rebuilt model says so
+    assert ck["untrained_parts"] == ["appearance FC"]
+    from semcorr.train._engine import build_trained
+
+    assert build_trained(out / "last.pt").untrained_parts() == ["appearance FC"]
 
 
 @pytest.mark.slow

@@ -17,7 +17,8 @@ optional parameter groups) and a default config file; the engine does the rest:
 * **Checkpoints** (rank 0): ``OUT/last.pt`` after every epoch (and every ``run.save_every_steps``) and
   ``OUT/best.pt`` at the lowest validation loss (NC-Net's ``is_best``). A checkpoint holds ``state_dict`` (the
   model's, loadable by ``build_model(method, checkpoint=PATH, ...)``), ``model_config`` (the ``build_model``
-  keyword arguments), ``method``, ``config``, ``optimizer``, ``scheduler``, ``epoch``, ``step_in_epoch``,
+  keyword arguments), ``method``, ``untrained_parts`` (parts still random, e.g. a frozen random backbone),
+  ``config``, ``optimizer``, ``scheduler``, ``epoch``, ``step_in_epoch``,
   ``global_step``, ``rng`` and ``history``; ``--resume PATH|auto`` restores all of it, mid-epoch included.
   Everything in it is loadable with ``torch.load(weights_only=True)``.
 * **Logs** (rank 0): a tqdm bar per epoch, status lines through ``tqdm.write``, ``OUT/log.jsonl`` per epoch (train
@@ -62,6 +63,9 @@ class Recipe:
         build: ``build(cfg) -> model``; default ``build_model(name, **cfg["model"], **cfg["model_train"])``.
         build_data: ``build_data(spec) -> Dataset`` for the ``data.train`` / ``data.val`` entries; default
             :func:`._engine_data.build_pair_dataset`.
+        trained_parts: the model's part names (``mark_untrained`` vocabulary) this training updates, or a callable
+            ``model -> names``; the other parts still random are saved as ``untrained_parts`` in checkpoints, so a
+            model rebuilt from one says so (e.g. a frozen random backbone).
     """
 
     name: str
@@ -72,6 +76,7 @@ class Recipe:
     on_epoch_start: Optional[Callable[[torch.optim.Optimizer, int, Dict[str, Any]], None]] = None
     build: Optional[Callable[[Dict[str, Any]], nn.Module]] = None
     build_data: Optional[Callable[[Dict[str, Any]], Any]] = None
+    trained_parts: Any = ()
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -178,8 +183,9 @@ def build_trained(path, **overrides) -> nn.Module:
         model = build_model(ck["method"], **kw)
     check_keys(model.state_dict(), ck["state_dict"], "%s training checkpoint %s" % (ck["method"], path))
     model.load_state_dict(ck["state_dict"])
-    if hasattr(model, "mark_trained"):
+    if hasattr(model, "mark_trained"):  # trained now, except what was still random when saved
         model.mark_trained(*model.untrained_parts())
+        model.mark_untrained(*ck.get("untrained_parts", []))
     return model
 
 
@@ -355,11 +361,16 @@ def train(recipe: Recipe, cfg: Dict[str, Any], resume: Optional[str] = None, pro
         train_items = data.PartnerDataset(train_set, recipe.partner_fields)
         log_every, save_every = int(rcfg.get("log_every", 0) or 0), int(rcfg.get("save_every_steps", 0) or 0)
 
+        trained = recipe.trained_parts(model) if callable(recipe.trained_parts) else recipe.trained_parts
+        still_random = [p for p in (model.untrained_parts() if hasattr(model, "untrained_parts") else [])
+                        if p not in trained]
+
         def checkpoint(epoch_done: int, in_epoch: int) -> Dict[str, Any]:
             rng = {"torch": torch.get_rng_state()}
             if torch.cuda.is_available():
                 rng["cuda"] = torch.cuda.get_rng_state_all()
             return {"method": recipe.name, "model_config": dict(cfg["model"]), "config": cfg,
+                    "untrained_parts": still_random,
                     "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict() if scheduler is not None else None,

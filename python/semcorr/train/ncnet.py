@@ -35,7 +35,8 @@ def weak_loss(model, batch: Dict[str, Any], cfg: Dict[str, Any] = None) -> Dict[
     return {"loss": neg - pos, "score_pos": pos.detach(), "score_neg": neg.detach()}
 
 
-RECIPE = Recipe(name="ncnet", default_config="ncnet_pfpascal", loss=weak_loss, partner_fields=("src_img",))
+RECIPE = Recipe(name="ncnet", default_config="ncnet_pfpascal", loss=weak_loss, partner_fields=("src_img",),
+                trained_parts=("consensus",))
 
 
 def add_arguments(p):

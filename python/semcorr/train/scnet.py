@@ -173,8 +173,13 @@ def reset_momentum(optimizer, epoch: int, cfg) -> None:
         optimizer.state.clear()
 
 
+def trained_parts(model):
+    """The FC the released scripts train (see :func:`semcorr.models.scnet.trainable_parameters`)."""
+    return ("geometry FC",) if model.variant == "AG+" else ("appearance FC",)
+
+
 RECIPE = Recipe(name="scnet", default_config="scnet_pfpascal", loss=hinge_loss, param_groups=param_groups,
-                on_epoch_start=reset_momentum, build_data=build_data)
+                on_epoch_start=reset_momentum, build_data=build_data, trained_parts=trained_parts)
 
 
 def add_arguments(p):

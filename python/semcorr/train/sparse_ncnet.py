@@ -27,7 +27,8 @@ def weak_loss(model, batch: Dict[str, Any], cfg: Dict[str, Any] = None) -> Dict[
     return {"loss": loss, "score_pos": pos.detach(), "score_neg": neg.detach()}
 
 
-RECIPE = Recipe(name="sparse-ncnet", default_config="sparse_ncnet_ivd", loss=weak_loss, partner_fields=("src_img",))
+RECIPE = Recipe(name="sparse-ncnet", default_config="sparse_ncnet_ivd", loss=weak_loss, partner_fields=("src_img",),
+                trained_parts=("consensus",))
 
 
 def add_arguments(p):
