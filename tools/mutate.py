@@ -295,6 +295,8 @@ def main(argv=None):
     p.add_argument("--pytest-args", default="", help="extra pytest arguments, e.g. '-k loss'")
     p.add_argument("--report", default="", help="write the results as JSON here")
     p.add_argument("--list", action="store_true", help="print the mutants, run nothing")
+    p.add_argument("--rerun", default="", help="a previous --report: run again only its survivors (after adding "
+                                               "tests), instead of drawing mutants")
     args = p.parse_args(argv)
 
     if os.path.realpath(ROOT) == "/work/main" and not args.list:
@@ -306,9 +308,18 @@ def main(argv=None):
     kinds = set(filter(None, args.kinds.split(",")))
     rng = random.Random(args.seed)
     t0, results, extra = time.time(), [], args.pytest_args.split()
+    rerun = None
+    if args.rerun:
+        rerun = [Mutant(**dict(r, start=tuple(r["start"]), end=tuple(r["end"]), status="not run", seconds=0.0))
+                 for r in json.load(open(args.rerun)) if r["status"].startswith("SURVIVED")]
+        files = sorted({os.path.join(ROOT, m.path) for m in rerun})
     for path in files:
         muts = [m for m in generate(path) if not kinds or m.kind in kinds]
-        if args.sample and len(muts) > args.sample:
+        if rerun is not None:  # the same edits, found again in the current source
+            rel = os.path.relpath(path, ROOT)
+            muts = [m for m in muts if any((m.path, m.start, m.end, m.after) == (r.path, r.start, r.end, r.after)
+                                           for r in rerun if r.path == rel)]
+        elif args.sample and len(muts) > args.sample:
             muts = sorted(rng.sample(muts, args.sample), key=lambda m: m.line)
         tests = args.tests if args.tests is not None else tests_for(path)
         rel = os.path.relpath(path, ROOT)
