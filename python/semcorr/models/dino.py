@@ -63,8 +63,9 @@ def letterbox(img: torch.Tensor, size: int) -> Tuple[torch.Tensor, float, Tuple[
 
     The image is quantised to uint8 (the published code starts from image files), resized with PIL's LANCZOS
     so that the longer side is ``size`` (the other ``round(size * short / long)``) and pasted centred on a
-    black ``size`` x ``size`` canvas. Returns ``(canvas (B, 3, size, size) float in [0, 1], scale, (pad_x, pad_y))``
-    with canvas pixel = image pixel * scale + pad (pixel centres: ``(x + 0.5) * scale - 0.5 + pad``)."""
+    black ``size`` x ``size`` canvas. Returns ``(canvas (B, 3, size, size) float in [0, 1], (scale_x, scale_y),
+    (pad_x, pad_y))``: the image pixel centred at x lands at canvas ``(x + 0.5) * scale_x - 0.5 + pad_x`` (the
+    released code maps keypoints by ``x * size / long + pad``, under one canvas pixel apart)."""
     from PIL import Image
 
     B, _, H, W = img.shape
