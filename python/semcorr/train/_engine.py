@@ -31,7 +31,6 @@ import math
 import os
 import sys
 import time
-import warnings
 from typing import Any, Callable, Dict, List, Optional
 
 import torch
@@ -164,29 +163,17 @@ def _make_scheduler(optimizer, scfg: Optional[Dict[str, Any]]):
 
 
 def build_trained(path, **overrides) -> nn.Module:
-    """The model of an engine checkpoint, for any method: ``build_model(method, **model_config)`` (ResNet weights
-    not re-read: the checkpoint holds them), then the checkpoint's ``state_dict`` loaded strictly (missing,
-    unexpected or wrongly shaped keys raise :class:`semcorr.checkpoints.CheckpointError`). NC-Net and Sparse NC-Net
-    also load these files directly: ``build_model(method, checkpoint=path, ...)``."""
-    from semcorr.checkpoints import check_keys, load_checkpoint
+    """The model of an engine checkpoint: ``build_model(method, checkpoint=path, **overrides)``, which rebuilds
+    it from ``model_config`` and the whole saved ``state_dict`` (strictly) and keeps ``untrained_parts`` marked
+    (:mod:`semcorr.models.trained`)."""
     from semcorr.models import build_model
+    from semcorr.models.trained import read_training_checkpoint
 
-    ck = load_checkpoint(path)
-    if not isinstance(ck, dict) or "model_config" not in ck or "method" not in ck:
-        raise ValueError("%s is not a semcorr training checkpoint (no 'method' / 'model_config')" % path)
-    kw = dict(ck["model_config"])
-    if str(kw.get("backbone", "")).startswith("resnet"):
-        kw["weights"] = None
-    kw.update(overrides)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # random until the state dict below is loaded
-        model = build_model(ck["method"], **kw)
-    check_keys(model.state_dict(), ck["state_dict"], "%s training checkpoint %s" % (ck["method"], path))
-    model.load_state_dict(ck["state_dict"])
-    if hasattr(model, "mark_trained"):  # trained now, except what was still random when saved
-        model.mark_trained(*model.untrained_parts())
-        model.mark_untrained(*ck.get("untrained_parts", []))
-    return model
+    saved = read_training_checkpoint(path)
+    if saved is None:
+        raise ValueError("%s is not a semcorr training checkpoint (no 'method' / 'model_config' / 'state_dict')"
+                         % path)
+    return build_model(saved["method"], checkpoint=os.fspath(path), **overrides)
 
 
 def _default_build(name: str) -> Callable[[Dict[str, Any]], nn.Module]:
