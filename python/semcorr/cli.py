@@ -133,7 +133,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except USER_ERRORS as e:
         if debug:
             raise
-        print("%s: error: %s" % (prog, " ".join(_message(e).split())), file=sys.stderr)
+        hint = "" if isinstance(e, CommandError) else " (--debug shows where)"  # raised deeper than a check
+        print("%s: error: %s%s" % (prog, " ".join(_message(e).split()), hint), file=sys.stderr)
         return getattr(e, "exit_code", 1)
     except KeyboardInterrupt:
         if debug:

@@ -57,8 +57,9 @@ def add_parser(subparsers):
     p.add_argument("tgt", nargs="?", help="target image")
     p.add_argument("--pairs", default=None, metavar="LIST.csv",
                    help="match every pair of a CSV file (columns src, tgt[, name]) with one model load")
-    p.add_argument("--method", "-m", default="nn", metavar="NAME",
-                   help="model: %s%s" % (", ".join(available_models()), " (aliases: %s)" % aliases if aliases else ""))
+    p.add_argument("--method", "-m", default=None, metavar="NAME",
+                   help="model: %s%s; default: nn, or the model a `semcorr train` --checkpoint was trained as"
+                        % (", ".join(available_models()), " (aliases: %s)" % aliases if aliases else ""))
     p.add_argument("--backbone", default=None,
                    help="backbone for the model, e.g. daisy, hog, resnet101 (default: the model's own)")
     p.add_argument("--checkpoint", "--weights", default=None, metavar="PATH",
@@ -267,6 +268,16 @@ def _picture_types():
     return ["." + e for e in Figure().canvas.get_supported_filetypes()]
 
 
+def _trained_method(checkpoint):
+    """The model a ``semcorr train`` checkpoint was trained as (None for other files)."""
+    if checkpoint is None or not os.path.isfile(checkpoint):
+        return None
+    from semcorr.models.trained import read_training_checkpoint
+
+    saved = read_training_checkpoint(checkpoint)
+    return None if saved is None else saved["method"]
+
+
 def _model_kwargs(args, method: str) -> dict:
     from semcorr.cli import CommandError
     from semcorr.commands._checks import check_model_args
@@ -314,7 +325,7 @@ def run(args) -> int:
         raise CommandError("give SRC TGT or --pairs LIST.csv, not both")
     if args.pairs is None and args.save is None and args.save_format != "npz":
         raise CommandError("--save-format is for --pairs; give --save FILE.%s for one pair" % args.save_format)
-    method = check_method(args.method)
+    method = check_method(args.method or _trained_method(args.checkpoint) or "nn")
     kwargs = _model_kwargs(args, method)
     device = check_device(args.device)
     if args.pairs is not None:

@@ -140,11 +140,15 @@ def build_from_args(args):
     from semcorr.losses.sfnet import SFNetLoss
     from semcorr.models.sfnet import SFNet
 
-    weights = None if str(args.weights).lower() == "none" else args.weights
-    model = SFNet(backbone=args.backbone, weights=weights, beta=args.beta,
-                  sigma=args.sigma if args.sigma > 0 else None, image_size=args.image_size)
+    model = SFNet(**model_config(args))
     loss = SFNetLoss(mask=args.w_mask, flow=args.w_flow, smooth=args.w_smooth)
     return model, loss
+
+
+def model_config(args) -> Dict:
+    """The ``build_model("sfnet", ...)`` keyword arguments of a run (saved in its checkpoints)."""
+    return {"backbone": args.backbone, "weights": None if str(args.weights).lower() == "none" else args.weights,
+            "beta": args.beta, "sigma": args.sigma if args.sigma > 0 else None, "image_size": args.image_size}
 
 
 def train_step(model, loss_fn, batch, optimizer) -> Dict[str, float]:
@@ -184,15 +188,22 @@ def run(args) -> int:
     resume = last if args.resume == "auto" and os.path.isfile(last) else (None if args.resume == "auto" else args.resume)
     if resume:
         ck = torch.load(resume, map_location="cpu", weights_only=False)
+        if "state_dict" in ck:  # the whole model (a random backbone included), as saved below
+            model.load_state_dict(ck["state_dict"])
         model.load_checkpoint(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])
         step, history = int(ck["step"]), list(ck.get("history", []))
         print("resumed from %s at step %d" % (resume, step))
 
+    from semcorr.models.trained import training_state
+
     def save():
         sd = {k: v for k, v in model.state_dict().items() if k.startswith(("adapt3.", "adapt4."))}
-        torch.save({"config": _config(args), "model": sd, "optimizer": optimizer.state_dict(),
+        # method / model_config / state_dict (the whole model, a random backbone included): build_model("sfnet",
+        # checkpoint=last) rebuilds this model exactly (semcorr.models.trained); "model" is kept for --resume
+        ck = training_state(model, "sfnet", model_config(args), trained=("adaptation layers",))
+        torch.save({**ck, "config": _config(args), "model": sd, "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "step": step, "history": history}, last + ".tmp")
         os.replace(last + ".tmp", last)
 
