@@ -349,20 +349,20 @@ def train(recipe: Recipe, cfg: Dict[str, Any], resume: Optional[str] = None, pro
         log_every, save_every = int(rcfg.get("log_every", 0) or 0), int(rcfg.get("save_every_steps", 0) or 0)
 
         trained = recipe.trained_parts(model) if callable(recipe.trained_parts) else recipe.trained_parts
-        still_random = [p for p in (model.untrained_parts() if hasattr(model, "untrained_parts") else [])
-                        if p not in trained]
 
         def checkpoint(epoch_done: int, in_epoch: int) -> Dict[str, Any]:
+            from semcorr.models.trained import training_state
+
             rng = {"torch": torch.get_rng_state()}
             if torch.cuda.is_available():
                 rng["cuda"] = torch.cuda.get_rng_state_all()
-            return {"method": recipe.name, "model_config": dict(cfg["model"]), "config": cfg,
-                    "untrained_parts": still_random,
-                    "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                    "epoch": epoch_done, "step_in_epoch": in_epoch, "global_step": global_step,
-                    "rng": rng, "history": history, "world_size": info.world_size}
+            # method, model_config, state_dict, untrained_parts: the layout build_model(checkpoint=...) rebuilds
+            out = training_state(model, recipe.name, cfg["model"], trained=trained)
+            out.update({"config": cfg, "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                        "epoch": epoch_done, "step_in_epoch": in_epoch, "global_step": global_step,
+                        "rng": rng, "history": history, "world_size": info.world_size})
+            return out
 
         if main:
             tqdm.write("%s: %d process(es) (%s), global batch %d (%d per process), %d steps/epoch, %d epochs -> %s"
