@@ -246,7 +246,24 @@ def test_sparse_weak_loss_value_and_sign():
     assert pos.item() == pytest.approx(want_pos, abs=1e-12)
     assert neg.item() == pytest.approx(want_neg, abs=1e-12)
     assert loss.item() == pytest.approx(want_neg - want_pos, abs=1e-12)
+    # negative scores: the absent target (a padded 0) is then the cell's best entry, sigmoid(-a)
+    anti = -tgt
+    loss, pos, neg = sparse_weak_loss(SparseDiagonalModel(), img, anti, neg_src)
+    assert pos.item() == pytest.approx(np.mean([sigmoid(2 * s[b] * t[b]) for b in range(3)]), abs=1e-12)
+    assert neg.item() == pytest.approx(want_neg, abs=1e-12)
     # minimum on a perfect match: sharp positives, indifferent negatives (orthogonal features)
     e = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=F64).reshape(2, 2, 1, 1).expand(2, 2, 1, 2) * 20
     loss, pos, neg = sparse_weak_loss(SparseDiagonalModel(), e, e, e.roll(1, 0))
     assert loss.item() == pytest.approx(0.5 - 1.0, abs=1e-12)
+
+
+# ----------------------------------------------------------------------------------------------- SCNet loss rows
+def test_scnet_active_proposals_with_three_keypoints():
+    from semcorr.models.scnet import active_proposals
+
+    # all boxes inside the object box; a keypoint in box 0 (x, y) = (5, 8) and box 2 (44, 3); the third keypoint
+    # (25, 55) is in no box; box 1 would hold box 0's keypoint read as (y, x) = (8, 5), and so must stay out
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [7.0, 4.0, 9.0, 6.0], [40.0, 0.0, 50.0, 10.0]])
+    obj = torch.tensor([[0.0, 0.0, 60.0, 60.0]])
+    kps = torch.tensor([[5.0, 8.0], [44.0, 3.0], [25.0, 55.0]])
+    assert active_proposals(boxes, obj, kps).tolist() == [0, 2]
