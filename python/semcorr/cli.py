@@ -22,7 +22,8 @@ import os
 import sys
 from typing import List, Optional
 
-__all__ = ["main", "build_parser", "SUBCOMMANDS", "SUMMARIES", "CommandError", "HelpFormatter", "USER_ERRORS"]
+__all__ = ["main", "build_parser", "SUBCOMMANDS", "SUMMARIES", "CommandError", "HelpFormatter", "USER_ERRORS",
+           "show_defaults"]
 
 #: subcommand modules, in the order shown by --help (command name: ``_`` -> ``-``)
 SUBCOMMANDS = ["match", "eval", "data", "train", "hpf_search"]
@@ -58,6 +59,16 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
                 and action.option_strings and action.nargs != 0):
             text += " (default: %(default)s)"
         return text
+
+
+def show_defaults(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Give every option of ``parser`` without a help text one that shows its default (argparse prints nothing,
+    defaults included, for an option without help)."""
+    for action in parser._actions:
+        if action.option_strings and not (action.help or "").strip() and action.help is not argparse.SUPPRESS \
+                and action.default not in (None, False, argparse.SUPPRESS) and action.nargs != 0:
+            action.help = "default: %(default)s"
+    return parser
 
 
 class _Parser(argparse.ArgumentParser):

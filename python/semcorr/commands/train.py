@@ -18,7 +18,7 @@ def methods():
 
 
 def add_parser(subparsers):
-    from semcorr.cli import SUMMARIES, HelpFormatter, command_name
+    from semcorr.cli import SUMMARIES, HelpFormatter, command_name, show_defaults
 
     names = [command_name(n) for n in methods()]
     p = subparsers.add_parser("train", help=SUMMARIES["train"], formatter_class=HelpFormatter,
@@ -32,7 +32,7 @@ def add_parser(subparsers):
         doc = (mod.__doc__ or "").strip()
         mp = sub.add_parser(cmd, aliases=[name] if cmd != name else [], help=doc.splitlines()[0] if doc else None,
                             description=doc or None, formatter_class=HelpFormatter)
-        mod.add_arguments(mp)
+        show_defaults(mod.add_arguments(mp) or mp)
         mp.set_defaults(func=mod.run)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
     return p
