@@ -144,7 +144,8 @@ if __name__ == "__main__":
         packages=find_packages(include=["semcorr_ext", "semcorr_ext.*"])
         + ["semcorr." + p for p in find_packages("python/semcorr")] + ["semcorr"],
         package_dir={"semcorr": "python/semcorr"},
-        package_data={"semcorr": ["assets/*"]},
+        # training configs (semcorr train --config NAME) resolve through importlib.resources: ship them
+        package_data={"semcorr": ["assets/*", "configs/train/*.yaml", "configs/train/*.json"]},
         ext_modules=extensions(),
         cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
         entry_points={"console_scripts": ["semcorr=semcorr.cli:main"]},

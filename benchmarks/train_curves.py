@@ -1,5 +1,5 @@
 """Offline proof that the NC-Net and Sparse NC-Net recipes train: a short run of each on the bundled synthetic
-pairs (``configs/train/*_synthetic.yaml`` with tiny overrides: HOG features, 64 px, a small consensus), written to
+pairs (``semcorr/configs/train/*_synthetic.yaml`` with tiny overrides: HOG features, 64 px, a small consensus), written to
 ``OUT/<method>/{log.jsonl,steps.jsonl,curves.png}`` plus a summary ``OUT/summary.json`` (first / last epoch loss,
 validation loss and validation PCK).
 

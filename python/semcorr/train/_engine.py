@@ -3,8 +3,8 @@
 A method module (``semcorr.train.<method>``) describes its recipe with a :class:`Recipe` (the model name, the loss,
 optional parameter groups) and a default config file; the engine does the rest:
 
-* **Configs as files** (:mod:`._engine_config`): ``--config NAME|PATH`` (YAML or JSON, ``configs/train/``) and
-  ``--set key.sub=value`` overrides; the resolved config is stored in every checkpoint.
+* **Configs as files** (:mod:`._engine_config`): ``--config NAME|PATH`` (YAML or JSON, package data in
+  ``semcorr/configs/train/``) and ``--set key.sub=value`` overrides; the resolved config is stored in every checkpoint.
 * **torch.distributed**: under ``torchrun`` every process joins the group (gloo on CPU, NCCL on GPU, through
   :func:`semcorr.eval.distributed.setup`) and the loss module is wrapped in ``DistributedDataParallel``; without
   torchrun it is one plain process. ``train.batch_size`` is the *global* batch: each of the W processes takes
@@ -85,7 +85,7 @@ class Recipe:
 def add_engine_arguments(p: argparse.ArgumentParser, default_config: str) -> argparse.ArgumentParser:
     """The options every engine-based ``semcorr train METHOD`` takes."""
     p.add_argument("--config", default=default_config,
-                   help="config file or name in configs/train/ (default %s; see docs/TRAINING.md)" % default_config)
+                   help="config file, or name of one in semcorr/configs/train/ (default %s; see docs/TRAINING.md)" % default_config)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config entry, e.g. --set train.batch_size=4 --set data.train.root=/data/pf "
                         "(repeatable; values are YAML)")

@@ -1,9 +1,9 @@
-"""Training configurations: files under ``configs/train/<model>_<dataset>.yaml`` (or ``.json``) plus command-line
-overrides.
+"""Training configurations: files under ``semcorr/configs/train/<model>_<dataset>.yaml`` (or ``.json``; package data,
+installed with the package) plus command-line overrides.
 
 A configuration is a nested dict with the sections ``method``, ``model`` (keyword arguments of
 ``build_model(method, ...)``), ``freeze``, ``optimizer``, ``scheduler``, ``train``, ``data`` and ``run``; see the
-files in ``configs/train/`` (each says where its published values come from).
+files in ``semcorr/configs/train/`` (each says where its published values come from).
 
 ``--config NAME`` takes a path or the stem of a file in the config folder; ``--set key.sub=value`` overrides one
 entry (the value is read as YAML, so ``--set train.batch_size=4``, ``--set model.channels=[8,1]`` and
@@ -24,11 +24,15 @@ class ConfigError(ValueError):
 
 def config_dir() -> Path:
     """The folder of the checked-in training configs: ``$SEMCORR_CONFIG_DIR`` if set, else ``configs/train`` of
-    the source tree this package lives in."""
+    the installed ``semcorr`` package (package data: setup.py ships it in the wheel, so configs resolve by name
+    without the source tree)."""
     env = os.environ.get("SEMCORR_CONFIG_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[3] / "configs" / "train"
+    from importlib.resources import files
+
+    # setup.py installs semcorr unzipped (zip_safe=False): the resource folder is a real directory
+    return Path(str(files("semcorr").joinpath("configs").joinpath("train")))
 
 
 def find_config(name_or_path: str) -> Path:

@@ -4,7 +4,7 @@
     semcorr train ncnet --config ncnet_synthetic                 # offline, the bundled photos
     torchrun --nproc_per_node 4 -m semcorr train ncnet ...       # DDP, same steps (see docs/TRAINING.md)
 
-The default config (``configs/train/ncnet_pfpascal.yaml``) is the published recipe of ignacio-rocco/ncnet
+The default config (``semcorr/configs/train/ncnet_pfpascal.yaml``) is the published recipe of ignacio-rocco/ncnet
 ``train.py`` and its README command for PF-PASCAL: ResNet-101 layer3 features (ImageNet, frozen, in eval mode),
 consensus kernels [5, 5, 5] and channels [16, 16, 1], Adam at lr 5e-4, batch 16, 5 epochs, 400 x 400 images,
 seed 1, the pairs of ``image_pairs/train_pairs.csv`` (flipped when their ``flip`` column says so) and the

@@ -4,7 +4,7 @@
     semcorr train sparse-ncnet --config sparse_ncnet_pfpascal ...               # the same on PF-PASCAL pairs
     semcorr train sparse-ncnet --config sparse_ncnet_synthetic                  # offline, the bundled photos
 
-The default config (``configs/train/sparse_ncnet_ivd.yaml``) is the released ``train.py`` of
+The default config (``semcorr/configs/train/sparse_ncnet_ivd.yaml``) is the released ``train.py`` of
 ignacio-rocco/sparse-ncnet with its defaults (the README: "run python train.py"): the Indoor Venues Dataset pair
 lists of NC-Net (``datasets/ivd/image_pairs/{train,val}_pairs.csv``), ResNet-101 layer3 (ImageNet, frozen, eval
 mode), k = 10, symmetric sparse consensus with kernels [3, 3] and channels [16, 1], no batch norm, Adam at lr 5e-4,
