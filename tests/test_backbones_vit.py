@@ -17,9 +17,11 @@ from semcorr.checkpoints import CheckpointError  # noqa: E402
 DIM, HEADS, DEPTH, M = 384, 6, 2, 37  # ViT-S/14, cut to 2 blocks to stay fast
 
 
-def official_state_dict(depth=DEPTH, registers=0, seed=0):
+def official_state_dict(depth=DEPTH, registers=0, seed=0, dim=DIM, swiglu_hidden=None):
     """The keys, shapes and dtypes ``torch.save(dinov2_vits14().state_dict())`` writes (hub file
-    dinov2_vits14_pretrain.pth), random values with the scale of trained ones."""
+    dinov2_vits14_pretrain.pth), random values with the scale of trained ones. ``swiglu_hidden``: ViT-G's
+    ``SwiGLUFFNFused`` MLP (``mlp.w12`` (2 hidden, dim), ``mlp.w3`` (dim, hidden)) instead of fc1/fc2."""
+    DIM = dim  # noqa: N806 - the module constant's name, for ViT-G too
     g = torch.Generator().manual_seed(seed)
 
     def r(*shape, s=0.02):
@@ -44,19 +46,26 @@ def official_state_dict(depth=DEPTH, registers=0, seed=0):
         sd[p + "ls1.gamma"] = r(DIM, s=0.3)
         sd[p + "norm2.weight"] = 1 + r(DIM, s=0.1)
         sd[p + "norm2.bias"] = r(DIM)
-        sd[p + "mlp.fc1.weight"] = r(4 * DIM, DIM, s=0.05)
-        sd[p + "mlp.fc1.bias"] = r(4 * DIM)
-        sd[p + "mlp.fc2.weight"] = r(DIM, 4 * DIM, s=0.05)
-        sd[p + "mlp.fc2.bias"] = r(DIM)
+        if swiglu_hidden:
+            sd[p + "mlp.w12.weight"] = r(2 * swiglu_hidden, DIM, s=0.05)
+            sd[p + "mlp.w12.bias"] = r(2 * swiglu_hidden)
+            sd[p + "mlp.w3.weight"] = r(DIM, swiglu_hidden, s=0.05)
+            sd[p + "mlp.w3.bias"] = r(DIM)
+        else:
+            sd[p + "mlp.fc1.weight"] = r(4 * DIM, DIM, s=0.05)
+            sd[p + "mlp.fc1.bias"] = r(4 * DIM)
+            sd[p + "mlp.fc2.weight"] = r(DIM, 4 * DIM, s=0.05)
+            sd[p + "mlp.fc2.bias"] = r(DIM)
         sd[p + "ls2.gamma"] = r(DIM, s=0.3)
     sd["norm.weight"] = 1 + r(DIM, s=0.1)
     sd["norm.bias"] = r(DIM)
     return sd
 
 
-def reference_dinov2(sd, img, registers=0, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)):
+def reference_dinov2(sd, img, registers=0, heads=HEADS, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)):
     """float64 DINOv2 forward from the official code; returns per block (tokens before the final norm, keys)."""
     sd = {k: v.double() for k, v in sd.items()}
+    DIM, HEADS = sd["cls_token"].shape[-1], heads  # noqa: N806
     # transforms.Normalize on the float32 image tensor of the published pipelines: float32 mean/std constants
     x = (img.double() - torch.tensor(mean).double().view(1, 3, 1, 1)) / torch.tensor(std).double().view(1, 3, 1, 1)
     B, _, w, h = x.shape  # the official code calls the height "w"
@@ -90,8 +99,12 @@ def reference_dinov2(sd, img, registers=0, mean=(0.485, 0.456, 0.406), std=(0.22
         y = (a @ v).transpose(1, 2).reshape(B, -1, DIM) @ sd[p + "attn.proj.weight"].T + sd[p + "attn.proj.bias"]
         x = x + y * sd[p + "ls1.gamma"]
         y = F.layer_norm(x, (DIM,), sd[p + "norm2.weight"], sd[p + "norm2.bias"], eps=1e-6)
-        y = F.gelu(y @ sd[p + "mlp.fc1.weight"].T + sd[p + "mlp.fc1.bias"]) @ sd[p + "mlp.fc2.weight"].T \
-            + sd[p + "mlp.fc2.bias"]
+        if p + "mlp.w12.weight" in sd:  # SwiGLUFFNFused: x1, x2 = w12(x).chunk(2); w3(silu(x1) * x2)
+            x1, x2 = (y @ sd[p + "mlp.w12.weight"].T + sd[p + "mlp.w12.bias"]).chunk(2, dim=-1)
+            y = (F.silu(x1) * x2) @ sd[p + "mlp.w3.weight"].T + sd[p + "mlp.w3.bias"]
+        else:  # Mlp: fc2(gelu(fc1(x)))
+            y = F.gelu(y @ sd[p + "mlp.fc1.weight"].T + sd[p + "mlp.fc1.bias"]) @ sd[p + "mlp.fc2.weight"].T \
+                + sd[p + "mlp.fc2.bias"]
         x = x + y * sd[p + "ls2.gamma"]
         tokens.append(x)
     return tokens, keys
@@ -135,6 +148,19 @@ def test_official_layout_tokens_and_keys_match_reference(official_file, register
             # file's float32 (the official model adds them in float32 at every call): one float32 rounding
             tol = 1e-6 if registers else 1e-9
             torch.testing.assert_close(g, want, rtol=tol, atol=tol)
+
+
+def test_giant_swiglu_layout_loads_and_matches_reference(tmp_path):
+    # ViT-G/14 (1536 wide, 24 heads, SwiGLU 4096) cut to one block: timm converts w12/w3 to its packed SwiGLU
+    sd = official_state_dict(depth=1, dim=1536, swiglu_hidden=4096)
+    path = tmp_path / "dinov2_vitg14_pretrain.pth"
+    torch.save(sd, path)
+    m = DINOv2Features("dinov2_vitg14", weights=path, depth=1).double().eval()
+    img = torch.rand(1, 3, 42, 28, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        got = m(img.double())[0]
+    tokens, _ = reference_dinov2(sd, img, heads=24)
+    torch.testing.assert_close(got, as_map(tokens[0], 1, (3, 2)), rtol=1e-9, atol=1e-9)
 
 
 def test_native_grid_keeps_the_table_and_others_interpolate(official_file):
