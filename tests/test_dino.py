@@ -270,3 +270,15 @@ def test_eval_on_spair_uses_the_per_keypoint_bbox_protocol(tmp_path):
     assert res["protocol"]["key"] == "dino/spair" and res["protocol"]["average"] == "keypoint"
     assert res["untrained"].startswith("UNTRAINED: dino")
     assert "pooled keypoints" in res["pck_average"]
+
+
+def test_consensus_centres_are_used_band_by_band():
+    n = 7
+    fs, ft = smooth_features(n, c=8, seed=13), smooth_features(n, c=8, seed=14)
+    whole = model(consensus="sparse", topk=3).canvas_matches(fs, ft)
+    banded = model(consensus="sparse", topk=3, dense_max_cells=0, band_bytes=1).canvas_matches(fs, ft)
+    assert torch.equal(whole[2], banded[2])
+    assert torch.equal(whole[2].reshape(-1), sparse_consensus_argmax(fs, ft, 3).reshape(-1))
+    torch.testing.assert_close(whole[0], banded[0], rtol=0, atol=1e-9)
+    # the window sits on the consensus centre, the confidence stays the plain best similarity
+    torch.testing.assert_close(whole[1].reshape(-1), normalized_sim(fs, ft).max(-1).values, rtol=1e-6, atol=1e-6)
