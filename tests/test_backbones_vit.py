@@ -175,8 +175,10 @@ def test_native_grid_keeps_the_table_and_others_interpolate(official_file):
     assert (ours - timm_way).abs().max() > 1e-3
 
 
-def test_random_weights_any_size_and_layers():
-    m = DINOv2Features("dinov2_vits14", layers=(-2, -1), depth=3).eval()
+def test_random_weights_any_size_and_layers(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.warns(UserWarning, match="random weights"):  # the default "auto" with an empty hub cache
+        m = DINOv2Features("dinov2_vits14", layers=(-2, -1), depth=3).eval()
     assert not m.pretrained and m.layers == (1, 2) and m.strides == [14, 14] and m.channels == DIM
     with torch.no_grad():
         out = m(torch.rand(1, 3, 45, 31))
@@ -185,7 +187,7 @@ def test_random_weights_any_size_and_layers():
 
 
 def test_build_backbone_names():
-    m = build_backbone("dinov2_vits14_reg", depth=1)
+    m = build_backbone("dinov2_vits14_reg", depth=1, weights=None)
     assert isinstance(m, DINOv2Features) and m.vit.reg_token.shape == (1, 4, DIM)
 
 

@@ -24,6 +24,7 @@ timm resamples to an exact size with antialiasing, which gives other numbers at 
 """
 import math
 import os
+import warnings
 from typing import List, Optional, Sequence, Union
 
 import torch
@@ -92,8 +93,11 @@ class DINOv2Features(nn.Module):
         facet: ``"token"`` (default, GeoAware-SC's choice: the block output before the final norm) or ``"key"``
             (the block's attention keys, DINO-ViT-features' default; heads concatenated head-major — a channel
             permutation of dino-vit-features' (dim, head) order, which changes no cosine similarity).
-        weights: ``None`` (random init), a path to a state dict (official or timm layout) or ``"hub"`` (the
-            official file from the torch hub cache; never downloaded).
+        weights: ``"auto"`` (default: the official file from the torch hub cache when it is there, else random
+            weights with a warning — models built on this backbone through ``build_backbone`` then say so),
+            ``None`` (random init, silently: the caller marks it untrained), a path to a state dict (official or
+            timm layout) or ``"hub"`` (the official file from the torch hub cache, an error if missing; never
+            downloaded). ``pretrained`` tells which happened.
         depth: override the number of blocks (tests use a 2-block ViT-S; a file must then match that depth).
 
     ``forward(img)`` normalises with the ImageNet mean/std (as DINOv2's and GeoAware-SC's transforms do),
@@ -103,7 +107,7 @@ class DINOv2Features(nn.Module):
     """
 
     def __init__(self, name: str = "dinov2_vitb14", layers: Sequence[int] = (-1,), facet: str = "token",
-                 weights: Optional[Union[str, os.PathLike]] = None, depth: Optional[int] = None):
+                 weights: Optional[Union[str, os.PathLike]] = "auto", depth: Optional[int] = None):
         super().__init__()
         if name not in DINOV2_MODELS:
             raise ValueError("name: unknown DINOv2 model %r; choose from %s" % (name, ", ".join(DINOV2_MODELS)))
@@ -130,6 +134,14 @@ class DINOv2Features(nn.Module):
         self.vit._pos_embed = self._dinov2_pos_embed  # the official interpolation (module docstring)
         self.pretrained = False
         self._square_input = True
+        if weights == "auto":
+            if os.path.isfile(dinov2_hub_checkpoint_path(name)):
+                weights = "hub"
+            else:
+                weights = None
+                warnings.warn("%s: no weights given and %s is not in the torch hub cache: random weights (its "
+                              "features match nothing). Pass weights=<official file>."
+                              % (name, dinov2_hub_checkpoint_path(name)), UserWarning, stacklevel=2)
         if weights is not None:
             path = dinov2_hub_checkpoint_path(name) if weights == "hub" else os.fspath(weights)
             if not os.path.isfile(path):
