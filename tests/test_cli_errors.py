@@ -108,10 +108,25 @@ def test_out_without_extension_writes_what_it_says(images, capsys):
     assert os.path.isfile(str(images / "noext") + ".png") and not os.path.exists(images / "noext")
 
 
+def test_eval_bad_inputs_are_one_line_before_the_model(capsys, tmp_path, no_model, monkeypatch):
+    _fails(capsys, ["eval", "--dataset", "nope"], "--dataset unknown dataset 'nope'; choose from pfpascal")
+    _fails(capsys, ["eval", "--dataset", "pfpascal"], "--dataset pfpascal needs --root")
+    _fails(capsys, ["eval", "--dataset", "pfpascal", "--root", str(tmp_path / "none")], "no such folder")
+    _fails(capsys, ["eval", "--method", "nope"], "--method nope: unknown model")
+    _fails(capsys, ["eval", "--model-arg", "nope=1", "--method", "sfnet"], "--model-arg nope: model sfnet takes no")
+    _fails(capsys, ["eval", "--model-arg", "checkpoint=%s" % (tmp_path / "x.pt"), "--method", "sfnet"],
+           "checkpoint=%s: no such file" % (tmp_path / "x.pt"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    _fails(capsys, ["eval", "--device", "cuda"], "--device cuda: no CUDA GPU is available")
+    _fails(capsys, ["eval", "--limit", "0"], "--limit 0")
+    for size in ("-3", "5"):  # the same sizes as match: 0 = original, else at least 16
+        with pytest.raises(SystemExit):
+            cli.main(["eval", "--size", size])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "at least 16 pixels, or 0" in err[0], err
+
+
 def test_other_commands_report_user_errors_in_one_line(capsys, tmp_path):
-    _fails(capsys, ["eval", "--dataset", "nope"], "unknown dataset 'nope'", rc=1)
-    _fails(capsys, ["eval", "--dataset", "pfpascal"], "needs --root", rc=1)
-    _fails(capsys, ["eval", "--dataset", "pfpascal", "--root", str(tmp_path / "none")], "no pair list", rc=1)
     _fails(capsys, ["data", "layout", "nope"], "unknown dataset 'nope'", rc=1)
     _fails(capsys, ["train", "ncnet", "--config", "nope"], "--config 'nope': no such file", rc=1)
 

@@ -34,10 +34,12 @@ def _kv(text: str):
 
 
 def configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    from semcorr.commands._checks import MIN_SIZE, size_arg
     from semcorr.data.datasets import NAMES
+    from semcorr.models import available_models
 
     p.add_argument("--method", "-m", default="nn",
-                   help="model name for semcorr.models.build_model (e.g. nn), or 'identity' (no-motion baseline)")
+                   help="model: %s, or identity (no-motion baseline)" % ", ".join(available_models()))
     p.add_argument("--dataset", "-d", default="synthetic", help=f"one of: {', '.join(NAMES)}")
     p.add_argument("--root", "-r", default=None, help="dataset folder as downloaded (not needed for synthetic)")
     p.add_argument("--protocol", default="paper",
@@ -51,10 +53,11 @@ def configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--thresh", choices=["img", "bbox", "kpbox"], default=None,
                    help="PCK reference length (default: the benchmark's: pfpascal/tss/synthetic img, "
                         "spair bbox, pfwillow kpbox)")
-    p.add_argument("--size", type=int, default=240,
-                   help="uniform setting only: resize both images to SIZE x SIZE (0 = keep original sizes, "
-                        "evaluated one pair at a time); published protocols set their own sizes")
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--size", type=size_arg, default=240,
+                   help="uniform setting only: resize both images to SIZE x SIZE (at least %d; 0 = keep original "
+                        "sizes, evaluated one pair at a time; default: 240); published protocols set their own "
+                        "sizes" % MIN_SIZE)
+    p.add_argument("--batch-size", type=int, default=4, help="pairs per batch (default: 4)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N pairs")
     p.add_argument("--out", "-o", default=None, help="output folder (default: semcorr_eval/<method>-<dataset>)")
     p.add_argument("--resume", action="store_true", help="skip pairs already recorded in --out")
@@ -71,9 +74,44 @@ def configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("eval", help="evaluate a model on a benchmark (PCK, per category)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from semcorr.cli import SUMMARIES, HelpFormatter
+
+    p = subparsers.add_parser("eval", help=SUMMARIES["eval"], description=__doc__, formatter_class=HelpFormatter)
     return configure(p)
+
+
+def check_inputs(args) -> None:
+    """Every input checked before a dataset is read or a model built (one-line :class:`semcorr.cli.CommandError`)."""
+    import os
+
+    from semcorr.cli import CommandError
+    from semcorr.commands._checks import check_device, check_method, check_model_args
+    from semcorr.data.datasets import dataset_class
+
+    if args.method != "identity":
+        method = check_method(args.method)
+        check_model_args(method, dict(args.model_arg))
+        ck = dict(args.model_arg).get("checkpoint")
+        if isinstance(ck, str) and not os.path.isfile(ck):
+            raise CommandError("--model-arg checkpoint=%s: no such file" % ck)
+    try:
+        cls = dataset_class(args.dataset)
+    except ValueError as e:
+        raise CommandError("--dataset %s" % e)
+    if cls.name != "synthetic":
+        if args.root is None:
+            raise CommandError("--dataset %s needs --root (the folder you downloaded; `semcorr data layout %s` "
+                               "shows what it holds)" % (args.dataset, args.dataset))
+        if not os.path.isdir(args.root):
+            raise CommandError("--root %s: no such folder" % args.root)
+    if args.device is not None:
+        check_device(args.device)
+    if args.limit is not None and args.limit < 1:
+        raise CommandError("--limit %d: give at least 1 pair" % args.limit)
+    if args.batch_size < 1:
+        raise CommandError("--batch-size %d: give at least 1" % args.batch_size)
+    if args.out is not None and os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise CommandError("--out %s: is a file, not a folder" % args.out)
 
 
 def run(args) -> int:
@@ -88,6 +126,7 @@ def run(args) -> int:
                   f"L {p.thresh}; " + "; ".join(f"{w}: {n}" for w, n in p.published))
         return 0
 
+    check_inputs(args)
     out = args.out or f"semcorr_eval/{args.method}-{args.dataset}"
     cfg = EvalConfig(method=args.method, dataset=args.dataset, root=args.root, split=args.split,
                      alphas=tuple(args.alpha) if args.alpha else None, size=(args.size or None),
@@ -101,10 +140,10 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
-    p = configure(argparse.ArgumentParser(prog="semcorr eval", description=__doc__,
-                                          formatter_class=argparse.RawDescriptionHelpFormatter))
-    args = p.parse_args(argv)
-    return args.func(args)
+    """``python -m semcorr.commands.eval ARGS`` (e.g. under torchrun) is ``semcorr eval ARGS``."""
+    from semcorr.cli import main as cli_main
+
+    return cli_main(["eval"] + list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":  # python -m semcorr.commands.eval (e.g. under torchrun)
