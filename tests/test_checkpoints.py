@@ -108,3 +108,25 @@ def test_untrained_parts_warn_once_and_line():
         m.warn_if_untrained()  # once per object
     m.mark_trained("backbone", "head")
     assert untrained_line(m) is None
+
+
+def test_a_backbone_that_says_it_is_not_pretrained_counts_as_untrained():
+    from torch import nn
+
+    from semcorr.models import CorrespondenceModel
+
+    class Toy(CorrespondenceModel):
+        name = "toy"
+
+        def __init__(self, pretrained):
+            super().__init__()
+            self.backbone = nn.Identity()
+            self.backbone.pretrained = pretrained
+
+        def forward(self, src_img, tgt_img):  # pragma: no cover - not called
+            raise NotImplementedError
+
+    assert Toy(True).untrained_parts() == []
+    m = Toy(False)
+    m.mark_untrained("head")
+    assert m.untrained_parts() == ["backbone", "head"]

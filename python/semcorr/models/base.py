@@ -124,8 +124,13 @@ class CorrespondenceModel(nn.Module, abc.ABC):
         current[:] = [p for p in current if p not in parts]
 
     def untrained_parts(self) -> List[str]:
-        """Names of the parts whose weights are random; empty for a fully trained (or weight-free) model."""
-        return list(self.__dict__.get("_untrained_parts", []))
+        """Names of the parts whose weights are random; empty for a fully trained (or weight-free) model. A
+        ``backbone`` module that says ``pretrained = False`` (e.g. a DINOv2 ViT built without weights) counts
+        as untrained whichever model holds it."""
+        parts = list(self.__dict__.get("_untrained_parts", []))
+        if getattr(self._modules.get("backbone"), "pretrained", None) is False and "backbone" not in parts:
+            parts.insert(0, "backbone")
+        return parts
 
     def warn_if_untrained(self) -> None:
         """Warn once per model object when any part has random weights (``build_model`` calls it)."""
