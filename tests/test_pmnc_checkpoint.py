@@ -27,27 +27,31 @@ def test_resnet_wiring_on_a_small_image():
 
 
 def _train(tmp_path, backbone="daisy"):
-    path = tmp_path / "scorer.pt"
-    assert cli.main(["train", "pmnc", "--backbone", backbone, "--steps", "2", "--pairs", "1", "--batch-size", "1",
-                     "--image-size", "48", "--lr", "0.05", "--out", str(path)]) == 0
-    return path
+    """`semcorr train pmnc` (the training engine) on two tiny synthetic pairs with a frozen hand-crafted backbone."""
+    assert cli.main(["train", "pmnc", "--config", "pmnc_synthetic", "--no-progress", "--out", str(tmp_path),
+                     "--set", "model.backbone=%s" % backbone, "--set", "model.weights=null",
+                     "--set", "model.image_size=null", "--set", "train.epochs=1",
+                     "--set", "train.batch_size=1", "--set", "optimizer.lr=0.05", "--set", "data.val=null",
+                     "--set", "data.pck=null", "--set", "data.train={dataset: synthetic, image_size: 48, repeats: 1, "
+                     "images: [astronaut, chelsea], warps: [affine], stereo: false}"]) == 0
+    return tmp_path / "last.pt"
 
 
 def test_checkpoint_of_semcorr_train_pmnc_loads(tmp_path, capsys):
     path = _train(tmp_path)
     capsys.readouterr()
     saved = torch.load(path, weights_only=True)
-    assert set(saved) == {"state_dict", "backbone"} and saved["backbone"] == "daisy"
-    assert all(k.startswith("scorer.") for k in saved["state_dict"])
-    model = build_model("pmnc", backbone="daisy", checkpoint=str(path))
+    assert saved["method"] == "pmnc" and saved["model_config"]["backbone"] == "daisy"
+    model = build_model("pmnc", checkpoint=str(path))
     for k, v in model.scorer.state_dict().items():
         assert torch.equal(v, saved["state_dict"]["scorer." + k]), k
     # training moved the weights away from the hand-set init: the load is not a no-op
     fresh = PMNC(backbone="daisy").scorer.state_dict()
     assert not torch.equal(fresh["weights.0"], model.scorer.state_dict()["weights.0"])
     assert model.untrained_parts() == [] and untrained_line(model) is None
-    # the same file under DataParallel names and as an in-memory dict
-    wrapped = {"state_dict": {"module." + k: v for k, v in saved["state_dict"].items()}}
+    # the scorer alone under DataParallel names and as an in-memory dict
+    scorer = {k: v for k, v in saved["state_dict"].items() if k.startswith("scorer.")}
+    wrapped = {"state_dict": {"module." + k: v for k, v in scorer.items()}}
     PMNC(backbone="daisy", checkpoint=wrapped)
 
 
@@ -83,8 +87,8 @@ def test_partial_or_misshapen_checkpoint_is_a_clear_error():
 
 def test_scorer_trained_on_other_features_is_refused(tmp_path):
     path = tmp_path / "scorer.pt"
-    from semcorr.train.pmnc import save_scorer
-
-    save_scorer(PMNC(backbone="daisy"), str(path), "daisy")
+    # the scorer-only layout earlier releases of `semcorr train pmnc` wrote, recording the backbone's name
+    scorer = {"scorer." + k: v for k, v in PMNC(backbone="daisy").scorer.state_dict().items()}
+    torch.save({"state_dict": scorer, "backbone": "daisy"}, path)
     with pytest.raises(CheckpointError, match="trained on daisy features.*backbone='resnet50'"):
         PMNC(backbone="resnet50", weights=None, checkpoint=str(path))
