@@ -1,4 +1,4 @@
-"""Every op on a real GPU against the CPU op, forward and backward (float32 and, where the SPEC promises it,
+"""Every op on a real GPU against the CPU op, forward and backward (float32 and, per docs/OPS.md#precision,
 float16/bfloat16 with float32 accumulation). Skipped on machines without a CUDA device (all of ours); the
 same kernels are tested here under the host emulator (tests/test_emu_*.py)."""
 import pytest

@@ -1,4 +1,4 @@
-"""Dense neighbourhood-consensus ops (SPEC section 2): ``conv4d`` and ``max_pool4d``."""
+"""Dense neighbourhood-consensus ops (docs/OPS.md#consensus): ``conv4d`` and ``max_pool4d``."""
 from typing import Optional, Sequence, Tuple, Union
 
 import torch

@@ -1,4 +1,4 @@
-"""Correlation ops (SPEC section 1)."""
+"""Correlation ops (contract: docs/OPS.md#correlation)."""
 import torch
 from torch import Tensor
 

@@ -1,4 +1,4 @@
-"""Hough voting ops (SPEC section 4): HPF regularised Hough matching and general binned Hough voting."""
+"""Hough voting ops (docs/OPS.md#hough): HPF regularised Hough matching and general binned Hough voting."""
 from typing import Optional, Sequence, Union
 
 import torch

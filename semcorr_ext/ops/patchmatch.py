@@ -1,4 +1,4 @@
-"""PatchMatch neighbourhood consensus ops (SPEC section 3; Lee et al., "PatchMatch-Based Neighborhood Consensus
+"""PatchMatch neighbourhood consensus ops (docs/OPS.md#patchmatch; Lee et al., "PatchMatch-Based Neighborhood Consensus
 for Semantic Correspondence", CVPR 2021).
 
 One PMNC iteration is ``patchmatch_propagate`` (candidates) -> ``gather_windows4d`` (the w^4 correlation windows

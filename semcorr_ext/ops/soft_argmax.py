@@ -1,4 +1,4 @@
-"""Soft-argmax ops (SPEC section 5)."""
+"""Soft-argmax ops (contract: docs/OPS.md#soft-argmax)."""
 from typing import Optional
 
 import torch

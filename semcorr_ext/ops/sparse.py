@@ -1,5 +1,5 @@
-"""Sparse neighbourhood-consensus ops (SPEC sections 1-2): top-k correlation and submanifold sparse 4D
-convolution (Sparse NC-Net, Rocco et al. 2020, without the MinkowskiEngine dependency)."""
+"""Sparse neighbourhood-consensus ops (docs/OPS.md#corr4d_topk, #kernel_map4d, #sparse_conv4d): top-k correlation
+and submanifold sparse 4D convolution (Sparse NC-Net, Rocco et al. 2020, without the MinkowskiEngine dependency)."""
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple, Union
 

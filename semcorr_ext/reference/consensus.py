@@ -1,4 +1,4 @@
-"""References of conv4d and max_pool4d (SPEC section 2), computed in float64 by brute force."""
+"""References of conv4d and max_pool4d (docs/OPS.md#consensus), computed in float64 by brute force."""
 import itertools
 
 import torch

@@ -1,4 +1,4 @@
-"""References of corr4d and mutual_matching (SPEC section 1), computed in float64."""
+"""References of corr4d and mutual_matching (docs/OPS.md#correlation), computed in float64."""
 import torch
 
 

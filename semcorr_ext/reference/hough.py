@@ -1,4 +1,4 @@
-"""References of hough_match and hough_vote (SPEC section 4): dense, float64 votes, written for clarity.
+"""References of hough_match and hough_vote (docs/OPS.md#hough): dense, float64 votes, written for clarity.
 
 Bins are computed exactly as the op does (and as HPF does): in the centres' dtype, ``trunc(vote / cell)``,
 clamped into the Hough space. They materialise the (Ns, Nt) bin matrix, which the ops never do.

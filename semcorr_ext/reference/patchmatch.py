@@ -1,4 +1,4 @@
-"""Pure-PyTorch / pure-Python references of the PatchMatch ops (SPEC section 3): the contract written plainly.
+"""Pure-PyTorch / pure-Python references of the PatchMatch ops (docs/OPS.md#patchmatch): the contract written plainly.
 
 Loops over pixels in Python (slow; meant for small test shapes). The random candidates use the same
 counter-based hash as the kernels, written with Python integers masked to 64 bits.

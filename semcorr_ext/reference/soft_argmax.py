@@ -1,4 +1,4 @@
-"""Reference of kernel_soft_argmax (SPEC section 5), computed in float64."""
+"""Reference of kernel_soft_argmax (docs/OPS.md#kernel_soft_argmax), computed in float64."""
 import torch
 
 

@@ -1,5 +1,6 @@
-"""References of corr4d_topk, kernel_map4d and sparse_conv4d (SPEC sections 1-2), in float64 and plain PyTorch
-(they materialise the dense volume / use Python dictionaries: for tests only)."""
+"""References of corr4d_topk, kernel_map4d and sparse_conv4d (docs/OPS.md#corr4d_topk, #kernel_map4d,
+#sparse_conv4d), in float64 and plain PyTorch (they materialise the dense volume / use Python dictionaries:
+for tests only)."""
 import torch
 
 from .correlation import corr4d
