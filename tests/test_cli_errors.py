@@ -126,6 +126,22 @@ def test_eval_bad_inputs_are_one_line_before_the_model(capsys, tmp_path, no_mode
         assert len(err) == 1 and "at least 16 pixels, or 0" in err[0], err
 
 
+def test_hpf_search_bad_inputs_are_one_line_before_the_model(capsys, tmp_path, monkeypatch):
+    import semcorr.models.hpf
+
+    def no_hpf(*a, **k):
+        raise AssertionError("the model was built before the inputs were checked")
+
+    monkeypatch.setattr(semcorr.models.hpf, "HyperpixelFlow", no_hpf)
+    _fails(capsys, ["hpf-search", "--candidates", "3-5"], "starts from ids 0..beam-1 (3)")
+    _fails(capsys, ["hpf-search", "--candidates", "0-99"], "out of range 0..")
+    _fails(capsys, ["hpf-search", "--beam", "0"], "--beam 0: give at least 1")
+    _fails(capsys, ["hpf-search", "--save", str(tmp_path / "no" / "r.json")], "does not exist")
+    _fails(capsys, ["hpf-search", "--save", str(tmp_path / "r.txt")], "unsupported file type")
+    _fails(capsys, ["hpf-search", "--dataset", "pfpascal"], "needs --root", rc=1)
+    _fails(capsys, ["hpf-search", "--dataset", "nope"], "unknown dataset 'nope'", rc=1)
+
+
 def test_other_commands_report_user_errors_in_one_line(capsys, tmp_path):
     _fails(capsys, ["data", "layout", "nope"], "unknown dataset 'nope'", rc=1)
     _fails(capsys, ["train", "ncnet", "--config", "nope"], "--config 'nope': no such file", rc=1)

@@ -112,3 +112,20 @@ def test_load_image_keeps_the_file_size_at_zero(images):
     assert load_image(str(images / "a.png"), 0).shape == (300, 451, 3)
     assert load_image(str(images / "a.png"), 120).shape == (80, 120, 3)
     assert torch.is_tensor(torch.from_numpy(load_image(str(images / "c.png"), 64)))
+
+
+def test_hpf_search_saves_its_result(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "search.json"
+    # random ResNet-50 (--weights none): the search runs, the ids it finds mean nothing
+    assert cli.main(["hpf-search", "--dataset", "synthetic", "--limit", "1", "--beam", "1", "--max-depth", "2",
+                     "--candidates", "0-2", "--weights", "none", "--save", str(out)]) == 0
+    printed = capsys.readouterr().out
+    res = json.loads(out.read_text())
+    assert res["search"] == "published" and res["backbone"] == "resnet50" and res["dataset"] == "synthetic"
+    # depth 0 scores id 0 (beam 1); depth 1 extends it by each larger candidate
+    assert [[e["ids"] for e in h["scored"]] for h in res["history"]] == [[[0]], [[0, 1], [0, 2]]]
+    scores = {tuple(e["ids"]): e["score"] for h in res["history"] for e in h["scored"]}
+    assert res["best_score"] == max(scores.values()) and scores[tuple(res["best_ids"])] == res["best_score"]
+    assert "best ids:   %s" % ",".join(map(str, res["best_ids"])) in printed and "hyperpixel_ids=" in printed

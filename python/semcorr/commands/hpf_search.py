@@ -28,9 +28,10 @@ __all__ = ["add_parser", "run", "beam_search", "published_beam_search", "protoco
 
 
 def add_parser(subparsers):
-    p = subparsers.add_parser(
-        "hpf-search", help="HPF's beam search for hyperpixel layer ids (validation split, mean per-pair PCK)",
-        description=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    from semcorr.cli import SUMMARIES, HelpFormatter
+
+    p = subparsers.add_parser("hpf-search", help=SUMMARIES["hpf_search"], description=__doc__,
+                              formatter_class=HelpFormatter)
     p.add_argument("--backbone", default="resnet50", choices=["resnet50", "resnet101"],
                    help="ResNet depth (beamsearch.py's default: resnet50)")
     p.add_argument("--weights", default="auto",
@@ -53,7 +54,9 @@ def add_parser(subparsers):
     p.add_argument("--pairs", type=int, default=4, help="greedy: number of synthetic pairs (default 4)")
     p.add_argument("--size", type=int, default=128, help="greedy: synthetic image side (default 128)")
     p.add_argument("--max-layers", type=int, default=3, help="greedy: largest layer set (default 3)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="greedy: synthetic pair seed (default 0)")
+    p.add_argument("--save", default=None, metavar="FILE.json",
+                   help="write the result (best ids, score, settings, every scored set by depth) as JSON")
     p.set_defaults(func=run)
     return p
 
@@ -202,13 +205,54 @@ def published_beam_search(score_fn, candidates, beam: int = 4, max_depth: int = 
     return best_ids, best, history
 
 
+def _check_inputs(args, n_ids):
+    """Every input checked before the dataset is read and the model built; returns the candidate ids."""
+    from semcorr.cli import CommandError
+    from semcorr.commands._checks import check_output, check_size
+
+    for opt, value, low in (("--beam", args.beam, 1), ("--max-depth", args.max_depth, 1),
+                            ("--max-layers", args.max_layers, 1), ("--pairs", args.pairs, 1)):
+        if value < low:
+            raise CommandError("%s %d: give at least %d" % (opt, value, low))
+    if args.limit is not None and args.limit < 1:
+        raise CommandError("--limit %d: give at least 1 pair" % args.limit)
+    if args.size == 0:
+        raise CommandError("--size 0: the greedy search's synthetic pairs need a size (at least 16 pixels)")
+    check_size(args.size, "--size")
+    try:
+        candidates = _parse_candidates(args.candidates, n_ids)
+    except ValueError as e:
+        raise CommandError("--candidates %s: %s" % (args.candidates, e))
+    if args.search == "published" and (args.beam > len(candidates)
+                                       or any(i not in candidates for i in range(args.beam))):
+        raise CommandError("--candidates: the published search starts from ids 0..beam-1 (%d); include them"
+                           % (args.beam - 1))
+    if args.save is not None:
+        args.save = check_output(args.save, "--save", [".json"])
+    return candidates
+
+
+def _save(path, args, ids, score, history, metric):
+    """``--save``: the result and every scored set, as JSON."""
+    import json
+
+    with open(path, "w") as f:
+        json.dump({"search": args.search, "backbone": args.backbone, "dataset": args.dataset, "split": args.split,
+                   "alpha": args.alpha, "metric": metric, "best_ids": list(ids), "best_score": score,
+                   "history": [{"depth": d, "scored": [{"ids": list(i), "score": v} for i, v in buf]}
+                               for d, buf in history]}, f, indent=1)
+    print("saved:      %s" % path)
+
+
 def run(args) -> int:
     from semcorr.models.hpf import HyperpixelFlow, hyperpixel_geometry
 
     weights = None if str(args.weights).lower() == "none" else args.weights
     t0 = time.perf_counter()
     n_ids = len(hyperpixel_geometry(int(args.backbone[len("resnet"):])))
-    candidates = _parse_candidates(args.candidates, n_ids)
+    candidates = _check_inputs(args, n_ids)
+    if args.search == "published":  # the dataset (name, root, split, boxes) before the model
+        pairs, kind = protocol_pairs(args.dataset, args.root, args.split, args.thresh, args.limit)
     # the benchmark decides the margin pruning, as beamsearch.py's HyperpixelFlow(backbone, '0', benchmark)
     benchmark = args.dataset if args.dataset in ("pfpascal", "pfwillow", "spair") else "pfpascal"
     model = HyperpixelFlow(backbone=args.backbone, hyperpixel_ids=tuple(candidates), weights=weights,
@@ -222,22 +266,24 @@ def run(args) -> int:
         pairs = _validation_pairs(args.pairs, args.size, args.seed)
         print("hpf-search (greedy, ours): %s, %d candidate ids, %d synthetic pairs at %dpx, beam %d"
               % (args.backbone, len(candidates), len(pairs), args.size, args.beam))
-        ids, pck, _ = beam_search(model, pairs, candidates, args.beam, args.max_layers, args.alpha)
+        ids, pck, history = beam_search(model, pairs, candidates, args.beam, args.max_layers, args.alpha)
         print("best ids:   %s" % (",".join(map(str, ids)),))
         print("PCK@%.2f:   %.4f (alpha_img, pooled keypoints)" % (args.alpha, pck))
+        metric = "PCK@%g alpha_img, pooled keypoints (fraction)" % args.alpha
     else:
-        if args.beam > len(candidates) or any(i not in candidates for i in range(args.beam)):
-            raise SystemExit("hpf-search: the published search starts from ids 0..beam-1; --candidates must "
-                             "include them")
-        pairs, kind = protocol_pairs(args.dataset, args.root, args.split, args.thresh, args.limit)
         cache = [(model.layer_features(x.q_in[None], candidates), model.layer_features(x.r_in[None], candidates))
                  for x in pairs]
         print("hpf-search (published): %s, %d candidate ids, %d %s pairs (%s), beam %d, depth %d, PCK@%g %s"
               % (args.backbone, len(candidates), len(pairs), args.dataset, args.split, args.beam, args.max_depth,
                  args.alpha, kind))
-        ids, pck, _ = published_beam_search(lambda s: score_ids(model, cache, pairs, s, args.alpha, kind),
-                                            candidates, args.beam, args.max_depth)
+        ids, pck, history = published_beam_search(lambda s: score_ids(model, cache, pairs, s, args.alpha, kind),
+                                                  candidates, args.beam, args.max_depth)
         print("best ids:   %s" % (",".join(map(str, ids)),))
         print("PCK@%g:    %.2f %% (%s, mean over pairs)" % (args.alpha, 100 * pck, kind))
+        metric = "PCK@%g %s, mean over pairs of per-pair PCK (fraction)" % (args.alpha, kind)
+    print("use:        semcorr eval --method hpf --model-arg backbone=%s --model-arg \"hyperpixel_ids=%s\""
+          % (args.backbone, list(ids)))
+    if args.save is not None:
+        _save(args.save, args, ids, pck, history, metric)
     print("time:       %.1f s" % (time.perf_counter() - t0))
     return 0
