@@ -1,5 +1,5 @@
-"""MaCoSNet model (semcorr.models.macosnet), its training loop (semcorr.train.macosnet) and the
-`semcorr match --method macosnet` / `semcorr train macosnet` commands."""
+"""MaCoSNet model (semcorr.models.macosnet) and `semcorr match --method macosnet` (its training, `semcorr train
+macosnet` on the engine: tests/test_train_macosnet.py)."""
 import os
 import re
 
@@ -7,12 +7,10 @@ import pytest
 import torch
 
 from semcorr import cli
-from semcorr.checkpoints import load_checkpoint
 from semcorr.losses.macosnet import MaCoSNetLoss, PerceptualFeatures
 from semcorr.models import available_models, build_model
 from semcorr.models.base import Matches
 from semcorr.models.macosnet import GeometricTransform, MaCoSNet
-from semcorr.train import macosnet as train_mod
 from semcorr_ext import flow
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -98,65 +96,6 @@ def test_training_outputs_and_gradients_reach_every_part():
         assert g > 0, name
 
 
-def _train(tmp_path, *extra) -> int:
-    """`semcorr train macosnet` on the tiny encoder at 64 px (through the CLI, as a user runs it)."""
-    return cli.main(["train", "macosnet", "--backbone", "tiny", "--image-size", "64", "--batch-size", "2",
-                     "--no-progress", "--out", str(tmp_path / "run"), "--log-every", "0", *extra])
-
-
-def test_a_few_steps_lower_the_loss_on_a_tiny_batch(tmp_path):
-    # the matching term of the affine stage alone: the cycle term is 0 at the identity start (the sum first rises),
-    # and the released TPS stage drops the cells whose composition touches the grid border, which on a 4 x 4 grid
-    # is most of them and flips as the transform moves; BatchNorm in eval mode as the released loop.
-    # measured -0.097 -> -0.099 -> -0.102 -> -0.105 -> -0.108
-    assert _train(tmp_path, "--steps", "5", "--overfit", "--lr", "1e-4", "--w-cycle", "0", "--no-cascade",
-                  "--save-every", "0") == 0
-    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
-    h = ckpt["history"]
-    assert ckpt["step"] == 5 and len(h) == 5
-    assert h[-1] < h[0] - 0.008, h
-    assert all(x > y for x, y in zip(h, h[1:])), h
-
-
-def test_train_checkpoint_resume_and_load_for_matching(tmp_path, capsys):
-    assert _train(tmp_path, "--steps", "2", "--save-every", "1") == 0
-    path = tmp_path / "run" / "last.pt"
-    first = load_checkpoint(path)
-    assert first["step"] == 2 and len(first["history"]) == 2
-    assert first["config"]["backbone"] == "tiny" and first["config"]["image_size"] == 64
-    assert _train(tmp_path, "--steps", "3", "--resume", "auto") == 0
-    assert "resumed from" in capsys.readouterr().out
-    second = load_checkpoint(path)
-    assert second["step"] == 3 and second["history"][:2] == first["history"]
-    # the checkpoint rebuilds the model with its configuration and trained weights
-    model = build_model("macosnet", checkpoint=str(path))
-    assert model.image_size == 64 and model.untrained_parts() == []
-    sd = model.state_dict()
-    for k, v in second["model"].items():
-        assert torch.equal(sd[k], v), k
-    m = model.match(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64))
-    assert m.field.shape == (1, 4, 4, 2)
-
-
-def test_pair_batcher_groups_categories_for_triplets():
-    b = train_mod.PairBatcher("sample", 4, 32, seed=0)
-    img_a, img_b, img_c, has_c, cats = b.next()
-    assert img_a.shape == img_b.shape == img_c.shape == (4, 3, 32, 32)
-    assert cats[0] == cats[1] and cats[2] == cats[3] and bool(has_c.all())
-    assert torch.equal(img_c[0], img_a[1]) and torch.equal(img_c[1], img_a[0])
-    # odd batch: the last pair has no partner -> no triplet for it
-    _, _, _, has_c, cats = train_mod.PairBatcher("sample", 3, 32, seed=1).next()
-    assert has_c.tolist() == [True, True, False] or cats[2] in cats[:2]
-
-
-def test_pair_batcher_on_a_dataset():
-    from semcorr.data.synthetic import SyntheticPairs
-
-    ds = SyntheticPairs(size=32, images=("astronaut", "coffee"), warps=("affine",), repeats=2, stereo=False)
-    img_a, img_b, img_c, has_c, cats = train_mod.PairBatcher(ds, 2, 32, seed=0).next()
-    assert img_a.shape == (2, 3, 32, 32) and cats[0] == cats[1] and bool(has_c.all())
-
-
 def test_cli_match_prints_matches_and_writes_masks(tmp_path, capsys):
     out_png = tmp_path / "pair.png"
     assert cli.main(["match", "--method", "macosnet", "--backbone", "tiny", "--out", str(out_png)]) == 0
@@ -178,42 +117,3 @@ def test_resnet_backbone_is_the_default_and_missing_weights_say_so(tmp_path, mon
     assert model.untrained_parts() == ["backbone", "regressors", "decoder"]
     assert [m.kernel_size for m in model.affine_regressor.conv if isinstance(m, torch.nn.Conv2d)] == [(7, 7), (5, 5)]
     assert model.affine_regressor.linear.in_features == 64 * 5 * 5 and model.tps_regressor.linear.out_features == 18
-
-
-def test_released_training_mode_keeps_batchnorm_statistics_and_trains_the_encoder():
-    torch.manual_seed(0)
-    model = MaCoSNet(backbone="tiny", image_size=64)
-    assert all(p.requires_grad for p in model.backbone.parameters())  # released: the encoder is fine-tuned
-    assert not any(p.requires_grad for p in MaCoSNet(backbone="tiny", image_size=64,
-                                                     freeze_backbone=True).backbone.parameters())
-    loss_fn = MaCoSNetLoss()
-    batch = train_mod.PairBatcher("sample", 2, 64, seed=0).next()
-    stats = {k: v.clone() for k, v in model.state_dict().items() if "running_" in k}
-    before = model.backbone.net[0].weight.detach().clone()
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-    train_mod.train_step(model, loss_fn, opt, batch, "cpu")  # bn="eval": the released model.eval() epoch
-    assert all(torch.equal(model.state_dict()[k], v) for k, v in stats.items())
-    assert not torch.equal(model.backbone.net[0].weight, before)
-    train_mod.train_step(model, loss_fn, opt, batch, "cpu", bn="train")
-    assert any(not torch.equal(model.state_dict()[k], v) for k, v in stats.items())
-
-
-def test_train_starts_from_model_weights(tmp_path, monkeypatch):
-    # `--model` (the released train.sh's WeakAlign initialisation) goes through MaCoSNet(checkpoint=...): here a
-    # checkpoint of our own layout, whose weights the new run starts from (lr 0: nothing moves)
-    assert _train(tmp_path, "--steps", "1", "--lr", "1e-3") == 0
-    init = load_checkpoint(tmp_path / "run" / "last.pt")
-    seen = {}
-    real = train_mod.train_step
-
-    def spy(model, *a, **k):
-        seen.setdefault("sd", {n: v.clone() for n, v in model.state_dict().items()})
-        return real(model, *a, **k)
-
-    monkeypatch.setattr(train_mod, "train_step", spy)
-    out2 = tmp_path / "run2"
-    assert cli.main(["train", "macosnet", "--model", str(tmp_path / "run" / "last.pt"), "--steps", "1", "--lr", "0",
-                     "--image-size", "64", "--batch-size", "2", "--no-progress", "--log-every", "0", "--out", str(out2)]) == 0
-    for k, v in init["model"].items():
-        assert torch.equal(seen["sd"][k], v), k
-    assert load_checkpoint(out2 / "last.pt")["config"] == init["config"]
