@@ -76,7 +76,8 @@ def test_match_bad_inputs_are_one_line_before_the_model(images, capsys, no_model
 
 def test_match_pairs_list_errors_before_the_model(images, capsys, no_model):
     out = ["--out", str(images / "res")]
-    _fails(capsys, ["match", "--pairs", str(images / "none.csv")] + out, "--pairs %s: no such file" % (images / "none.csv"))
+    missing = images / "none.csv"
+    _fails(capsys, ["match", "--pairs", str(missing)] + out, "--pairs %s: no such file" % missing)
     (images / "bad.csv").write_text("source,target\na.png,b.png\n")
     _fails(capsys, ["match", "--pairs", str(images / "bad.csv")] + out, "must name columns src and tgt")
     (images / "gap.csv").write_text("src,tgt\na.png,b.png\nb.png,missing.png\n")
@@ -145,6 +146,12 @@ def test_hpf_search_bad_inputs_are_one_line_before_the_model(capsys, tmp_path, m
 def test_other_commands_report_user_errors_in_one_line(capsys, tmp_path):
     _fails(capsys, ["data", "layout", "nope"], "unknown dataset 'nope'", rc=1)
     _fails(capsys, ["train", "ncnet", "--config", "nope"], "--config 'nope': no such file", rc=1)
+    _fails(capsys, ["train", "sfnet", "--image-size", "8"], "--image-size 8: give a size of at least 16 pixels")
+    _fails(capsys, ["train", "sfnet", "--batch-size", "0"], "--batch-size 0: give at least 1")
+    missing = tmp_path / "x.pt"
+    _fails(capsys, ["train", "sfnet", "--resume", str(missing)], "--resume %s: no such file" % missing)
+    _fails(capsys, ["data", "check", "pfpascal"], "needs ROOT")
+    _fails(capsys, ["data", "check", "pfpascal", str(tmp_path / "none")], "no such folder")
 
 
 def test_debug_shows_the_traceback_and_the_installed_command_prints_one_line(tmp_path):

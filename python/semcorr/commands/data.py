@@ -40,12 +40,16 @@ def _layout(args) -> int:
 
 
 def _check(args) -> int:
+    import os
+
+    from semcorr.cli import CommandError
     from semcorr.data.datasets import dataset_class
 
     cls = dataset_class(args.name)
     if cls.name != "synthetic" and args.root is None:
-        print(f"semcorr data check {args.name} needs ROOT (the folder you unpacked)")
-        return 2
+        raise CommandError(f"check {args.name} needs ROOT (the folder you unpacked)")
+    if args.root is not None and not os.path.isdir(args.root):
+        raise CommandError(f"check {args.name} {args.root}: no such folder")
     rep = cls.check(args.root, split=args.split)
     print(rep.format())
     if not rep.ok:
@@ -54,18 +58,20 @@ def _check(args) -> int:
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("data", help="list, describe and check benchmark datasets",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from semcorr.cli import SUMMARIES, HelpFormatter
+
+    names = ", ".join(SUMMARY)
+    p = subparsers.add_parser("data", help=SUMMARIES["data"], description=__doc__, formatter_class=HelpFormatter)
     sub = p.add_subparsers(dest="data_command", metavar="ACTION")
     sub.required = True
     q = sub.add_parser("list", help="the supported datasets")
     q.set_defaults(func=_list)
     q = sub.add_parser("layout", help="the folder layout a dataset loader reads")
-    q.add_argument("name")
+    q.add_argument("name", help=f"dataset: {names}")
     q.set_defaults(func=_layout)
-    q = sub.add_parser("check", help="report what is missing from a downloaded dataset")
-    q.add_argument("name")
-    q.add_argument("root", nargs="?", default=None)
-    q.add_argument("--split", default="test")
+    q = sub.add_parser("check", help="report what is missing from a downloaded dataset", formatter_class=HelpFormatter)
+    q.add_argument("name", help=f"dataset: {names}")
+    q.add_argument("root", nargs="?", default=None, help="the folder you unpacked (not for synthetic)")
+    q.add_argument("--split", default="test", help="pair split to check (default: test)")
     q.set_defaults(func=_check)
     return p

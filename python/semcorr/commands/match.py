@@ -252,7 +252,8 @@ def read_pairs(path: str):
         src, tgt = (os.path.join(base, p) if not os.path.isabs(p) else p for p in (src, tgt))
         name = (row.get("name") or "").strip() or "%04d_%s_%s" % (i, _stem(src), _stem(tgt))
         if name in names or os.sep in name:
-            raise CommandError("--pairs %s: row %d: name %r is repeated or holds a path separator" % (path, i + 2, name))
+            raise CommandError("--pairs %s: row %d: name %r is repeated or holds a path separator"
+                               % (path, i + 2, name))
         names.add(name)
         pairs.append((name, src, tgt))
     return pairs

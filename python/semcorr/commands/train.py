@@ -33,6 +33,38 @@ def add_parser(subparsers):
         mp = sub.add_parser(cmd, aliases=[name] if cmd != name else [], help=doc.splitlines()[0] if doc else None,
                             description=doc or None, formatter_class=HelpFormatter)
         show_defaults(mod.add_arguments(mp) or mp)
-        mp.set_defaults(func=mod.run)
+        mp.set_defaults(func=_checked(mod.run))
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
     return p
+
+
+def check_common(args) -> None:
+    """The options several training loops share, checked before anything is built (one-line
+    :class:`semcorr.cli.CommandError`): sizes as in every command (here no 0: training needs one size), counts,
+    the device, the checkpoint to resume from."""
+    import os
+
+    from semcorr.cli import CommandError
+    from semcorr.commands._checks import MIN_SIZE, check_device
+
+    size = getattr(args, "image_size", None)
+    if size is not None and size < MIN_SIZE:
+        raise CommandError("--image-size %d: give a size of at least %d pixels" % (size, MIN_SIZE))
+    for opt in ("batch_size", "steps", "epochs", "pairs"):
+        value = getattr(args, opt, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+            raise CommandError("--%s %d: give at least 1" % (opt.replace("_", "-"), value))
+    if getattr(args, "device", None) is not None:
+        check_device(args.device)
+    resume = getattr(args, "resume", None)
+    if resume not in (None, "auto") and not os.path.isfile(resume):
+        raise CommandError("--resume %s: no such file (or 'auto' for OUT/last.pt when present)" % resume)
+
+
+def _checked(run):
+    def checked_run(args):
+        check_common(args)
+        return run(args)
+
+    return checked_run
+

@@ -233,9 +233,13 @@ def run(args) -> int:
             bar.update(1)
             bar.set_postfix(loss="%.4f" % terms["total"], mask="%.3f" % terms["mask"], flow="%.3f" % terms["flow"])
         if args.log_every and step % args.log_every == 0:
-            print("step %d  loss %.5f  mask %.5f  flow %.5f  smooth %.5f  lr %.2e  (%.1fs)"
-                  % (step, terms["total"], terms["mask"], terms["flow"], terms["smooth"],
-                     optimizer.param_groups[0]["lr"], time.time() - t0), file=sys.stderr if bar else sys.stdout)
+            line = ("step %d  loss %.5f  mask %.5f  flow %.5f  smooth %.5f  lr %.2e  (%.1fs)"
+                    % (step, terms["total"], terms["mask"], terms["flow"], terms["smooth"],
+                       optimizer.param_groups[0]["lr"], time.time() - t0))
+            if bar is not None:
+                bar.write(line, file=sys.stderr)  # above the bar, not over it
+            else:
+                print(line)
         if args.save_every and step % args.save_every == 0:
             save()
     if bar is not None:
