@@ -183,6 +183,10 @@ def test_pmnc_gt_probability_map_known_by_construction():
             want = torch.zeros(4, 4)
             want[i, j + 1] = 1
             assert torch.equal(prob[i, j], want)
+    # the same in y: a cell landing exactly on the last row's centre is kept (the bounds are inclusive)
+    prob, mask = gt_probability_map(Shift(0.0, 2.0), (8, 8), (8, 8), (4, 4), (4, 4))
+    assert mask.tolist() == [[True] * 4] * 3 + [[False] * 4]
+    assert prob[2, 1, 3, 1].item() == 1.0
     # a 1 px shift in y: half a cell down, the mass split 1/2 - 1/2 between rows i and i + 1
     prob, mask = gt_probability_map(Shift(0.0, 1.0), (8, 8), (8, 8), (4, 4), (4, 4))
     assert mask[:3].all() and not mask[3].any()
