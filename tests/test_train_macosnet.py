@@ -5,7 +5,6 @@ run starts from the weights of `model.checkpoint`."""
 import json
 
 import numpy as np
-import pytest
 import torch
 
 from semcorr import cli
@@ -13,14 +12,6 @@ from semcorr.models import build_model
 from semcorr.train import _engine as E
 from semcorr.train import _engine_config as C
 from semcorr.train import macosnet as T
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _tiny(tmp_path, *extra):
