@@ -73,7 +73,7 @@ def test_eval_and_train_help_show_choices_and_defaults(capsys):
 def test_registry_is_complete_at_import_and_build_model_documents_it():
     out = _python("import json, semcorr.models as M\nprint(json.dumps([sorted(M.MODELS), M.ALIASES]))")
     names, aliases = json.loads(out)
-    assert {"nn", "hpf", "scnet", "ncnet", "sparse-ncnet", "pmnc", "sfnet", "macosnet", "dino"} <= set(names)
+    assert {"nn", "hpf", "scnet", "ncnet", "sparse-ncnet", "pmnc", "sfnet", "macosnet", "dino", "identity"} <= set(names)
     assert aliases == {"sparse_ncnet": "sparse-ncnet"} and "sparse_ncnet" not in names
 
     from semcorr import models
@@ -85,3 +85,17 @@ def test_registry_is_complete_at_import_and_build_model_documents_it():
     assert isinstance(models.build_model("sparse_ncnet", backbone="daisy"), models.MODELS["sparse-ncnet"])
     with pytest.raises(KeyError, match="unknown model 'nope'; available: dino, hpf"):
         models.build_model("nope")
+
+
+def test_identity_is_a_model_with_eval_s_rule():
+    import torch
+
+    from semcorr.eval.runner import IdentityBaseline
+    from semcorr.models import build_model
+
+    src, tgt = torch.rand(1, 3, 40, 60), torch.rand(1, 3, 30, 90)
+    kps = torch.tensor([[[0.0, 0.0], [59.0, 39.0], [12.3, 7.9], [-1.0, -1.0]]])
+    got = build_model("identity").match(src, tgt).transfer_keypoints(kps)
+    want = IdentityBaseline().match(src, tgt).transfer_keypoints(kps)
+    torch.testing.assert_close(got, want.to(got.dtype), atol=1e-4, rtol=0)
+    torch.testing.assert_close(got[0, 2], torch.tensor([12.3 * 1.5, 7.9 * 0.75]), atol=1e-4, rtol=0)

@@ -39,7 +39,7 @@ def configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     from semcorr.models import available_models
 
     p.add_argument("--method", "-m", default="nn",
-                   help="model: %s, or identity (no-motion baseline)" % ", ".join(available_models()))
+                   help="model: %s (identity: the no-motion baseline)" % ", ".join(available_models()))
     p.add_argument("--dataset", "-d", default="synthetic", help=f"one of: {', '.join(NAMES)}")
     p.add_argument("--root", "-r", default=None, help="dataset folder as downloaded (not needed for synthetic)")
     p.add_argument("--protocol", default="paper",

@@ -87,6 +87,7 @@ def build_model(name: str, **kwargs) -> CorrespondenceModel:
     ``macosnet``    MaCoSNet, :class:`.macosnet.MaCoSNet`                         backbone, checkpoint, cascade
     ``dino``        zero-shot DINOv2, :class:`.dino.DinoMatcher`                  backbone, weights, img_size,
                                                                                   readout
+    ``identity``    no-motion baseline, :class:`.identity.Identity`               stride
     ==============  ============================================================  ===========================
 
     ``checkpoint=PATH`` of a file written by ``semcorr train`` (a dict with ``method``, ``model_config`` and
