@@ -59,6 +59,10 @@ def test_match_bad_inputs_are_one_line_before_the_model(images, capsys, no_model
            "--model-arg nope: model sfnet takes no such argument")
     _fails(capsys, ["match", a, b, "--checkpoint", str(images / "none.pt"), "--method", "sfnet"] + out,
            "--checkpoint %s: no such file" % (images / "none.pt"))
+    _fails(capsys, ["match", a, b, "--weights", str(images / "w.pth"), "--method", "sfnet"] + out,
+           "--weights %s: no such file" % (images / "w.pth"))
+    _fails(capsys, ["match", a, b, "--weights", "imagenet", "--method", "identity"] + out,
+           "--weights: model identity has no pretrained backbone weights")
     _fails(capsys, ["match", a, b, "--device", "potato"] + out, "--device potato: not a torch device")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     _fails(capsys, ["match", a, b, "--device", "cuda"] + out, "--device cuda: no CUDA GPU is available")

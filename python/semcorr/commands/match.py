@@ -62,9 +62,13 @@ def add_parser(subparsers):
                         % (", ".join(available_models()), " (aliases: %s)" % aliases if aliases else ""))
     p.add_argument("--backbone", default=None,
                    help="backbone for the model, e.g. daisy, hog, resnet101 (default: the model's own)")
-    p.add_argument("--checkpoint", "--weights", default=None, metavar="PATH",
+    p.add_argument("--checkpoint", default=None, metavar="PATH",
                    help="trained weights for the model: the file its published code saves (e.g. NC-Net's "
                         ".pth.tar, SFNet's best_checkpoint.pt) or one `semcorr train` wrote (rebuilt exactly)")
+    p.add_argument("--weights", default=None, metavar="auto|imagenet|none|PATH",
+                   help="pretrained backbone weights (the model's `weights` argument, as in `semcorr train` and "
+                        "`hpf-search`): auto (ImageNet if in the torch hub cache), imagenet, none (random) or a "
+                        "file, e.g. DINOv2's dinov2_vitb14_pretrain.pth (default: the model's own)")
     p.add_argument("--model-arg", type=_kv, action="append", default=[], metavar="KEY=VALUE",
                    help="keyword argument for the model (repeatable, as in `semcorr eval`), e.g. "
                         "--model-arg relocalization_k=2")
@@ -284,15 +288,24 @@ def _model_kwargs(args, method: str) -> dict:
     from semcorr.commands._checks import check_model_args
 
     kwargs = dict(args.model_arg)
-    for opt, key in (("--backbone", "backbone"), ("--checkpoint", "checkpoint")):
+    for opt, key in (("--backbone", "backbone"), ("--checkpoint", "checkpoint"), ("--weights", "weights")):
         value = getattr(args, key)
         if value is not None:
             if key in kwargs:
                 raise CommandError("%s and --model-arg %s=...: give one of them" % (opt, key))
-            kwargs[key] = value
-    ck = kwargs.get("checkpoint")
-    if isinstance(ck, str) and not os.path.isfile(ck):
-        raise CommandError("--checkpoint %s: no such file" % ck)
+            kwargs[key] = None if (key == "weights" and value.lower() == "none") else value
+    for key in ("checkpoint", "weights"):
+        path = kwargs.get(key)
+        # a checkpoint is always a file; weights also take names (auto, imagenet, hub...): a file if it looks like one
+        looks_like_file = key == "checkpoint" or (isinstance(path, str)
+                                                  and (os.sep in path or bool(os.path.splitext(path)[1])))
+        if isinstance(path, str) and looks_like_file and not os.path.isfile(path):
+            raise CommandError("--%s %s: no such file" % (key, path))
+    if args.weights is not None:
+        try:
+            check_model_args(method, {"weights": None})
+        except CommandError:
+            raise CommandError("--weights: model %s has no pretrained backbone weights to choose" % method)
     check_model_args(method, {k: v for k, v in kwargs.items() if k != "checkpoint"})
     return kwargs
 
