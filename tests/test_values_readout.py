@@ -1,6 +1,8 @@
 """Readouts whose answer is known by construction: the nearest-neighbour model's field, confidence and mutual
 mask from features built so that the best target cell of every source cell is chosen in advance, and the
-multi-layer feature fusion on maps whose normalised, resized values are known."""
+multi-layer feature fusion on maps whose normalised, resized values are known, SCNet's painting of a box-to-box
+map that leaves the image."""
+import numpy as np
 import torch
 from torch import nn
 
@@ -73,3 +75,16 @@ def test_fuse_features_normalises_resizes_and_concatenates():
     torch.testing.assert_close(out2[:, 3:], norm)
     # a single map or tensor is returned untouched (no normalisation)
     assert fuse_features(fine) is fine and fuse_features([fine]) is fine
+
+
+def test_scnet_paint_of_a_box_beyond_the_top_left_corner():
+    from semcorr.models.scnet import dense_flow
+
+    # source box 0-based (-3, -3)..(6, 6), 10 x 10 px, onto the target box (0, 0)..(9, 9): a shift by 3 px; the
+    # painted part is source pixels 0..6, and 0-based pixel (r, c) maps to 1-based target (c + 4, r + 4)
+    X, Y, C = dense_flow.paint_region_flow(np.array([[0.7]]), np.array([[-3.0, -3.0, 6.0, 6.0]]),
+                                           np.array([[0.0, 0.0, 9.0, 9.0]]), (12, 12))
+    r, c = np.mgrid[0:7, 0:7]
+    np.testing.assert_array_equal(X[:7, :7], c + 4.0)
+    np.testing.assert_array_equal(Y[:7, :7], r + 4.0)
+    assert (C[:7, :7] == 0.7).all() and np.isnan(X[7:]).all() and np.isnan(X[:, 7:]).all() and (C[7:] == 0).all()
