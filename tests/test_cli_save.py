@@ -129,3 +129,32 @@ def test_hpf_search_saves_its_result(tmp_path, capsys):
     scores = {tuple(e["ids"]): e["score"] for h in res["history"] for e in h["scored"]}
     assert res["best_score"] == max(scores.values()) and scores[tuple(res["best_ids"])] == res["best_score"]
     assert "best ids:   %s" % ",".join(map(str, res["best_ids"])) in printed and "hyperpixel_ids=" in printed
+
+
+@pytest.mark.parametrize("protocol", ["uniform", "paper"])
+def test_eval_records_hold_the_predicted_points(tmp_path, capsys, protocol):
+    import json
+
+    from semcorr.data.datasets import build_dataset
+
+    out = tmp_path / "ev"
+    assert cli.main(["eval", "--method", "identity", "--dataset", "synthetic", "--limit", "2", "--protocol", protocol,
+                     "--size", "96", "--no-figures", "--no-progress", "--out", str(out)]) == 0
+    capsys.readouterr()
+    recs = sorted((json.loads(x) for p in (out / "pairs").glob("*.jsonl") for x in p.read_text().splitlines()),
+                  key=lambda r: r["index"])
+    assert [r["index"] for r in recs] == [0, 1]
+    if protocol == "uniform":  # both images squashed to 96 x 96: the identity keeps every source keypoint
+        ds = build_dataset("synthetic", None, size=(96, 96))
+        for r in recs:
+            item = ds[r["index"]]
+            np.testing.assert_allclose(r["pred_kps"], item["src_kps"].numpy(), atol=1e-4)
+            np.testing.assert_allclose(r["gt_kps"], item["trg_kps"].numpy(), atol=1e-4)
+    for r in recs:  # the saved counts are the PCK of the saved points
+        pred, gt = np.array(r["pred_kps"]), np.array(r["gt_kps"])
+        valid = (gt >= 0).all(-1)
+        L = r["thresh"]["img"]
+        assert r["n_valid"] == valid.sum() and len(pred) == len(gt)
+        err = np.linalg.norm(pred[valid] - gt[valid], axis=1)
+        alphas = json.loads((out / "results.json").read_text())["curve_alphas"]
+        assert r["correct"]["img"] == [int((err <= a * L).sum()) for a in alphas]

@@ -10,7 +10,8 @@ padding, readout direction, coordinate convention, threshold, split: see docs/EV
 reports nothing on the dataset it says so and uses the uniform setting. ``--protocol uniform`` squashes both
 images to ``--size`` and reads source -> target for every method (for comparing methods with each other).
 Prints a per-category table (and an ``UNTRAINED: ...`` line for models with random parts), writes
-``config.json``, ``results.json``, ``pairs/pairs-rank*.jsonl`` (one record per pair, used by ``--resume``)
+``config.json``, ``results.json``, ``pairs/pairs-rank*.jsonl`` (one record per pair, used by ``--resume``: its
+PCK counts and its predicted and true keypoints ``pred_kps`` / ``gt_kps`` in the pixels PCK is measured in)
 and figures (``pck_curve.png``, ``qualitative.png``) into ``--out``.
 """
 from __future__ import annotations

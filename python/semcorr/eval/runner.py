@@ -188,6 +188,8 @@ def pair_records(model, batch: dict, alphas: Sequence[float], device: torch.devi
             ok = math.isfinite(float(thresh[i])) and float(thresh[i]) > 0
             rec.setdefault("correct", {})[kind] = correct[i].tolist() if ok else None
             rec.setdefault("thresh", {})[kind] = float(thresh[i]) if ok else None
+    for i, rec in enumerate(records):  # the points themselves (frame of the PCK; padding rows stay -1)
+        rec["pred_kps"], rec["gt_kps"] = pred[i].tolist(), gt[i].tolist()
     return records
 
 
@@ -225,6 +227,7 @@ def protocol_records(model, batch: dict, protocol: Protocol, alphas: Sequence[fl
             else:
                 rec["correct"][kind] = [0] * len(alphas) if ok else None
             rec["thresh"][kind] = float(L) if ok else None
+        rec["pred_kps"], rec["gt_kps"] = out["pred"].tolist(), out["gt"].tolist()  # in the protocol's PCK frame
         records.append(rec)
     return records
 
