@@ -52,6 +52,8 @@ def test_match_bad_inputs_are_one_line_before_the_model(images, capsys, no_model
     assert "pip install" not in line  # no misleading imageio plug-in hint
     _fails(capsys, ["match", a, b, "--out", str(images / "no" / "m.png")], "folder %s does not exist" % (images / "no"))
     _fails(capsys, ["match", a, b, "--out", str(images / "m.xyz")], "unsupported file type '.xyz'")
+    _fails(capsys, ["match", a, b, "--out", str(images)], "is a folder; give a file name, e.g. %s"
+           % os.path.join(images, "matches.png"))
     _fails(capsys, ["match", a, b, "--save", str(images / "m.txt")] + out, "--save")
     _fails(capsys, ["match", a, b, "--save", str(images / "gone" / "m.npz")] + out, "does not exist")
     _fails(capsys, ["match", a, b, "--method", "nope"] + out, "unknown model; choose from dino, hpf")
@@ -91,6 +93,7 @@ def test_match_pairs_list_errors_before_the_model(images, capsys, no_model):
     (images / "ok.csv").write_text("src,tgt\na.png,b.png\n")
     _fails(capsys, ["match", "--pairs", str(images / "ok.csv"), "--out", str(images / "no" / "res")], "does not exist")
     _fails(capsys, ["match", "--pairs", str(images / "ok.csv"), "--save", "x.npz"] + out, "--save FILE is for one pair")
+    _fails(capsys, ["match", "--pairs", str(images / "ok.csv"), "--out", str(images / "a.png")], "this is a file")
 
 
 def test_sizes_mean_the_original_size_at_zero_and_upscaling_warns(images, capsys):

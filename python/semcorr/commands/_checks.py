@@ -72,6 +72,9 @@ def check_image(path: str, option: str) -> Tuple[int, int]:
 def check_output(path: str, option: str, allowed: Sequence[str], default_ext: Optional[str] = None) -> str:
     """The file ``path`` that ``option`` will write: its extension must be one of ``allowed`` (without one,
     ``default_ext`` is appended, and the returned name says so), its folder must exist and be writable."""
+    if os.path.isdir(path) or path.endswith(("/", os.sep)):
+        raise CommandError("%s %s: is a folder; give a file name, e.g. %s" % (option, path, os.path.join(
+            path, "matches" + (default_ext or allowed[0]))))
     root, ext = os.path.splitext(path)
     if not ext:
         if default_ext is None:

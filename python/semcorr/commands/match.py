@@ -352,6 +352,8 @@ def run(args) -> int:
             sizes[src] = check_image(src, "--pairs %s: src" % args.pairs)
             sizes[tgt] = check_image(tgt, "--pairs %s: tgt" % args.pairs)
         out_dir = args.out or "matches"
+        if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+            raise CommandError("--out %s: with --pairs, --out is a folder; this is a file" % out_dir)
         if not os.path.isdir(out_dir):
             check_folder(os.path.dirname(os.path.abspath(out_dir)), "--out", out_dir)
         elif not os.access(out_dir, os.W_OK):
