@@ -337,8 +337,9 @@ def run(args) -> int:
         raise CommandError("give both SRC and TGT, or neither (to use the built-in sample pair)")
     if args.pairs is not None and args.src is not None:
         raise CommandError("give SRC TGT or --pairs LIST.csv, not both")
-    if args.pairs is None and args.save is None and args.save_format != "npz":
-        raise CommandError("--save-format is for --pairs; give --save FILE.%s for one pair" % args.save_format)
+    if args.pairs is None and args.save_format != "npz":
+        raise CommandError("--save-format is for --pairs; for one pair the extension of --save FILE.%s decides"
+                           % args.save_format)
     method = check_method(args.method or _trained_method(args.checkpoint) or "nn")
     kwargs = _model_kwargs(args, method)
     device = check_device(args.device)
