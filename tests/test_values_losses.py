@@ -3,8 +3,8 @@
 Every expected number below is derived in the comments from the loss's definition (the released code's formula
 as the loss module's docstring states it), not read from a run: NC-Net's weak loss and match score, SFNet's
 three terms and their weighted total, PMNC's dense cross entropy and its ground-truth map, Sparse NC-Net's weak
-loss. (SCNet's hinge loss and MaCoSNet's losses have hand-computed tests in test_scnet_loss.py and
-test_macosnet_losses.py.)
+loss, SCNet's active rows, MaCoSNet's matching score with its default mask. (SCNet's hinge loss and the other
+MaCoSNet losses have hand-computed tests in test_scnet_loss.py and test_macosnet_losses.py.)
 """
 import math
 
@@ -271,3 +271,20 @@ def test_scnet_active_proposals_with_three_keypoints():
     obj = torch.tensor([[0.0, 0.0, 60.0, 60.0]])
     kps = torch.tensor([[5.0, 8.0], [44.0, 3.0], [25.0, 55.0]])
     assert active_proposals(boxes, obj, kps).tolist() == [0, 2]
+
+
+# ----------------------------------------------------------------------------------------------- MaCoSNet
+def test_macosnet_matching_score_default_is_the_soft_mask():
+    from semcorr.losses.macosnet import matching_score
+
+    # one cell of A mapped half-way between B's cells 0 and 1 (B: a 1 x 3 grid that is its own image):
+    # x = 0.5 px -> normalised 0.5 / 2 * 2 - 1 = -0.5
+    corr = torch.tensor([2.0, 3.0, 7.0], dtype=F64).reshape(1, 1, 1, 1, 3)
+    pts = torch.tensor([-0.5, 0.0], dtype=F64).reshape(1, 1, 1, 2)
+    # soft (tent) weights 1/2, 1/2, 0 -> 2.5; the hard indicator |d| <= 1 takes cells 0 and 1 whole -> 5
+    assert matching_score(corr, pts).item() == pytest.approx(2.5, abs=1e-12)
+    assert matching_score(corr, pts, soft=True).item() == pytest.approx(2.5, abs=1e-12)
+    assert matching_score(corr, pts, soft=False).item() == pytest.approx(5.0, abs=1e-12)
+    # phi = 2: tent weights 3/4, 3/4, 1/4 -> 5.5; hard: all three cells (|d| = 0.5, 0.5, 1.5) -> 12
+    assert matching_score(corr, pts, phi=2.0).item() == pytest.approx(5.5, abs=1e-12)
+    assert matching_score(corr, pts, phi=2.0, soft=False).item() == pytest.approx(12.0, abs=1e-12)
