@@ -30,12 +30,34 @@ def add_parser(subparsers):
         # a module name cannot hold "-": sparse_ncnet is the command sparse-ncnet (the model's name), alias kept
         cmd = command_name(name)
         doc = (mod.__doc__ or "").strip()
+        recipe = getattr(mod, "RECIPE", None)
         mp = sub.add_parser(cmd, aliases=[name] if cmd != name else [], help=doc.splitlines()[0] if doc else None,
-                            description=doc or None, formatter_class=HelpFormatter)
+                            description=doc or None, formatter_class=HelpFormatter,
+                            epilog=_config_summary(recipe.default_config) if recipe is not None else None)
         show_defaults(mod.add_arguments(mp) or mp)
         mp.set_defaults(func=_checked(mod.run))
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
     return p
+
+
+def _config_summary(name: str) -> str:
+    """The main settings of an engine method's default config, for its ``--help`` (all of them:
+    ``--print-config``)."""
+    from semcorr.train import _engine_config as C
+
+    try:
+        cfg = C.load_config(name)
+    except Exception as e:  # a broken config file must not break --help; running it reports the error
+        return "default config %s: cannot be read (%s)" % (name, e)
+    lines = ["default config %s (change with --set KEY=VALUE; all of it: --print-config):" % name]
+    for section in ("model", "optimizer", "scheduler", "train"):
+        value = cfg.get(section)
+        if isinstance(value, dict):
+            lines.append("  %-10s %s" % (section + ":", ", ".join("%s=%s" % kv for kv in value.items())))
+    train_data = (cfg.get("data") or {}).get("train")
+    if isinstance(train_data, dict):
+        lines.append("  %-10s %s" % ("data:", ", ".join("%s=%s" % kv for kv in train_data.items())))
+    return "\n".join(lines)
 
 
 def check_common(args) -> None:
