@@ -1,6 +1,6 @@
 """`semcorr train` -> `build_model(M, checkpoint=...)` / `semcorr match --checkpoint`: the trained model comes back
-exactly (its configuration and every weight, a random backbone included), for SFNet (its own training loop) and
-NC-Net (the training engine)."""
+exactly (its configuration and every weight, a random backbone included), for SFNet and NC-Net (the training
+engine)."""
 import numpy as np
 import pytest
 import torch
@@ -56,6 +56,14 @@ def _train_sfnet(run, capsys):
         assert cli.main(argv) == 0
     capsys.readouterr()
     return str(run / "last.pt")
+
+
+def _sfnet_train(out, pairs):
+    """`semcorr train sfnet` (the engine) on the offline config: batch 1, 64 px, `pairs` masked images, 1 epoch."""
+    sets = ["model.image_size=64", "train.batch_size=1", "train.epochs=1", "data.val=null", "data.pck=null",
+            "data.train={kind: synthetic_masks, n: %d, image_size: 64, seed: 0}" % pairs]
+    return ["train", "sfnet", "--config", "sfnet_synthetic", "--out", str(out), "--no-progress"] + \
+        [a for s in sets for a in ("--set", s)]
 
 
 def test_sfnet_default_training_run_comes_back_exactly(tmp_path, pair, capsys):

@@ -1,4 +1,5 @@
-"""SFNet model, losses, synthetic pairs, training steps and published-checkpoint loading (tiny backbone, CPU)."""
+"""SFNet model, losses and published-checkpoint loading (tiny backbone, CPU); its training (`semcorr train sfnet` on the
+engine, masked affine pairs): tests/test_train_sfnet.py."""
 import math
 
 import pytest
@@ -87,36 +88,6 @@ def test_resize_mask():
     torch.testing.assert_close(resize_mask(m, (2, 2)), torch.tensor([[[[1.0, 1.0], [0.0, 0.0]]]]))
 
 
-def test_synthetic_pairs_are_deterministic_and_consistent():
-    from semcorr.train.sfnet import SyntheticMaskPairs
-
-    data = SyntheticMaskPairs(size=64, seed=3, n=10)
-    a, b = data[4], data[4]
-    for k in a:
-        assert torch.equal(a[k], b[k])
-    assert a["src"].shape == (3, 64, 64) and a["src_mask"].shape == (1, 64, 64)
-    assert set(a["tgt_mask"].unique().tolist()) <= {0.0, 1.0}
-    assert 0.03 < float(a["src_mask"].mean()) < 0.7
-    # the target mask is a warp of the source mask: similar area (scale 0.85-1.15 -> area within ~0.7-1.35)
-    ratio = float(a["tgt_mask"].sum()) / float(a["src_mask"].sum())
-    assert 0.5 < ratio < 1.5
-    assert not torch.equal(data[5]["src"], a["src"])
-
-
-def test_a_few_steps_lower_the_loss():
-    from semcorr.train.sfnet import SyntheticMaskPairs, train_step
-
-    torch.manual_seed(0)
-    model = SFNet(backbone="tiny", image_size=96)
-    batch = SyntheticMaskPairs(size=96, seed=0, n=4).batch([0, 1])
-    opt = torch.optim.Adam(model.trainable_parameters(), lr=1e-3)
-    losses = [train_step(model, SFNetLoss(), batch, opt)["total"] for _ in range(8)]
-    assert all(math.isfinite(v) for v in losses)
-    assert losses[-1] < 0.9 * losses[0]
-    # the backbone is frozen: only the adaptation layers have gradients
-    assert all(p.grad is None for p in model.features.parameters())
-
-
 def _published_layout(model):
     """A synthetic state dict in the released SFNet layout built from our model's adaptation layers."""
     sd = {}
@@ -149,23 +120,3 @@ def test_load_published_checkpoint_layout(tmp_path, tiny):
     assert convert_published_state_dict(full).keys() == convert_published_state_dict(sd).keys()
     with pytest.raises(CheckpointError, match="lacks 'state_dict2'"):
         model.load_checkpoint({"state_dict1": sd["state_dict1"]})
-
-
-def test_build_model_and_training_checkpoint_roundtrip(tmp_path):
-    import argparse
-
-    from semcorr.train import sfnet as tr
-
-    p = tr.add_arguments(argparse.ArgumentParser())
-    args = p.parse_args(["--steps", "2", "--batch-size", "1", "--image-size", "64", "--out", str(tmp_path),
-                         "--no-progress", "--log-every", "0", "--pairs", "3"])
-    assert args.lr == 3e-5 and args.gamma == 0.2 and args.beta == 50.0 and args.sigma == 5.0
-    assert tr.run(args) == 0
-    ck = torch.load(tmp_path / "last.pt", weights_only=False)
-    assert ck["step"] == 2 and len(ck["history"]) == 2
-    m = build_model("sfnet", backbone="tiny", image_size=64, checkpoint=str(tmp_path / "last.pt"))
-    torch.testing.assert_close(m.state_dict()["adapt3.blocks.0.conv.weight"], ck["model"]["adapt3.blocks.0.conv.weight"])
-    args = p.parse_args(["--steps", "3", "--batch-size", "1", "--image-size", "64", "--out", str(tmp_path),
-                         "--no-progress", "--log-every", "0", "--pairs", "3", "--resume", "auto"])
-    assert tr.run(args) == 0
-    assert torch.load(tmp_path / "last.pt", weights_only=False)["step"] == 3

@@ -246,7 +246,7 @@ def test_every_config_file_names_a_method_and_valid_model_arguments(path):
     assert path.stem.startswith(cfg["method"].replace("-", "_") + "_")  # <model>_<dataset>.yaml
     assert {"model", "optimizer", "train", "data"} <= set(cfg) and cfg["data"]["train"]
     kw = {**cfg["model"], **(cfg.get("model_train") or {}), "weights": None}
-    kw["backbone"] = {"scnet": "daisy", "macosnet": "tiny"}.get(cfg["method"], "hog")
+    kw["backbone"] = {"scnet": "daisy", "macosnet": "tiny", "sfnet": "tiny"}.get(cfg["method"], "hog")
     kw.pop("checkpoint", None)  # an initialisation file (MaCoSNet's WeakAlign model) the test does not have
     if cfg["method"] == "scnet":
         kw["fc_dim"] = 8
