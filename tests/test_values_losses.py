@@ -271,6 +271,10 @@ def test_scnet_active_proposals_with_three_keypoints():
     obj = torch.tensor([[0.0, 0.0, 60.0, 60.0]])
     kps = torch.tensor([[5.0, 8.0], [44.0, 3.0], [25.0, 55.0]])
     assert active_proposals(boxes, obj, kps).tolist() == [0, 2]
+    # a box above and left of the object (negative overlap in x AND y) is not covered, keypoint or not
+    far = torch.tensor([[0.0, 0.0, 10.0, 10.0], [22.0, 22.0, 30.0, 30.0]])
+    obj2 = torch.tensor([[20.0, 20.0, 40.0, 40.0]])
+    assert active_proposals(far, obj2, torch.tensor([[5.0, 5.0], [25.0, 25.0]])).tolist() == [1]
 
 
 # ----------------------------------------------------------------------------------------------- MaCoSNet

@@ -1,7 +1,7 @@
 """Readouts whose answer is known by construction: the nearest-neighbour model's field, confidence and mutual
 mask from features built so that the best target cell of every source cell is chosen in advance, and the
 multi-layer feature fusion on maps whose normalised, resized values are known, SCNet's painting of a box-to-box
-map that leaves the image."""
+map that leaves the image and its Lab guide image on the linear segment."""
 import numpy as np
 import torch
 from torch import nn
@@ -88,3 +88,12 @@ def test_scnet_paint_of_a_box_beyond_the_top_left_corner():
     np.testing.assert_array_equal(X[:7, :7], c + 4.0)
     np.testing.assert_array_equal(Y[:7, :7], r + 4.0)
     assert (C[:7, :7] == 0.7).all() and np.isnan(X[7:]).all() and np.isnan(X[:, 7:]).all() and (C[7:] == 0).all()
+
+
+def test_scnet_lab_guide_of_a_dark_grey_is_on_the_linear_segment():
+    from semcorr.models.scnet import dense_flow
+
+    # 0.01 is below the 0.018 knee of the inverse gamma: linear luminance Y = 0.01 / 4.5138, below CIE's 0.008856,
+    # so L* = 116 (841 / 108) Y = (24389 / 27) Y; a grey has a* = b* = 0
+    lab = dense_flow.rgb_to_lab_colorspace(np.full((1, 1, 3), 0.01))
+    np.testing.assert_allclose(lab[0, 0], [24389 / 27 * 0.01 / 4.5138, 0.0, 0.0], rtol=0, atol=1e-4)
