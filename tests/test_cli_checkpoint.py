@@ -37,33 +37,18 @@ def _cli_save(pair, ck, out, capsys, *extra):
 
 
 def _train_sfnet(run, capsys):
-    """`semcorr train sfnet` with its defaults (random "tiny" backbone), a few steps at 64 px, through the command
-    line; works with the method's own loop and with the training engine (``semcorr.train.sfnet.RECIPE``)."""
-    from semcorr.train import sfnet as T
-
-    if hasattr(T, "RECIPE"):  # the engine: the offline config, made tiny
-        sets = ["model.image_size=64", "train.epochs=1", "train.batch_size=1", "data.val=null", "data.pck=null",
-                "data.train={kind: synthetic_masks, n: 2, image_size: 64, seed: 0}"]
-        argv = ["train", "sfnet", "--config", "sfnet_synthetic", "--no-progress", "--out", str(run)]
-        argv += [a for x in sets for a in ("--set", x)]
-    else:
-        argv = ["train", "sfnet", "--steps", "2", "--batch-size", "1", "--image-size", "64", "--pairs", "3",
-                "--out", str(run), "--no-progress", "--log-every", "0"]
+    """`semcorr train sfnet` (the engine) on its offline config with the default random "tiny" backbone, made tiny:
+    64 px, batch 1, two masked images, one epoch."""
     import warnings
 
+    sets = ["model.image_size=64", "train.epochs=1", "train.batch_size=1", "data.val=null", "data.pck=null",
+            "data.train={kind: synthetic_masks, n: 2, image_size: 64, seed: 0}"]
+    argv = ["train", "sfnet", "--config", "sfnet_synthetic", "--no-progress", "--out", str(run)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # UNTRAINED backbone: the default
-        assert cli.main(argv) == 0
+        assert cli.main(argv + [a for x in sets for a in ("--set", x)]) == 0
     capsys.readouterr()
     return str(run / "last.pt")
-
-
-def _sfnet_train(out, pairs):
-    """`semcorr train sfnet` (the engine) on the offline config: batch 1, 64 px, `pairs` masked images, 1 epoch."""
-    sets = ["model.image_size=64", "train.batch_size=1", "train.epochs=1", "data.val=null", "data.pck=null",
-            "data.train={kind: synthetic_masks, n: %d, image_size: 64, seed: 0}" % pairs]
-    return ["train", "sfnet", "--config", "sfnet_synthetic", "--out", str(out), "--no-progress"] + \
-        [a for s in sets for a in ("--set", s)]
 
 
 def test_sfnet_default_training_run_comes_back_exactly(tmp_path, pair, capsys):
