@@ -159,6 +159,7 @@ def test_other_commands_report_user_errors_in_one_line(capsys, tmp_path):
                         "--out", str(tmp_path / "run")], "train.batch_size must be >= 1, got 0", rc=1)
     missing = tmp_path / "x.pt"
     _fails(capsys, ["train", "sfnet", "--resume", str(missing)], "--resume %s: no such file" % missing)
+    _fails(capsys, ["train", "ncnet", "--device", "potato"], "--device potato: not a torch device")
     _fails(capsys, ["data", "check", "pfpascal"], "needs ROOT")
     _fails(capsys, ["data", "check", "pfpascal", str(tmp_path / "none")], "no such folder")
 

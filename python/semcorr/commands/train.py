@@ -61,21 +61,14 @@ def _config_summary(name: str) -> str:
 
 
 def check_common(args) -> None:
-    """The options several training loops share, checked before anything is built (one-line
-    :class:`semcorr.cli.CommandError`): sizes as in every command (here no 0: training needs one size), counts,
-    the device, the checkpoint to resume from."""
+    """The options every training loop shares, checked before anything is built (one-line
+    :class:`semcorr.cli.CommandError`): the device and the checkpoint to resume from. Sizes, counts and the rest
+    are config entries (``--set``), which the engine checks when it sets the run up."""
     import os
 
     from semcorr.cli import CommandError
-    from semcorr.commands._checks import MIN_SIZE, check_device
+    from semcorr.commands._checks import check_device
 
-    size = getattr(args, "image_size", None)
-    if size is not None and size < MIN_SIZE:
-        raise CommandError("--image-size %d: give a size of at least %d pixels" % (size, MIN_SIZE))
-    for opt in ("batch_size", "steps", "epochs", "pairs"):
-        value = getattr(args, opt, None)
-        if isinstance(value, int) and not isinstance(value, bool) and value < 1:
-            raise CommandError("--%s %d: give at least 1" % (opt.replace("_", "-"), value))
     if getattr(args, "device", None) is not None:
         check_device(args.device)
     resume = getattr(args, "resume", None)
