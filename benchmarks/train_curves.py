@@ -1,13 +1,15 @@
-"""Offline proof that the NC-Net and Sparse NC-Net recipes train: a short run of each on the bundled synthetic
-pairs (``semcorr/configs/train/*_synthetic.yaml`` with tiny overrides: HOG features, 64 px, a small consensus), written to
+"""Offline proof that every engine recipe trains (NC-Net, Sparse NC-Net, PMNC, MaCoSNet, SFNet): a short run of each
+on the bundled synthetic data (``semcorr/configs/train/*_synthetic.yaml`` with tiny overrides: HOG features / the
+tiny random CNN, 64 px, a small consensus), written to
 ``OUT/<method>/{log.jsonl,steps.jsonl,curves.png}`` plus a summary ``OUT/summary.json`` (first / last epoch loss,
 validation loss and validation PCK).
 
     python benchmarks/train_curves.py --out benchmarks/train_curves            # ~1 min on one CPU core
     python benchmarks/train_curves.py --epochs 6 --size 96 --out /tmp/curves
 
-The tiny settings change the network (HOG instead of ResNet-101, fewer channels) and the data, not the recipe
-(optimizer, learning rate, loss): they show the loop, loss and gradients work end to end, not the papers' numbers.
+The tiny settings change the network (HOG or a tiny random CNN instead of ResNet-101, fewer channels) and the data,
+not the recipe (optimizer, loss; the learning rate of the synthetic config): they show the loop, loss and gradients
+work end to end, not the papers' numbers. (SCNet has its own slow test, tests/test_train_scnet.py.)
 """
 import argparse
 import json
@@ -15,19 +17,34 @@ import os
 import sys
 from typing import Dict, List
 
-CONFIGS = {"ncnet": "ncnet_synthetic", "sparse-ncnet": "sparse_ncnet_synthetic"}
+CONFIGS = {"ncnet": "ncnet_synthetic", "sparse-ncnet": "sparse_ncnet_synthetic", "pmnc": "pmnc_synthetic",
+           "macosnet": "macosnet_synthetic", "sfnet": "sfnet_synthetic"}
+
+IMAGES = "[astronaut, chelsea, coffee]"
+VAL_IMAGES = "[astronaut, chelsea, coffee, rocket]"
 
 
-def tiny_overrides(epochs: int = 4, size: int = 64, batch: int = 4) -> List[str]:
+def tiny_overrides(epochs: int = 4, size: int = 64, batch: int = 4, method: str = "ncnet") -> List[str]:
     """The overrides that make a synthetic recipe run in seconds on a CPU."""
-    imgs = "[astronaut, chelsea, coffee]"
-    val_imgs = "[astronaut, chelsea, coffee, rocket]"
-    return ["model.backbone=hog", "model.weights=null", "model.kernel_sizes=[5,5]", "model.channels=[4,1]",
-            "train.epochs=%d" % epochs, "train.batch_size=%d" % batch,
-            "data.train={kind: synthetic, image_size: %d, repeats: 2, images: %s}" % (size, imgs),
-            "data.val={kind: synthetic, image_size: %d, repeats: 1, seed: 1000, images: %s}" % (size, val_imgs),
-            "data.pck={dataset: synthetic, image_size: %d, seed: 2000, stereo: false, images: %s, alpha: 0.1, "
-            "thresh: img}" % (size, val_imgs)]
+    pck = ("data.pck={dataset: synthetic, image_size: %d, seed: 2000, stereo: false, images: %s, alpha: 0.1, "
+           "thresh: img}" % (size, VAL_IMAGES))
+    common = ["train.epochs=%d" % epochs, "train.batch_size=%d" % batch, pck]
+    pairs = ["data.train={kind: synthetic, image_size: %d, repeats: 2, images: %s}" % (size, IMAGES),
+             "data.val={kind: synthetic, image_size: %d, repeats: 1, seed: 1000, images: %s}" % (size, VAL_IMAGES)]
+    if method in ("ncnet", "sparse-ncnet"):
+        return ["model.backbone=hog", "model.weights=null", "model.kernel_sizes=[5,5]", "model.channels=[4,1]"] + \
+            common + pairs
+    if method == "pmnc":  # HOG has no weights: the scorer trains alone (the paper also trains the features)
+        kps = "{dataset: synthetic, image_size: %d, repeats: %d, seed: %d, stereo: false, images: %s}"
+        return ["model.backbone=hog", "model.weights=null", "model.image_size=null", "model.init=random"] + common + \
+            ["data.train=" + kps % (size, 2, 0, IMAGES), "data.val=" + kps % (size, 1, 1000, VAL_IMAGES)]
+    if method == "macosnet":
+        return ["model.backbone=tiny", "model.image_size=%d" % size] + common + pairs
+    if method == "sfnet":
+        return ["model.image_size=%d" % size] + common + [
+            "data.train={kind: synthetic_masks, n: 12, image_size: %d, seed: 0, pairs_seed: 0}" % size,
+            "data.val={kind: synthetic_masks, n: 4, image_size: %d, seed: 1000, pairs_seed: 1000}" % size]
+    raise ValueError("no tiny settings for %r; known: %s" % (method, ", ".join(CONFIGS)))
 
 
 def run_method(method: str, out: str, epochs: int = 4, size: int = 64, progress: bool = False) -> Dict:
@@ -36,9 +53,13 @@ def run_method(method: str, out: str, epochs: int = 4, size: int = 64, progress:
 
     from semcorr.train import _engine, _engine_config
 
+    import shutil
+
+    # a fresh run: the engine appends to an existing OUT's logs (that is how --resume continues them)
+    shutil.rmtree(out, ignore_errors=True)
     mod = importlib.import_module("semcorr.train.%s" % method.replace("-", "_"))
     cfg = _engine_config.apply_overrides(_engine_config.load_config(CONFIGS[method]),
-                                         tiny_overrides(epochs, size) + ["run.out=%s" % out])
+                                         tiny_overrides(epochs, size, method=method) + ["run.out=%s" % out])
     return _engine.train(mod.RECIPE, cfg, progress=progress)
 
 
@@ -58,6 +79,10 @@ def main(argv=None) -> int:
     for m in args.methods:
         res = run_method(m, os.path.join(args.out, m), args.epochs, args.size, progress=True)
         summary[m] = summarize(res["history"])
+        for name in ("last.pt", "best.pt"):  # the curves and logs are the result; checkpoints are not kept
+            path = os.path.join(args.out, m, name)
+            if os.path.isfile(path):
+                os.remove(path)
         print(m, json.dumps(summary[m]), file=sys.stderr)
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump({"epochs": args.epochs, "size": args.size, "methods": summary}, f, indent=2, sort_keys=True)
