@@ -48,3 +48,29 @@ requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs 
 
 def assert_close(actual, expected, rtol=1e-5, atol=1e-6):
     torch.testing.assert_close(actual, expected.to(actual.dtype), rtol=rtol, atol=atol)
+
+
+def resnet50_with_random_bn(seed=0):
+    """A torchvision ResNet-50 with random weights and random BatchNorm statistics and affine parameters, so
+    that a wrong BN mapping between layouts shows in the outputs."""
+    import torchvision
+    from torch import nn
+
+    torch.manual_seed(seed)
+    net = torchvision.models.resnet50(weights=None)
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.1, 0.1)
+    return net
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: tiny CPU graphs are latency bound and oversubscribe a busy 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -13,10 +13,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
-from torch import nn
 
 from semcorr.models import build_model, untrained_line
 from semcorr.models.hpf import HyperpixelFlow
+from conftest import resnet50_with_random_bn
 
 IDS = (2, 7, 11, 12, 13)
 JSZ = [4, 4, 4, 4, 8, 8, 8, 8, 16, 16]  # hpflow.py: jump and receptive field of the first id
@@ -25,14 +25,7 @@ RFSZ = [11, 19, 27, 35, 43, 59, 75, 91, 107, 139]
 
 @pytest.fixture(scope="module")
 def resnet_file(tmp_path_factory):
-    torch.manual_seed(0)
-    net = torchvision.models.resnet50(weights=None)
-    for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.1, 0.1)
+    net = resnet50_with_random_bn(0)
     path = tmp_path_factory.mktemp("hpf") / "resnet50.pth"
     torch.save(net.state_dict(), path)
     return path

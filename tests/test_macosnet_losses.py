@@ -11,13 +11,7 @@ from semcorr_ext import flow
 D = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny CPU graphs: one intra-op thread avoids oversubscription on a busy machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def identity(p):

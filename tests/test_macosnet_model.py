@@ -16,14 +16,7 @@ from semcorr_ext import flow
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # these small CPU graphs are latency bound: one intra-op thread avoids oversubscription when the
-    # machine is busy (2 threads measured 60x slower under load)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _is_png(path):

@@ -18,12 +18,7 @@ MEAN = torch.tensor([0.485, 0.456, 0.406], dtype=D).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225], dtype=D).view(1, 3, 1, 1)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def released_regressor_state(prefix, out_dim, identity, g, feature_size=15, kernel_sizes=(7, 5), channels=(128, 64)):

@@ -21,6 +21,7 @@ from semcorr.checkpoints import CheckpointError
 from semcorr.models import build_model, untrained_line
 from semcorr.models.ncnet import NCNet
 from test_checkpoints import _as_numpy1
+from conftest import resnet50_with_random_bn
 
 KERNELS, CHANNELS = [3, 5], [4, 1]
 _RESNET_NAMES = {0: "conv1", 1: "bn1", 4: "layer1", 5: "layer2", 6: "layer3"}
@@ -29,14 +30,9 @@ _RESNET_NAMES = {0: "conv1", 1: "bn1", 4: "layer1", 5: "layer2", 6: "layer3"}
 def _published_backbone(seed=0):
     """NC-Net's FeatureExtraction.model for a torchvision ResNet-50, with random weights and random BN
     statistics (so that a wrong BN mapping shows)."""
-    torch.manual_seed(seed)
-    net = torchvision.models.resnet50(weights=None)
+    net = resnet50_with_random_bn(seed)
     for m in net.modules():
         if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.1, 0.1)
             m.num_batches_tracked.fill_(123)
     names = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3"]
     return nn.Sequential(*[getattr(net, n) for n in names]).eval()
