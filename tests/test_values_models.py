@@ -1,5 +1,5 @@
 """Model behaviour that the value tests elsewhere do not pin, each found by a surviving mutant of tools/mutate.py:
-train/eval modes of models with a frozen backbone, input resizing."""
+train/eval modes of models with a frozen backbone, input resizing, moving HPF matches between devices."""
 import torch
 from torch import nn
 
@@ -44,3 +44,18 @@ def test_ncnet_image_size_scales_the_longer_side():
     bb2 = RecordingBackbone()
     NCNet(backbone=bb2, kernel_sizes=[3], channels=[1]).features(torch.rand(1, 3, 48, 96))
     assert bb2.sizes == [(48, 96)]
+
+
+def test_hpf_matches_to_device_keeps_every_part():
+    from semcorr.models.hpf import HPFMatches
+
+    g = torch.Generator().manual_seed(0)
+    field, conf = torch.rand(1, 2, 3, 2, generator=g) * 2 - 1, torch.rand(1, 2, 3, generator=g)
+    hpf = (torch.rand(4, 4, generator=g), torch.rand(5, 4, generator=g), torch.randint(0, 5, (1, 4), generator=g),
+           torch.rand(1, 4, generator=g))
+    m = HPFMatches(field, conf, (32, 48), (40, 40), {"hpf": hpf, "tgt_grid": (2, 2)})
+    moved = m.to("cpu")
+    assert isinstance(moved, HPFMatches)
+    assert torch.equal(moved.field, field) and torch.equal(moved.confidence, conf)
+    assert moved.src_size == (32, 48) and moved.tgt_size == (40, 40) and moved.extras["tgt_grid"] == (2, 2)
+    assert all(torch.equal(a, b) for a, b in zip(moved.extras["hpf"], hpf))
