@@ -2,8 +2,8 @@
 validation loss of every engine recipe (NC-Net, Sparse NC-Net, PMNC, MaCoSNet; SFNet: the training loss only) and
 raises the validation PCK where this tiny scale shows it (Sparse NC-Net: 0.547 -> 0.557, PMNC: 0.198 -> 0.432;
 NC-Net's PCK is not monotone here, MaCoSNet's does not move on its 4 x 4 grid). SFNet at its released lr 3e-5 on
-12 fixed pairs with the random tiny CNN: training loss 3.917 -> 3.756, while its validation loss rises
-(22.8 -> 26.6) and its PCK falls (0.277 -> 0.243): at this scale it fits its 12 pairs, it does not generalise. Same settings as
+12 fixed pairs with the random tiny CNN: training loss 0.979 -> 0.939, while its validation loss rises
+(5.69 -> 6.64) and its PCK falls (0.277 -> 0.243): at this scale it fits its 12 pairs, it does not generalise. Same settings as
 ``benchmarks/train_curves.py``; SCNet: tests/test_train_scnet.py."""
 import pytest
 import torch

@@ -19,7 +19,9 @@ Deviations: the released run keeps the checkpoint with the best validation PCK; 
 (PF-PASCAL val pairs, alpha 0.1 of the bounding box) every epoch and keeps ``best.pt`` by validation loss when
 ``data.val`` is set. The released ``--seed`` defaults to a random one; ours to 0. The released training images are
 a pre-processed ``.npy`` of VOC (PF-PASCAL's test images removed); ours reads the VOC folder (list the ids to drop
-in ``data.train.exclude``). The last incomplete batch of an epoch is dropped.
+in ``data.train.exclude``). The last incomplete batch of an epoch is dropped. The adaptation layers' BatchNorm
+layers train on batch statistics: under torchrun each process normalises over its own ``batch_size / W`` pairs
+(no SyncBatchNorm), so unlike the other recipes an SFNet run depends on the number of processes W.
 """
 from typing import Any, Dict
 
@@ -59,8 +61,9 @@ _LOSSES: Dict[str, Any] = {}
 
 
 def sfnet_loss(model, batch: Dict[str, Any], cfg: Dict[str, Any]) -> Dict[str, torch.Tensor]:
-    """:class:`SFNetLoss` (weights of ``loss``) of both match fields against the pairs' masks; masks not on the
-    model's grid (another backbone stride) are brought onto it with :func:`semcorr.losses.sfnet.resize_mask`."""
+    """:class:`SFNetLoss` (weights of ``loss``) of both match fields against the pairs' masks, divided by the number
+    of pairs as the released ``loss_function`` does (a mean over the pairs); masks not on the model's grid (another
+    backbone stride) are brought onto it with :func:`semcorr.losses.sfnet.resize_mask`."""
     from semcorr.losses.sfnet import SFNetLoss, resize_mask
 
     weights = dict(cfg.get("loss") or {})
@@ -74,7 +77,9 @@ def sfnet_loss(model, batch: Dict[str, Any], cfg: Dict[str, Any]) -> Dict[str, t
 
     terms = _LOSSES[key](out["grid_S2T"], out["grid_T2S"], on_grid(batch["src_mask"], out["grid_S2T"]),
                          on_grid(batch["tgt_mask"], out["grid_T2S"]))
-    return {"loss": terms["total"], **{k: v.detach() for k, v in terms.items() if k != "total"}}
+    # SFNetLoss sums over the pairs; the released custom_loss.py divides the weighted sum by the batch size
+    n = batch["src_img"].shape[0]
+    return {"loss": terms["total"] / n, **{k: v.detach() / n for k, v in terms.items() if k != "total"}}
 
 
 RECIPE = Recipe(name="sfnet", default_config="sfnet_voc", loss=sfnet_loss, build_data=build_data,
