@@ -43,22 +43,27 @@ def _run(cmd, tmp_path):
     return r
 
 
-@pytest.mark.parametrize("method", ["ncnet", pytest.param("sparse-ncnet", marks=pytest.mark.slow)])
-def test_two_gloo_processes_take_the_steps_of_one(tmp_path, method, monkeypatch):
+def _one_and_two(tmp_path, method, config, argv, monkeypatch):
+    """``semcorr train METHOD`` in this process (no torchrun environment -> no process group) into ``one`` and
+    under torchrun with 2 processes into ``two``; returns the folders and their last.pt."""
     from semcorr.cli import main
 
-    config = {"ncnet": "ncnet_synthetic", "sparse-ncnet": "sparse_ncnet_synthetic"}[method]
     one, two = tmp_path / "one", tmp_path / "two"
-    # one process: the same command, run in this process (no torchrun environment -> no process group)
     for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(var, raising=False)
     with pytest.warns(UserWarning, match="UNTRAINED"):
-        assert main(["train", method, "--config", config, "--out", str(one)] + TINY) == 0
+        assert main(["train", method, "--config", config, "--out", str(one)] + argv) == 0
     _run([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-          "-m", "semcorr", "train", method, "--config", config, "--out", str(two)] + TINY, tmp_path)
-    a = torch.load(one / "last.pt", map_location="cpu", weights_only=True)
-    b = torch.load(two / "last.pt", map_location="cpu", weights_only=True)
+          "-m", "semcorr", "train", method, "--config", config, "--out", str(two)] + argv, tmp_path)
+    return (one, two, torch.load(one / "last.pt", map_location="cpu", weights_only=True),
+            torch.load(two / "last.pt", map_location="cpu", weights_only=True))
+
+
+@pytest.mark.parametrize("method", ["ncnet", pytest.param("sparse-ncnet", marks=pytest.mark.slow)])
+def test_two_gloo_processes_take_the_steps_of_one(tmp_path, method, monkeypatch):
+    config = {"ncnet": "ncnet_synthetic", "sparse-ncnet": "sparse_ncnet_synthetic"}[method]
+    one, two, a, b = _one_and_two(tmp_path, method, config, TINY, monkeypatch)
     assert (a["world_size"], b["world_size"]) == (1, 2)
     assert a["global_step"] == b["global_step"] == 3
     assert a["state_dict"].keys() == b["state_dict"].keys()
@@ -102,21 +107,10 @@ RECIPES = {
 @pytest.mark.slow
 @pytest.mark.parametrize("method", sorted(RECIPES))
 def test_every_recipe_takes_the_same_steps_on_two_processes(tmp_path, method, monkeypatch):
-    from semcorr.cli import main
-
     config, prefix, sets = RECIPES[method]
     argv = [a for s in sets + ["train.epochs=1", "train.batch_size=2", "data.val=null", "data.pck=null",
                                "optimizer={name: sgd, lr: 0.01}"] for a in ("--set", s)] + ["--no-progress"]
-    one, two = tmp_path / "one", tmp_path / "two"
-    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        monkeypatch.delenv(var, raising=False)
-    with pytest.warns(UserWarning, match="UNTRAINED"):
-        assert main(["train", method, "--config", config, "--out", str(one)] + argv) == 0
-    _run([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-          "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-          "-m", "semcorr", "train", method, "--config", config, "--out", str(two)] + argv, tmp_path)
-    a = torch.load(one / "last.pt", map_location="cpu", weights_only=True)
-    b = torch.load(two / "last.pt", map_location="cpu", weights_only=True)
+    one, two, a, b = _one_and_two(tmp_path, method, config, argv, monkeypatch)
     assert (a["world_size"], b["world_size"]) == (1, 2) and a["global_step"] == b["global_step"] == 2
     assert any(k.startswith(prefix) for k in a["state_dict"])
     for k in a["state_dict"]:
