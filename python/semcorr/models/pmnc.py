@@ -248,8 +248,10 @@ class PMNC(CorrespondenceModel):
         readout: ``"search"`` (default, the paper: the best of the k matches PatchMatch kept) or ``"mutual"``
             (ours: NC-Net's second mutual matching applied to every position PatchMatch scored, then the best per
             source cell, :meth:`mutual_readout`).
-        checkpoint: a file written by ``semcorr train pmnc`` (``{"state_dict": {"scorer.*": ...}}``) or a state
-            dict of this module; loaded strictly (:meth:`load_checkpoint`).
+        checkpoint: a scorer-only file (``{"state_dict": {"scorer.*": ...}}``, what earlier versions of
+            ``semcorr train pmnc`` wrote) or a state dict of this module; loaded strictly (:meth:`load_checkpoint`).
+            A ``semcorr train pmnc`` checkpoint (training-engine layout) is rebuilt by
+            ``build_model("pmnc", checkpoint=PATH)`` (:mod:`semcorr.models.trained`).
         max_window_floats: one chunk of scored points is ``max_window_floats / window^4`` points (the windows it would
             take if they were materialised; with the default stack they are not, layer 1 is fused with the gather).
         **backbone_kwargs: passed to :func:`semcorr.backbones.build_backbone` (e.g. ``stride=`` for DAISY,
@@ -323,9 +325,9 @@ class PMNC(CorrespondenceModel):
 
         The scorer's keys (``scorer.*``) must all be there with the model's shapes (a checkpoint of another
         scorer layout, or of another model, raises :class:`semcorr.checkpoints.CheckpointError` naming the keys).
-        Backbone keys are optional as a whole (``semcorr train pmnc`` trains the scorer only and does not save a
-        frozen backbone), but when any is present all must be. A checkpoint that records the backbone its scorer
-        was trained on (``"backbone"``, written by ``semcorr train pmnc``) must name this model's backbone: a
+        Backbone keys are optional as a whole (a scorer-only file does not hold the backbone), but when any is
+        present all must be. A checkpoint that records the backbone its scorer was trained on (``"backbone"``,
+        written by earlier versions of ``semcorr train pmnc``) must name this model's backbone: a
         scorer trained on DAISY correlations is not one for ResNet correlations. Marks the loaded parts trained."""
         from semcorr.checkpoints import CheckpointError, check_keys, load_checkpoint, unwrap_state_dict
 
