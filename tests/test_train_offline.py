@@ -1,10 +1,10 @@
 """Offline proof that the recipes train: a short run on the bundled synthetic data lowers the training and
-validation loss of every engine recipe (NC-Net, Sparse NC-Net, PMNC, MaCoSNet; SFNet: the training loss only) and
-raises the validation PCK where this tiny scale shows it (Sparse NC-Net: 0.547 -> 0.557, PMNC: 0.198 -> 0.432;
-NC-Net's PCK is not monotone here, MaCoSNet's does not move on its 4 x 4 grid). SFNet at its released lr 3e-5 on
-12 fixed pairs with the random tiny CNN: training loss 0.979 -> 0.939, while its validation loss rises
-(5.69 -> 6.64) and its PCK falls (0.277 -> 0.243): at this scale it fits its 12 pairs, it does not generalise. Same settings as
-``benchmarks/train_curves.py``; SCNet: tests/test_train_scnet.py."""
+validation loss of every engine recipe and raises the validation PCK (last epoch over first) of NC-Net, Sparse
+NC-Net, PMNC and SFNet. Same settings as ``benchmarks/train_curves.py`` (whose comments say where they differ from
+the recipes: NC-Net lr 1e-4; SFNet lr 3e-4 and 48 images with fresh pairs every epoch). MaCoSNet: the loss only;
+on these tiny settings (4 x 4 to 8 x 8 grids, random tiny CNN, lr 1e-4 to 1e-3) its predicted transform stays at
+the identity (its affine theta rounds to the identity at 3 decimals) and its validation PCK equals the no-motion baseline exactly, see
+docs/TRAINING.md. SCNet: tests/test_train_scnet.py."""
 import pytest
 import torch
 
@@ -25,15 +25,14 @@ def test_short_synthetic_run_lowers_the_loss(tmp_path, method):
     assert len(h) == 4
     first, last = h[0], h[-1]
     if method in ("ncnet", "sparse-ncnet"):
-        # the weak loss (negative - positive score) falls by more than an order of magnitude of its start
-        assert last["loss"] < first["loss"] - 5e-5 and last["loss"] < 5 * first["loss"]
+        # the weak loss (negative - positive score, negative from the start) grows at least four-fold in magnitude
+        assert last["loss"] < 4 * first["loss"] < 0, h
     else:
         assert last["loss"] < first["loss"] - 0.01 * abs(first["loss"]), h
-    if method != "sfnet":  # see the module docstring
-        assert last["val_loss"] < first["val_loss"]
+    assert last["val_loss"] < first["val_loss"], h
     assert all(0 <= e["val_pck"] <= 1 for e in h)
-    if method in ("sparse-ncnet", "pmnc"):
-        assert last["val_pck"] > first["val_pck"]
+    if method != "macosnet":  # see the module docstring
+        assert last["val_pck"] > first["val_pck"], h
     # the checkpoint is what build_model(method, checkpoint=...) loads
     sd = torch.load(res["checkpoint"], weights_only=True)["state_dict"]
     model = build_model(method, checkpoint=res["checkpoint"])
