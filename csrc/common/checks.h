@@ -4,6 +4,7 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
+#include <cstdint>
 #include <initializer_list>
 #include <string>
 
@@ -41,6 +42,33 @@ inline void check_size(const at::Tensor& t, int64_t d, int64_t expected, const c
                        const char* what) {
   TORCH_CHECK(t.size(d) == expected, op, ": `", name, "` dim ", d, " (", what, ") must be ", expected,
               ", got shape ", shape_str(t));
+}
+
+// The most elements an op allocates for one tensor whose size comes from its integer arguments (kernel sizes,
+// `n`, `k`, bin counts, `corr_size`, ...) rather than from an input that already exists: 2^31 - 1, the int32
+// index range that the CUDA kernels' launch sizes and several index computations assume. Without this check an
+// absurd argument makes the allocator ask for terabytes (or overflows int64), and an allocation that the OS
+// overcommits gets the process killed instead of raising.
+constexpr int64_t kMaxAllocNumel = (int64_t(1) << 31) - 1;
+
+// The most bins a Hough space (hough_match, hough_vote) may have. Every pair votes into two histograms of this
+// many bins (votes and, in the backward, grad votes; per thread chunk in double on the CPU), so the bin count
+// sets memory directly. HPF's 8192 cells give ~8.4k bins; 2^24 is 2000x that.
+constexpr int64_t kMaxHoughBins = int64_t(1) << 24;
+
+// The number of elements of a tensor of shape `dims` (each >= 0), computed without overflow; raises naming
+// `arg` (the argument that sets the size) when it exceeds kMaxAllocNumel.
+inline int64_t checked_numel(at::IntArrayRef dims, const char* op, const char* arg) {
+  int64_t n = 1;
+  bool over = false;
+  for (const int64_t d : dims) {
+    TORCH_CHECK(d >= 0, op, ": `", arg, "` gives a negative size in ", dims);
+    if (d == 0) return 0;
+    over = over || __builtin_mul_overflow(n, d, &n) || n > kMaxAllocNumel;
+  }
+  TORCH_CHECK(!over, op, ": `", arg, "` asks for a tensor of shape ", dims, ", more than the ", kMaxAllocNumel,
+              " (2^31 - 1) elements an op allocates from its arguments; check `", arg, "`");
+  return n;
 }
 
 }  // namespace semcorr

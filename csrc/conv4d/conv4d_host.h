@@ -63,7 +63,7 @@ inline Geometry check_args(const at::Tensor& x, const at::Tensor& weight, const 
     TORCH_CHECK(weight.size(d) >= 1, op, ": `weight` kernel sizes must be >= 1, got weight ", shape_str(weight));
   const auto pad = padding4(padding, op);
   for (int d = 0; d < 4; ++d)
-    TORCH_CHECK(pad[d] >= 0, op, ": `padding` must be >= 0, got ", padding);
+    TORCH_CHECK(pad[d] >= 0 && pad[d] < kMaxAllocNumel, op, ": `padding` must be >= 0 and < 2^31 - 1, got ", padding);
   if (bias.has_value() && bias->defined()) {
     check_dim(*bias, 1, op, "bias", "(Cout,)");
     TORCH_CHECK(bias->size(0) == weight.size(0), op, ": `bias` must have Cout = ", weight.size(0),
@@ -71,7 +71,9 @@ inline Geometry check_args(const at::Tensor& x, const at::Tensor& weight, const 
     check_same_dtype(x, *bias, op, "x", "bias");
     check_same_device(x, *bias, op, "x", "bias");
   }
-  return geometry(x, weight, pad, op);
+  const auto g = geometry(x, weight, pad, op);
+  checked_numel(g.out_shape(), op, "padding");  // the output grows with the padding
+  return g;
 }
 
 inline Geometry check_backward_args(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& weight,

@@ -6,14 +6,14 @@ namespace {
 
 at::Tensor forward(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                    std::vector<int64_t> padding) {
-  const auto g = semcorr::conv4d_host::check_args(x, weight, bias, padding, /*allow_half=*/false);
+  const auto g = semcorr::conv4d_host::check_args(x, weight, bias, padding, /*allow_half=*/true);
   return semcorr::conv4d_launch::forward(x.contiguous(), weight.contiguous(), bias, g, nullptr);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const at::Tensor& grad, const at::Tensor& x,
                                                         const at::Tensor& weight, std::vector<int64_t> padding,
                                                         std::array<bool, 3> mask) {
-  const auto g = semcorr::conv4d_host::check_backward_args(grad, x, weight, padding, /*allow_half=*/false);
+  const auto g = semcorr::conv4d_host::check_backward_args(grad, x, weight, padding, /*allow_half=*/true);
   return semcorr::conv4d_launch::backward(grad.contiguous(), x.contiguous(), weight.contiguous(), g, mask, nullptr);
 }
 

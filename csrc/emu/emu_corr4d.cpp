@@ -6,7 +6,7 @@ namespace {
 
 at::Tensor forward(const at::Tensor& src, const at::Tensor& tgt, bool normalize, bool relu, double power,
                    double eps) {
-  semcorr::corr4d_host::check_args(src, tgt, relu, power, eps, /*allow_half=*/false);
+  semcorr::corr4d_host::check_args(src, tgt, relu, power, eps, /*allow_half=*/true);
   const int64_t B = src.size(0), C = src.size(1), Ns = src.size(2) * src.size(3), Nt = tgt.size(2) * tgt.size(3);
   if (B * Ns * Nt == 0) return semcorr::corr4d_host::empty_output(src, tgt);
   const auto out = semcorr::corr4d_launch::forward(src.contiguous().view({B, C, Ns}),
@@ -18,7 +18,7 @@ at::Tensor forward(const at::Tensor& src, const at::Tensor& tgt, bool normalize,
 std::tuple<at::Tensor, at::Tensor> backward(const at::Tensor& grad, const at::Tensor& src, const at::Tensor& tgt,
                                             const at::Tensor& out, bool normalize, bool relu, double power,
                                             double eps) {
-  semcorr::corr4d_host::check_args(src, tgt, relu, power, eps, /*allow_half=*/false);
+  semcorr::corr4d_host::check_args(src, tgt, relu, power, eps, /*allow_half=*/true);
   semcorr::corr4d_host::check_backward_args(grad, src, tgt, out);
   const int64_t B = src.size(0), C = src.size(1), Ns = src.size(2) * src.size(3), Nt = tgt.size(2) * tgt.size(3);
   if (B * Ns * Nt * C == 0) return {at::zeros_like(src), at::zeros_like(tgt)};

@@ -10,7 +10,7 @@ using semcorr::hough_match_host::check_args;
 at::Tensor match_forward(const at::Tensor& app, const at::Tensor& sc, const at::Tensor& tc,
                          const std::vector<double>& src_size, const std::vector<double>& tgt_size, int64_t ncells,
                          bool smooth) {
-  check_args(app, sc, tc, src_size, tgt_size, ncells, /*allow_half=*/false);
+  check_args(app, sc, tc, src_size, tgt_size, ncells, /*allow_half=*/true);
   if (app.numel() == 0) return at::zeros_like(app, at::MemoryFormat::Contiguous);
   return semcorr::hough_launch::hough_match(nullptr, app, sc, tc, src_size, tgt_size, ncells, smooth, nullptr);
 }
@@ -19,7 +19,7 @@ at::Tensor match_backward(const at::Tensor& grad, const at::Tensor& app, const a
                           const std::vector<double>& src_size, const std::vector<double>& tgt_size, int64_t ncells,
                           bool smooth) {
   constexpr const char* op = "semcorr::_hough_match_backward";
-  check_args(app, sc, tc, src_size, tgt_size, ncells, false, op);
+  check_args(app, sc, tc, src_size, tgt_size, ncells, true, op);
   semcorr::hough_match_host::check_backward_args(grad, app, op);
   if (app.numel() == 0) return at::zeros_like(app, at::MemoryFormat::Contiguous);
   return semcorr::hough_launch::hough_match(&grad, app, sc, tc, src_size, tgt_size, ncells, smooth, nullptr);
@@ -27,7 +27,7 @@ at::Tensor match_backward(const at::Tensor& grad, const at::Tensor& app, const a
 
 at::Tensor vote_forward(const at::Tensor& app, const at::Tensor& bins, const std::vector<int64_t>& nbins,
                         const std::optional<at::Tensor>& kernel) {
-  semcorr::hough_vote_host::check_args(app, bins, nbins, kernel, /*allow_half=*/false);
+  semcorr::hough_vote_host::check_args(app, bins, nbins, kernel, /*allow_half=*/true);
   if (app.numel() == 0) return at::zeros_like(app, at::MemoryFormat::Contiguous);
   return semcorr::hough_launch::hough_vote(nullptr, app, bins, nbins, kernel, "semcorr::hough_vote", nullptr);
 }
@@ -35,7 +35,7 @@ at::Tensor vote_forward(const at::Tensor& app, const at::Tensor& bins, const std
 at::Tensor vote_backward(const at::Tensor& grad, const at::Tensor& app, const at::Tensor& bins,
                          const std::vector<int64_t>& nbins, const std::optional<at::Tensor>& kernel) {
   constexpr const char* op = "semcorr::_hough_vote_backward";
-  semcorr::hough_vote_host::check_args(app, bins, nbins, kernel, false, op);
+  semcorr::hough_vote_host::check_args(app, bins, nbins, kernel, true, op);
   semcorr::hough_vote_host::check_backward_args(grad, app, op);
   if (app.numel() == 0) return at::zeros_like(app, at::MemoryFormat::Contiguous);
   return semcorr::hough_launch::hough_vote(&grad, app, bins, nbins, kernel, op, nullptr);

@@ -8,13 +8,13 @@
 namespace {
 
 at::Tensor forward(const at::Tensor& corr, double beta, double sigma, bool normalize) {
-  const auto d = semcorr::kernel_soft_argmax_host::check_args(corr, beta, sigma, /*allow_half=*/false);
+  const auto d = semcorr::kernel_soft_argmax_host::check_args(corr, beta, sigma, /*allow_half=*/true);
   if (d.rows() == 0) return semcorr::kernel_soft_argmax_host::output_like(corr);
   return semcorr::kernel_soft_argmax_launch::forward(corr.contiguous(), beta, sigma, normalize, nullptr);
 }
 
 at::Tensor backward(const at::Tensor& grad, const at::Tensor& corr, double beta, double sigma, bool normalize) {
-  const auto d = semcorr::kernel_soft_argmax_host::check_args(corr, beta, sigma, /*allow_half=*/false);
+  const auto d = semcorr::kernel_soft_argmax_host::check_args(corr, beta, sigma, /*allow_half=*/true);
   semcorr::kernel_soft_argmax_host::check_backward_args(grad, corr);
   if (corr.numel() == 0) return at::empty(corr.sizes(), corr.options());
   (void)d;

@@ -5,13 +5,13 @@
 namespace {
 
 std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& x, std::vector<int64_t> kernel_size) {
-  const auto g = semcorr::max_pool4d_host::check_args(x, kernel_size, /*allow_half=*/false);
+  const auto g = semcorr::max_pool4d_host::check_args(x, kernel_size, /*allow_half=*/true);
   return semcorr::max_pool4d_launch::forward(x, g, nullptr);
 }
 
 at::Tensor backward(const at::Tensor& grad, const at::Tensor& argmax, std::vector<int64_t> x_size,
                     std::vector<int64_t> kernel_size) {
-  const auto g = semcorr::max_pool4d_host::check_backward_args(grad, argmax, x_size, kernel_size, false);
+  const auto g = semcorr::max_pool4d_host::check_backward_args(grad, argmax, x_size, kernel_size, true);
   return semcorr::max_pool4d_launch::backward(grad, argmax, g, nullptr);
 }
 

@@ -20,7 +20,7 @@ std::tuple<at::Tensor, at::Tensor> propagate(const at::Tensor& matches, const at
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> select_topk(const at::Tensor& candidates, const at::Tensor& scores,
                                                       const at::Tensor& valid, int64_t k) {
-  const auto d = semcorr::patchmatch_select_host::check_args(candidates, scores, valid, k, /*allow_half=*/false);
+  const auto d = semcorr::patchmatch_select_host::check_args(candidates, scores, valid, k, /*allow_half=*/true);
   auto [om, os, oi] = semcorr::patchmatch_select_host::empty_outputs(d, candidates, scores);
   if (d.B * d.Hs * d.Ws * d.k == 0) return {om, os, oi};
   semcorr::patchmatch_select_launch::forward(candidates.contiguous(), scores.contiguous(), valid.contiguous(), k, om,

@@ -17,7 +17,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kernel_map4d(const at::Tensor& co
 at::Tensor forward(const at::Tensor& feats, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                    const at::Tensor& in_rows, const at::Tensor& out_rows, const at::Tensor& offsets_ptr) {
   using namespace semcorr;
-  sparse_conv4d_host::check_conv_args(feats, weight, bias, in_rows, out_rows, offsets_ptr, /*allow_half=*/false);
+  sparse_conv4d_host::check_conv_args(feats, weight, bias, in_rows, out_rows, offsets_ptr, /*allow_half=*/true);
   const int64_t N = feats.size(0), Cin = feats.size(1), Cout = weight.size(0);
   const auto ptr = sparse_conv4d_host::host_ptr(offsets_ptr, in_rows, out_rows, N);
   if (N == 0 || Cout == 0 || Cin == 0 || in_rows.size(0) == 0) {
@@ -33,7 +33,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const at::Tensor& grad, 
                                                         const at::Tensor& out_rows, const at::Tensor& offsets_ptr) {
   using namespace semcorr;
   const auto k = sparse_conv4d_host::check_conv_args(feats, weight, std::nullopt, in_rows, out_rows, offsets_ptr,
-                                                     /*allow_half=*/false, "semcorr::_sparse_conv4d_backward");
+                                                     /*allow_half=*/true, "semcorr::_sparse_conv4d_backward");
   const int64_t N = feats.size(0), Cin = feats.size(1), Cout = weight.size(0);
   const auto ptr = sparse_conv4d_host::host_ptr(offsets_ptr, in_rows, out_rows, N);
   if (N == 0 || Cin == 0 || Cout == 0) {

@@ -33,6 +33,7 @@ inline void check_window(int64_t window, const char* op) {
 inline void check_corr_size(at::IntArrayRef corr_size, const char* op) {
   TORCH_CHECK(corr_size.size() == 5, op, ": `corr_size` must have 5 entries (B, Hs, Ws, Ht, Wt), got ", corr_size);
   for (auto s : corr_size) TORCH_CHECK(s >= 0, op, ": `corr_size` must be non-negative, got ", corr_size);
+  checked_numel(corr_size, op, "corr_size");  // the gradient allocated with this shape
 }
 
 inline gw::Dims dims(at::IntArrayRef corr, const at::Tensor& candidates, int64_t window) {

@@ -52,6 +52,7 @@ inline void check_args(const at::Tensor& app, const at::Tensor& src_centers, con
   check_sizes(src_size, app.size(0), op, "src_size");
   check_sizes(tgt_size, app.size(0), op, "tgt_size");
   TORCH_CHECK(ncells >= 1, op, ": `ncells` must be >= 1, got ", ncells);
+  TORCH_CHECK(ncells <= kMaxHoughBins, op, ": `ncells` must be <= ", kMaxHoughBins, " (2^24; HPF: 8192), got ", ncells);
 }
 
 inline void check_backward_args(const at::Tensor& grad, const at::Tensor& app,
@@ -82,9 +83,10 @@ inline std::vector<PairGeometry> geometries(c10::ArrayRef<double> src_size, c10:
   gs.reserve(B);
   for (int64_t b = 0; b < B; ++b) {
     gs.push_back(pair_geometry(src_size, tgt_size, b, ncells));
-    // bins are int32 on the CPU path and nbins - 1 must be exact in float32
+    // bins are int32 on the CPU path and nbins - 1 must be exact in float32; the space has ~ncells + O(sqrt)
+    // bins, more only for extreme aspect ratios: the histograms' memory is bounded like hough_vote's
     TORCH_CHECK(gs.back().nbins_x < (int64_t(1) << 24) && gs.back().nbins_y < (int64_t(1) << 24) &&
-                    gs.back().nbins() < (int64_t(1) << 31),
+                    gs.back().nbins() <= 2 * kMaxHoughBins,
                 "semcorr::hough_match: the Hough space of pair ", b, " is too large (", gs.back().nbins_x, " x ",
                 gs.back().nbins_y, " bins); use fewer `ncells` or check the image sizes");
   }

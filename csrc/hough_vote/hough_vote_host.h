@@ -37,7 +37,8 @@ inline void check_args(const at::Tensor& app, const at::Tensor& bins, c10::IntAr
   int64_t total = 1;
   for (const int64_t n : nbins) {
     TORCH_CHECK(n >= 1, op, ": `nbins` sizes must be >= 1, got ", nbins);
-    TORCH_CHECK(total <= std::numeric_limits<int64_t>::max() / n, op, ": `nbins` ", nbins, " overflows int64");
+    TORCH_CHECK(n <= kMaxHoughBins && total * n <= kMaxHoughBins, op, ": `nbins` ", nbins, " gives more than ",
+                kMaxHoughBins, " (2^24) bins");
     total *= n;
   }
   if (smooth_kernel.has_value() && smooth_kernel->defined()) {

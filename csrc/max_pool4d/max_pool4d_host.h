@@ -1,6 +1,8 @@
 // Host-side pieces of max_pool4d shared by the CPU, CUDA and emulated backends: argument checks and shapes.
 #pragma once
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/amax.h>
+#include <ATen/ops/amin.h>
 
 #include <array>
 #include <vector>
@@ -42,6 +44,7 @@ inline Geometry check_backward_args(const at::Tensor& grad, const at::Tensor& ar
                                     at::IntArrayRef kernel_size, bool allow_half) {
   constexpr const char* op = "semcorr::_max_pool4d_backward";
   const auto g = geometry(x_size, kernel_size, op);
+  checked_numel(x_size, op, "x_size");  // grad_x is allocated with this shape
   check_float(grad, op, "grad", allow_half);
   TORCH_CHECK(grad.sizes() == c10::IntArrayRef(g.values_shape()), op, ": `grad` must have shape ",
               c10::IntArrayRef(g.values_shape()), ", got ", shape_str(grad));
@@ -50,6 +53,19 @@ inline Geometry check_backward_args(const at::Tensor& grad, const at::Tensor& ar
   TORCH_CHECK(argmax.scalar_type() == at::kLong, op, ": `argmax` must be int64, got ", argmax.scalar_type());
   check_same_device(grad, argmax, op, "grad", "argmax");
   return g;
+}
+
+// Rejects argmax offsets outside [0, k_d) (a corrupted or foreign argmax), as the CPU kernel does, instead of
+// letting the CUDA kernel skip them: one min/max pass over the (non-empty, contiguous) argmax, a device sync.
+inline void check_argmax_range(const at::Tensor& argmax, const Geometry& g,
+                               const char* op = "semcorr::_max_pool4d_backward") {
+  const auto per_dim = argmax.view({g.B, g.C, 4, -1});
+  const auto lo = at::amin(per_dim, {0, 1, 3}).cpu(), hi = at::amax(per_dim, {0, 1, 3}).cpu();
+  const int64_t* lp = lo.const_data_ptr<int64_t>();
+  const int64_t* hp = hi.const_data_ptr<int64_t>();
+  for (int d = 0; d < 4; ++d)
+    TORCH_CHECK(lp[d] >= 0 && hp[d] < g.k[d], op, ": `argmax` offsets along dim ", d, " must be in [0, kernel_size) = "
+                "[0, ", g.k[d], "), got values in [", lp[d], ", ", hp[d], "]");
 }
 
 }  // namespace max_pool4d_host

@@ -17,8 +17,9 @@ __global__ void forward_kernel(const scalar_t* __restrict__ x, scalar_t* __restr
   for (int d = 0; d < 4; ++d) argmax[max_pool4d_math::argmax_index(g, idx, d)] = off[d];
 }
 
-// grad_x must be zero-filled; blocks do not overlap, so each thread owns the element it writes. Offsets
-// outside [0, k) (a corrupted argmax) are skipped rather than written out of bounds.
+// grad_x must be zero-filled; blocks do not overlap, so each thread owns the element it writes. The host
+// rejects offsets outside [0, k) before the launch (max_pool4d_host::check_argmax_range); the kernel still
+// skips them rather than write out of bounds.
 template <typename scalar_t>
 __global__ void backward_kernel(const scalar_t* __restrict__ grad, const int64_t* __restrict__ argmax,
                                 scalar_t* __restrict__ grad_x, max_pool4d_math::Dims g, int64_t n) {

@@ -49,6 +49,7 @@ inline at::Tensor backward(const at::Tensor& grad, const at::Tensor& argmax, con
   if (n == 0) return gx;
   const auto gc = grad.contiguous();
   const auto ac = argmax.contiguous();
+  max_pool4d_host::check_argmax_range(ac, g);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "max_pool4d_backward", [&] {
     const auto backward_kernel_fn = &max_pool4d_kernels::backward_kernel<scalar_t>;
     SC_LAUNCH(backward_kernel_fn, dim3(ceil_div<int64_t>(n, kThreads)), dim3(kThreads), 0, stream)(

@@ -38,6 +38,10 @@ inline pm::Params check_args(const at::Tensor& matches, const at::Tensor& offset
   p.radius = radius;
   p.seed = static_cast<uint64_t>(seed);
   p.iteration = static_cast<uint64_t>(iteration);
+  // N = K * (9 + P + R) candidates per source pixel: bound R before it is multiplied (no int64 overflow).
+  TORCH_CHECK(random_samples < kMaxAllocNumel, op, ": `random_samples` = ", random_samples,
+              " is more than an op allocates (2^31 - 1)");
+  checked_numel({p.B, p.Hs, p.Ws, p.K, 9 + p.P + p.R, 2}, op, "random_samples");
   return p;
 }
 

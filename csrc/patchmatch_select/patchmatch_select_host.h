@@ -2,6 +2,7 @@
 // written with ATen ops and so runs on every device.
 #pragma once
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/aminmax.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/lt.h>
 #include <ATen/ops/scatter.h>
@@ -37,6 +38,7 @@ inline Dims check_args(const at::Tensor& candidates, const at::Tensor& scores, c
   check_same_device(candidates, scores, op, "candidates", "scores");
   check_same_device(candidates, valid, op, "candidates", "valid");
   TORCH_CHECK(k >= 0, op, ": `k` must be >= 0, got ", k);
+  checked_numel({candidates.size(0), candidates.size(1), candidates.size(2), k, 2}, op, "k");
   return {candidates.size(0), candidates.size(1), candidates.size(2), candidates.size(3), k};
 }
 
@@ -57,6 +59,16 @@ inline at::Tensor select_backward(const at::Tensor& grad, const at::Tensor& indi
               ", got ", shape_str(grad));
   TORCH_CHECK(n >= 0, op, ": `n` must be >= 0, got ", n);
   check_same_device(grad, indices, op, "grad", "indices");
+  TORCH_CHECK(n < kMaxAllocNumel, op, ": `n` = ", n, " candidates is more than an op allocates (2^31 - 2)");
+  checked_numel({indices.size(0), indices.size(1), indices.size(2), n + 1}, op, "n");
+  // Every index must name a candidate or the empty slot (-1); anything else would be dropped by the scatter
+  // below (or fault on a GPU). One device sync: this is a backward, not a hot loop.
+  if (indices.numel() > 0) {
+    const auto [lo, hi] = at::aminmax(indices);
+    const int64_t lo_v = lo.item<int64_t>(), hi_v = hi.item<int64_t>();
+    TORCH_CHECK(lo_v >= -1 && hi_v < n, op, ": `indices` must lie in [-1, n) = [-1, ", n, ") (-1: empty slot), got "
+                "values in [", lo_v, ", ", hi_v, "]");
+  }
   auto full = at::zeros({indices.size(0), indices.size(1), indices.size(2), n + 1}, grad.options());
   const auto empty_slot = at::lt(indices, 0);
   const auto idx = at::where(empty_slot, n, indices);

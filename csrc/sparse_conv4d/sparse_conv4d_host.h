@@ -19,7 +19,9 @@
 namespace semcorr {
 namespace sparse_conv4d_host {
 
-// (k1, k2, k3, k4) from 1 or 4 odd positive ints.
+constexpr int64_t kMaxKernelOffsets = int64_t(1) << 20;
+
+// (k1, k2, k3, k4) from 1 or 4 odd positive ints, at most kMaxKernelOffsets offsets in all.
 inline std::array<int64_t, 4> kernel_sizes(at::IntArrayRef ks, const char* op = "semcorr::kernel_map4d") {
   TORCH_CHECK(ks.size() == 1 || ks.size() == 4, op, ": `kernel_size` must be an int or 4 ints, got ", ks);
   std::array<int64_t, 4> k{};
@@ -28,6 +30,14 @@ inline std::array<int64_t, 4> kernel_sizes(at::IntArrayRef ks, const char* op = 
     TORCH_CHECK(k[d] >= 1 && k[d] % 2 == 1, op, ": `kernel_size` must be odd and >= 1 (submanifold convolution "
                 "keeps the output on the input coordinates), got ", ks);
   }
+  // K = k1*k2*k3*k4 offsets each get a pair list (and on CUDA a row of the (K, N) neighbour table): an absurd
+  // kernel size would allocate without bound. 2^20 offsets (e.g. 31^4) is far beyond any published network
+  // (Sparse NC-Net: 3^4 and 5^4).
+  TORCH_CHECK(k[0] <= kMaxKernelOffsets && k[1] <= kMaxKernelOffsets && k[2] <= kMaxKernelOffsets &&
+                  k[3] <= kMaxKernelOffsets && k[0] * k[1] <= kMaxKernelOffsets &&
+                  k[0] * k[1] * k[2] <= kMaxKernelOffsets && k[0] * k[1] * k[2] * k[3] <= kMaxKernelOffsets,
+              op, ": `kernel_size` ", ks, " gives more than ", kMaxKernelOffsets,
+              " (2^20) kernel offsets k1*k2*k3*k4");
   return k;
 }
 

@@ -47,6 +47,7 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor> kernel_map(const at::Tenso
     a.stride[d] = ks.stride[d];
   }
   for (int d = 0; d < 4; ++d) a.k[d] = k[d];
+  checked_numel({K, N}, op, "kernel_size");  // the (K, N) neighbour table
   auto nbr = at::empty({K, N}, c.options());
   const auto kmap_search_kernel_fn = &sparse_conv4d_kernels::kmap_search_kernel;
   SC_LAUNCH(kmap_search_kernel_fn, dim3(ceil_div<int64_t>(K * N, kThreads1d)), dim3(kThreads1d), 0, stream)(
