@@ -16,10 +16,6 @@ DOC_PATH = REPO / "docs" / "OPS.md"
 DOC = DOC_PATH.read_text()
 ANCHORS = set(re.findall(r'<a id="([^"]+)"></a>', DOC))
 
-# A C++ comment that still says "SPEC" and is left to the csrc restructuring of issue 14 (csrc/ is edited on
-# another branch); listed here so that any *new* reference anywhere is caught.
-KNOWN_CSRC_SPEC_LINES = {("csrc/common/math.cuh", "(the CUDA rule of the SPEC)")}
-
 
 def registered_ops():
     """Names of every op registered under torch.ops.semcorr (forward and backward)."""
@@ -85,8 +81,7 @@ def test_no_reference_to_a_spec_outside_the_repository():
             continue
         rel = path.relative_to(REPO).as_posix()
         for line in path.read_text(errors="replace").splitlines():
-            if re.search(r"\bSPEC\b|SPEC\.md", line) and not any(
-                    rel == f and marker in line for f, marker in KNOWN_CSRC_SPEC_LINES):
+            if re.search(r"\bSPEC\b|SPEC\.md", line):
                 found.append("%s: %s" % (rel, line.strip()))
     assert not found, "point these at docs/OPS.md#<section> instead:\n" + "\n".join(found)
 

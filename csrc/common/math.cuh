@@ -4,7 +4,7 @@
 
 namespace semcorr {
 
-// Accumulation type: float for half/bfloat16/float, double for double (the CUDA rule of the SPEC).
+// Accumulation type: float for half/bfloat16/float, double for double (docs/OPS.md#precision).
 template <typename T> struct acc_type { using type = float; };
 template <> struct acc_type<double> { using type = double; };
 template <typename T> using acc_t = typename acc_type<T>::type;
