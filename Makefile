@@ -5,7 +5,7 @@ PY ?= python
 PIP ?= $(PY) -m pip
 PYTEST_ARGS ?=
 
-.PHONY: deps build install test demo bench ptxas gpu-check cpp clean
+.PHONY: deps build install test demo bench ptxas gpu-check cpp sanitize clean
 
 deps:
 	$(PIP) install -q -r requirements.txt
@@ -36,6 +36,12 @@ ptxas: deps
 # racecheck, ops vs the published algorithms on the GPU -> benchmarks/GPU.md. Exits 2 at once without a GPU.
 gpu-check: deps
 	$(PY) benchmarks/gpu_check.py
+
+# The CPU kernels and the emulated CUDA kernels under AddressSanitizer + UBSan (build/asan) and ThreadSanitizer
+# over the free-running schedule (build/tsan); the in-place build is not touched. SANITIZE=asan|tsan|all.
+SANITIZE ?= all
+sanitize: deps
+	PY=$(PY) bash tools/sanitize.sh $(SANITIZE) $(PYTEST_ARGS)
 
 # The op library for libtorch C++ users (CMakeLists.txt) and its example program, CPU kernels (add
 # CMAKE_ARGS=-DSEMCORR_WITH_CUDA=ON for CUDA). The torch wheel's CMake config needs to be told where the CUDA

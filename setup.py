@@ -11,6 +11,8 @@ Switches (environment variables):
                           --inplace`, `make build`, editable installs), never into a wheel (it exists for
                           the tests of a source checkout)
   SEMCORR_DEBUG=1         -O0 -g
+  SEMCORR_SANITIZE=asan|tsan   build with AddressSanitizer + UndefinedBehaviorSanitizer, or ThreadSanitizer
+                          (used by `make sanitize` / tools/sanitize.sh, into build/<asan|tsan>; never in place)
 
 Install with `pip install --no-build-isolation .` into the environment that has the torch you will run: the
 extension is compiled against that torch, and the wheel's metadata pins it (torch==<build release>). A plain
@@ -93,11 +95,31 @@ def want_emulator(argv, environ):
     return any(a in ("--inplace", "-i", "develop", "editable_wheel") for a in argv)
 
 
+SANITIZERS = {
+    # -fno-sanitize-recover: the first UB finding aborts (a test run cannot miss it in a long log)
+    "asan": ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", "-g"],
+    "tsan": ["-fsanitize=thread", "-fno-omit-frame-pointer", "-g"],
+}
+
+
+def sanitizer_flags(environ):
+    """Compile and link flags of SEMCORR_SANITIZE (empty when unset)."""
+    name = environ.get("SEMCORR_SANITIZE", "")
+    if not name:
+        return []
+    if name not in SANITIZERS:
+        sys.exit("SEMCORR_SANITIZE must be one of %s, got %r" % (", ".join(sorted(SANITIZERS)), name))
+    return SANITIZERS[name]
+
+
 def extensions():
     with_cuda, why = _want_cuda()
     debug = _flag("SEMCORR_DEBUG")
     opt = ["-O0", "-g"] if debug else ["-O3"]
-    cxx = opt + ["-fopenmp"]
+    san = sanitizer_flags(os.environ)
+    if san:
+        opt = ["-O1"]  # sanitizers: keep frames and line numbers useful
+    cxx = opt + san + ["-fopenmp"]
     define = [("TORCH_EXTENSION_NAME", "_C")]
     sources = ["csrc/semcorr.cpp"] + _sources("csrc/*/*_cpu.cpp")
     archs = None
@@ -114,18 +136,19 @@ def extensions():
     else:
         ext = CppExtension(
             "semcorr_ext._C", sources, include_dirs=[os.path.join(ROOT, "csrc")], define_macros=define,
-            extra_compile_args={"cxx": cxx}, extra_link_args=["-fopenmp"])
+            extra_compile_args={"cxx": cxx}, extra_link_args=san + ["-fopenmp"])
     print("semcorr_ext build: CUDA kernels %s (%s); archs=%s; torch %s; MAX_JOBS=%s"
           % ("ON" if with_cuda else "OFF", why, archs, torch.__version__, os.environ.get("MAX_JOBS")))
-    _write_build_info(with_cuda, archs)
+    if not san:  # a sanitized build (build/<asan|tsan>/lib) must not rewrite the in-place build info
+        _write_build_info(with_cuda, archs)
     exts = [ext]
     if want_emulator(sys.argv[1:], os.environ):
         # The CUDA kernels (csrc/*/*_kernel.cuh) compiled as host code against csrc/common/simt.h.
-        emu_cxx = (["-O0", "-g"] if debug else ["-O1"]) + ["-pthread", "-DSC_EMULATION"]
+        emu_cxx = (["-O0", "-g"] if debug else ["-O1"]) + san + ["-pthread", "-DSC_EMULATION"]
         exts.append(CppExtension(
             "semcorr_ext._emu", _sources("csrc/emu/*.cpp"), include_dirs=[os.path.join(ROOT, "csrc")],
             define_macros=[("TORCH_EXTENSION_NAME", "_emu")],
-            extra_compile_args={"cxx": emu_cxx}, extra_link_args=["-pthread"]))
+            extra_compile_args={"cxx": emu_cxx}, extra_link_args=san + ["-pthread"]))
     return exts
 
 

@@ -10,3 +10,31 @@
 #include "common/simt.h"
 #define SEMCORR_LAUNCH_CHECK() C10_CUDA_KERNEL_LAUNCH_CHECK()
 #endif
+
+#include <algorithm>
+#include <cstdint>
+
+namespace semcorr {
+
+// The most blocks a grid-stride launch uses (`cuda_cap` on a GPU). Under emulation the test setting
+// sc_emu::set_launch_limits may lower it, so the grid-stride loops run on tiny inputs.
+inline int64_t sc_grid_cap(int64_t cuda_cap) {
+#ifdef SC_EMULATION
+  const int64_t c = ::sc_emu::settings().max_grid_blocks.load();
+  return c > 0 ? std::min(cuda_cap, c) : cuda_cap;
+#else
+  return cuda_cap;
+#endif
+}
+
+// The most elements one chunk of a chunked launch sequence holds (`cuda_cap` on a GPU), lowered the same way.
+inline int64_t sc_chunk_cap(int64_t cuda_cap) {
+#ifdef SC_EMULATION
+  const int64_t c = ::sc_emu::settings().max_chunk_elements.load();
+  return c > 0 ? std::min(cuda_cap, c) : cuda_cap;
+#else
+  return cuda_cap;
+#endif
+}
+
+}  // namespace semcorr

@@ -42,7 +42,14 @@
 // * An exception thrown by a kernel thread aborts the launch: all threads are released and joined and the
 //   launch rethrows std::runtime_error with the first message (prefixed by block and thread index).
 // * Launches are serialised by a global mutex (static __shared__ instances are per process).
-// Not emulated: half/bfloat16 device types, the memory model (fences are plain fences), speed.
+// * float16 / bfloat16: kernels store c10::Half / c10::BFloat16 (the types AT_DISPATCH gives them) and compute
+//   in acc_t = float; under emulation those are the same host classes, converting to float on every load and
+//   rounding on every store, as on the GPU. CUDA's __half intrinsics are not emulated (no kernel uses them).
+// * Test settings: set_launch_limits lowers the grid caps and chunk sizes of the launch code (common/launch.h)
+//   so grid-stride and chunk loops run on tiny inputs; SC_EMU_FORCE_PARALLEL=1 (environment) makes every launch
+//   use the "parallel" schedule (ThreadSanitizer runs). Dynamic shared memory is allocated with exactly the
+//   launch's size, so AddressSanitizer reports an access past its end.
+// Not emulated: the memory model (fences are plain fences), speed.
 #pragma once
 
 #if defined(__CUDACC__)
@@ -89,6 +96,7 @@ struct NoLaunch {
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <functional>
@@ -169,6 +177,9 @@ struct Settings {
   std::atomic<unsigned long long> seed{0};
   std::atomic<long long> warnings{0};
   std::atomic<bool> warned{false};
+  // Test-only lowered limits of the launch code (csrc/common/launch.h: sc_grid_cap, sc_chunk_cap); 0 = none.
+  std::atomic<long long> max_grid_blocks{0};
+  std::atomic<long long> max_chunk_elements{0};
 };
 inline Settings& settings() {
   static Settings s;
@@ -201,6 +212,15 @@ inline void set_schedule(const std::string& name) {
                                 "\"");
   settings().schedule.store(static_cast<int>(s));
 }
+// SC_EMU_FORCE_PARALLEL=1 in the environment: every launch runs the free "parallel" schedule whatever
+// set_schedule says, so a ThreadSanitizer build checks every kernel of every test for races (make sanitize).
+inline bool forced_parallel() {
+  static const bool forced = [] {
+    const char* v = std::getenv("SC_EMU_FORCE_PARALLEL");
+    return v != nullptr && std::string(v) == "1";
+  }();
+  return forced;
+}
 inline std::string get_schedule() { return schedule_name(static_cast<Schedule>(settings().schedule.load())); }
 inline void set_block_order(const std::string& name, unsigned long long seed = 0) {
   BlockOrder o;
@@ -217,6 +237,15 @@ inline std::string get_block_order() {
   return block_order_name(static_cast<BlockOrder>(settings().block_order.load()));
 }
 inline unsigned long long get_block_order_seed() { return settings().seed.load(); }
+// Lowers the caps that the launch code puts on grid sizes (grid-stride loops beyond them) and on the elements of
+// one chunk of a chunked launch sequence, so tests reach those loops with tiny inputs. 0 restores the CUDA values.
+inline void set_launch_limits(long long max_grid_blocks, long long max_chunk_elements) {
+  if (max_grid_blocks < 0 || max_chunk_elements < 0)
+    throw std::invalid_argument("set_launch_limits: limits must be >= 0 (0: the CUDA value), got " +
+                                std::to_string(max_grid_blocks) + ", " + std::to_string(max_chunk_elements));
+  settings().max_grid_blocks.store(max_grid_blocks);
+  settings().max_chunk_elements.store(max_chunk_elements);
+}
 inline long long warning_count() { return settings().warnings.load(); }
 inline void reset_warnings() { settings().warnings.store(0); }
 
@@ -317,7 +346,7 @@ class Runner {
   Runner(std::string name, dim3 grid, dim3 block, size_t smem)
       : name_(std::move(name)), grid_(grid), block_(block), smem_bytes_(smem) {
     n_ = static_cast<int>(block.x * block.y * block.z);
-    schedule_ = static_cast<Schedule>(settings().schedule.load());
+    schedule_ = forced_parallel() ? Schedule::parallel : static_cast<Schedule>(settings().schedule.load());
     serial_ = schedule_ != Schedule::parallel;
     th_.reset(new ThreadSlot[n_]);
     warps_.resize((n_ + 31) / 32);
@@ -325,7 +354,9 @@ class Runner {
       const int lanes = std::min(32, n_ - 32 * w);
       warps_[w].present = lanes == 32 ? 0xffffffffu : ((1u << lanes) - 1u);
     }
-    smem_alloc_ = std::max<size_t>(smem_bytes_, 16);
+    // Exactly the launch's bytes (no rounding up): under AddressSanitizer the allocation's redzone then starts
+    // right after the last byte, so a read or write past the dynamic shared memory is reported.
+    smem_alloc_ = smem_bytes_;
     smem_ = static_cast<unsigned char*>(::operator new(smem_alloc_, std::align_val_t(64)));
   }
   ~Runner() { ::operator delete(smem_, std::align_val_t(64)); }

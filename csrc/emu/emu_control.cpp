@@ -22,6 +22,17 @@ SC_EMU_BINDINGS(control) {
       "get_block_order",
       [] { return std::make_tuple(sc_emu::get_block_order(), sc_emu::get_block_order_seed()); },
       "(order, seed) of the current block order (see set_block_order).");
+  m.def("set_launch_limits", &sc_emu::set_launch_limits, pybind11::arg("max_grid_blocks") = 0,
+        pybind11::arg("max_chunk_elements") = 0,
+        "Lowers, for later launches, the caps the launch code puts on the blocks of a grid-stride launch (CUDA: "
+        "4096 for the Hough kernels, 65535 for mutual_matching and the gathers) and on the elements of one chunk "
+        "of gather_windows4d_linear (CUDA: 2^24), so tests run those loops on tiny inputs. 0 = the CUDA value.");
+  m.def(
+      "get_launch_limits",
+      [] {
+        return std::make_tuple(sc_emu::settings().max_grid_blocks.load(), sc_emu::settings().max_chunk_elements.load());
+      },
+      "(max_grid_blocks, max_chunk_elements) set by set_launch_limits (0: the CUDA value).");
   m.def("warnings", &sc_emu::warning_count,
         "Number of shuffle reads of a lane outside the mask (or outside the block) since reset_warnings(); "
         "each such read returned poison (NaN / 0xDEADBEEF).");

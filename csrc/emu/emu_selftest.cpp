@@ -157,6 +157,7 @@ at::Tensor buggy(const std::string& which, int64_t threads) {
   else if (which == "shfl_exited_lane") st::launch_shfl_exited_lane(p, threads, nullptr);
   else if (which == "shfl_barrier_deadlock") st::launch_shfl_barrier_deadlock(p, threads, nullptr);
   else if (which == "throwing") st::launch_throwing(p, threads, nullptr);
+  else if (which == "smem_oob_read") st::launch_smem_oob_read(p, threads, nullptr);  // only a sanitizer sees it
   else TORCH_CHECK(false, "buggy: unknown kernel \"", which, "\"");
   return y;
 }
@@ -195,7 +196,7 @@ SC_EMU_BINDINGS(selftest) {
         "Lanes 0-15 shuffle down by 8 with mask 0xffff: lanes 8-15 read lanes outside the mask.");
   m.def("selftest_buggy", &buggy, py::arg("which"), py::arg("threads"),
         "Launch a kernel the emulator must reject: divergent_barrier, early_exit_barrier, shfl_exited_lane, "
-        "shfl_barrier_deadlock, throwing.");
+        "shfl_barrier_deadlock, throwing; and smem_oob_read, which only AddressSanitizer catches (make sanitize).");
   m.def("selftest_coverage", &coverage, py::arg("grid"), py::arg("block"), py::arg("smem") = 0,
         "(hits, bad): run count of every (linear block, linear thread) and count of inconsistent built-ins.");
 }

@@ -349,6 +349,20 @@ inline void launch_coverage(int* hits, int* bad, dim3 grid, dim3 block, size_t s
   SC_LAUNCH(coverage_kernel, grid, block, smem, stream)(hits, bad);
 }
 
+// ---- BUG for the sanitizer lane: each thread reads the dynamic shared slot of the next thread, and the launch
+// sizes dynamic shared memory for exactly one float per thread, so the last thread reads one float past the
+// end. Without AddressSanitizer this returns whatever follows the buffer; `make sanitize` must report it.
+static __global__ void smem_oob_read_kernel(float* __restrict__ out) {
+  SC_DYNAMIC_SHARED(float, s);
+  const int t = threadIdx.x;
+  s[t] = float(t);
+  __syncthreads();
+  out[t] = s[t + 1];  // BUG: t + 1 == blockDim.x for the last thread
+}
+inline void launch_smem_oob_read(float* out, int threads, cudaStream_t stream) {
+  SC_LAUNCH(smem_oob_read_kernel, 1, threads, threads * sizeof(float), stream)(out);
+}
+
 #if defined(SC_EMULATION)
 // Emulator only (a CUDA kernel cannot throw): thread 3 throws while the others wait at a barrier.
 static __global__ void throwing_kernel(float* __restrict__ y) {

@@ -21,7 +21,7 @@ namespace gather_windows4d_launch {
 constexpr int kThreads = 256;
 
 inline dim3 grid_for(int64_t n) {
-  return dim3(static_cast<unsigned>(std::min<int64_t>(ceil_div<int64_t>(n, kThreads), 65535)));
+  return dim3(static_cast<unsigned>(std::min<int64_t>(ceil_div<int64_t>(n, kThreads), sc_grid_cap(65535))));
 }
 
 inline at::Tensor forward(const gw::Dims& d, const at::Tensor& corr, const at::Tensor& cand, cudaStream_t stream) {
@@ -88,7 +88,7 @@ inline at::Tensor linear_forward(const gw::Dims& d, const at::Tensor& corr, cons
   const int64_t C = weight.size(0), w4 = d.w4();
   auto out = at::empty({d.N, C}, corr.options());
   const auto wt = weight.reshape({C, w4}).t();
-  const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 24) / w4);
+  const int64_t chunk = std::max<int64_t>(1, sc_chunk_cap(int64_t(1) << 24) / w4);
   for (int64_t m0 = 0; m0 < d.N; m0 += chunk) {
     const int64_t n = std::min(chunk, d.N - m0);
     gw::Dims dc = d;

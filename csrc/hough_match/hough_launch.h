@@ -28,7 +28,7 @@ namespace hough_launch {
 constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = 4096;  // grid-stride beyond this
 
-inline dim3 grid_for(int64_t n) { return dim3(static_cast<unsigned>(std::clamp<int64_t>(ceil_div<int64_t>(n, kThreads), 1, kMaxBlocks))); }
+inline dim3 grid_for(int64_t n) { return dim3(static_cast<unsigned>(std::clamp<int64_t>(ceil_div<int64_t>(n, kThreads), 1, sc_grid_cap(kMaxBlocks)))); }
 
 // One pair: scatter -> (smooth) -> gather. hist: 2 * nb zeroed acc values (votes, grad votes); smoothed: 2 * nb
 // scratch; kernel: kd*kh*kw acc values or nullptr.

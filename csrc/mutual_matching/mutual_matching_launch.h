@@ -20,7 +20,7 @@ constexpr int kThreads = 256;
 inline at::ScalarType acc_dtype(const at::Tensor& t) { return t.scalar_type() == at::kDouble ? at::kDouble : at::kFloat; }
 
 // Grid of a grid-stride element-wise kernel: enough blocks to fill a GPU, not one per element.
-inline dim3 elementwise_grid(int64_t n) { return dim3(static_cast<unsigned>(std::min<int64_t>(ceil_div<int64_t>(n, kThreads), 65535))); }
+inline dim3 elementwise_grid(int64_t n) { return dim3(static_cast<unsigned>(std::min<int64_t>(ceil_div<int64_t>(n, kThreads), sc_grid_cap(65535)))); }
 
 struct Maxima {
   at::Tensor max_t, arg_t, max_s, arg_s;
