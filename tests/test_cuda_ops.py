@@ -1,102 +1,183 @@
-"""Every op on a real GPU against the CPU op, forward and backward (float32 and, per docs/OPS.md#precision,
-float16/bfloat16 with float32 accumulation). Skipped on machines without a CUDA device (all of ours); the
-same kernels are tested here under the host emulator (tests/test_emu_*.py)."""
+"""Every op with a CUDA kernel on a real GPU against the CPU op (issue #20, deliverable 3), table-driven
+(tests/cuda_op_cases.py): op x option set x dtype (float32, and float16/bfloat16 where docs/OPS.md#precision
+says CUDA accepts them) x {contiguous, non-contiguous, empty inputs}, forward and backward, plus the
+determinism alert (`torch.use_deterministic_algorithms(True)`: the Hough ops, which vote with float atomics,
+must raise on CUDA, in the forward and in the backward; every other op must run and be bitwise reproducible).
+
+Reference: the CPU op in float32 on the same inputs (for float16/bfloat16 rows the inputs are rounded to the
+storage dtype first, and the reference output rounded to it), as tests/test_emu_half.py does under the emulator.
+Tolerances: float32 rtol 1e-4 / atol 1e-5; float16 / bfloat16 8 ulps (rtol 4e-3 / 3.2e-2, atol the same times
+the row's output scale), twice those of the emulated tests, for the GPU's different summation orders (cuBLAS,
+atomics); gradients use the row's `grad_scale`. Index outputs must be equal.
+
+The device is a parameter. The "cuda" rows need a GPU (none here: skipped with "needs a CUDA GPU") and first
+run in `make gpu-check`. The "cpu" rows are the harness's self-check, run by `make test`: the same table, the
+same code paths, with the op under test being the CPU op in float64 (the CPU kernels refuse half), compared
+with the same float32 reference and tolerances; only the "must raise" branch of the determinism test is
+CUDA-only (the CPU Hough kernels are deterministic, so there they must reproduce bitwise)."""
+import os
+import re
+
 import pytest
 import torch
-
-from semcorr_ext import ops
 from conftest import requires_cuda
+from cuda_op_cases import CASES, HALF, F, I, X
 
-pytestmark = [pytest.mark.cuda, requires_cuda]
+# cuBLAS (backward of corr4d, gather_windows4d_linear) refuses deterministic mode without a fixed workspace
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+DEVICES = [pytest.param("cuda", marks=[pytest.mark.cuda, requires_cuda], id="cuda"), pytest.param("cpu", id="cpu")]
+TOL = {torch.float32: (1e-4, 1e-5), torch.float16: (4e-3, 4e-3), torch.bfloat16: (3.2e-2, 3.2e-2), None: (0, 0)}
+ROWS = [pytest.param(c, d, id=f"{c.id}-{str(d).replace('torch.', '') if d else 'int'}") for c in CASES for d in c.dtypes]
 
 
-def _g(seed=0):
-    return torch.Generator().manual_seed(seed)
+def _exec_dtype(device, dtype):
+    """dtype the op under test runs in: the row's dtype on CUDA, float64 on the CPU (self-check)."""
+    return dtype if device == "cuda" else torch.float64
 
 
-def _check(fn, inputs, rtol=1e-4, atol=1e-5, dtype=torch.float32):
-    """fn(*inputs) on CPU (float32) vs on CUDA (dtype); floating inputs get gradients compared too."""
-    cpu = [x.detach().clone().requires_grad_(x.is_floating_point()) if torch.is_tensor(x) else x for x in inputs]
-    gpu = [x.detach().to("cuda", dtype if x.is_floating_point() else x.dtype).requires_grad_(x.is_floating_point())
-           if torch.is_tensor(x) else x for x in inputs]
-    out_c, out_g = fn(*cpu), fn(*gpu)
-    out_c = out_c if isinstance(out_c, (tuple, list)) else (out_c,)
-    out_g = out_g if isinstance(out_g, (tuple, list)) else (out_g,)
-    for c, g in zip(out_c, out_g):
-        if c.is_floating_point():
-            torch.testing.assert_close(g.float().cpu(), c, rtol=rtol, atol=atol)
-        else:
-            assert torch.equal(g.cpu(), c)
-    diff_c = [o for o in out_c if o.is_floating_point() and o.requires_grad]
-    if not diff_c:
+def _ref_inputs(case, dtype, empty):
+    """Inputs of the float32 CPU reference (X inputs already rounded to the row's storage dtype)."""
+    args = case.make(empty)
+    for a in args:
+        if a.kind == X and dtype in HALF:
+            a.t = a.t.to(dtype).float()
+    return args
+
+
+def _noncontig(t):
+    """Same values, non-contiguous (every other element of a wider buffer holding other values): a kernel
+    that ignores strides reads the filler."""
+    filler = torch.ones_like(t) if t.dtype == torch.bool else torch.full_like(t, 3 if not t.is_floating_point() else 77)
+    out = torch.stack([t, filler], -1)[..., 0]
+    assert not out.is_contiguous() or t.numel() <= 1
+    return out
+
+
+def _device_inputs(args, device, dtype, noncontig):
+    out = []
+    for a in args:
+        t = a.t.to(device, dtype if a.kind == X and dtype is not None else a.t.dtype)
+        if noncontig:
+            t = _noncontig(t)
+        out.append(t.requires_grad_(a.kind == X))
+    return out
+
+
+def _tuple(o):
+    return tuple(o) if isinstance(o, (tuple, list)) else (o,)
+
+
+def _compare(got, ref, case, dtype, what, grad=False):
+    rtol, atol = TOL[dtype]
+    atol *= case.grad_scale if grad else case.scale
+    if not ref.is_floating_point():
+        assert got.dtype == ref.dtype, what
+        assert torch.equal(got.cpu(), ref), what
         return
-    w = [torch.randn(o.shape, generator=_g(7)) for o in diff_c]
-    sum(((o * wi).sum() for o, wi in zip(diff_c, w))).backward()
-    sum(((o.float() * wi.cuda()).sum() for o, wi in zip([o for o in out_g if o.is_floating_point() and o.requires_grad], w))).backward()
-    for c, g in zip(cpu, gpu):
-        if torch.is_tensor(c) and c.grad is not None:
-            torch.testing.assert_close(g.grad.float().cpu(), c.grad, rtol=rtol * 10, atol=atol * 10)
+    if dtype in HALF:
+        ref = ref.to(dtype).float()
+    assert got.shape == ref.shape, what
+    torch.testing.assert_close(got.detach().double().cpu(), ref.double(), rtol=rtol, atol=atol, msg=lambda m: f"{what}: {m}")
 
 
-@pytest.mark.parametrize("dtype,rtol,atol", [(torch.float32, 1e-4, 1e-5), (torch.float16, 2e-2, 2e-2),
-                                             (torch.bfloat16, 5e-2, 5e-2)])
-def test_correlation(dtype, rtol, atol):
-    src, tgt = torch.randn(2, 40, 9, 7, generator=_g()), torch.randn(2, 40, 6, 11, generator=_g(1))
-    _check(lambda a, b: ops.corr4d(a, b, relu=True, power=3.0), [src, tgt], rtol, atol, dtype)
-    _check(lambda c: ops.mutual_matching(c), [torch.rand(2, 5, 4, 6, 3, generator=_g())], rtol, atol, dtype)
+def _run(case, dtype, device, empty=False, noncontig=False):
+    """The op on `device` against the float32 CPU op, forward and (for floating outputs) backward."""
+    ref_args = _ref_inputs(case, dtype, empty)
+    exec_dtype = _exec_dtype(device, dtype) if dtype is not None else None
+    dev = _device_inputs(ref_args, device, exec_dtype, noncontig)
+    ref = [a.t.clone().requires_grad_(a.kind == X) for a in ref_args]
+    out_r, out_d = _tuple(case.fn(*ref)), _tuple(case.fn(*dev))
+    assert len(out_r) == len(out_d)
+    for k, (d, r) in enumerate(zip(out_d, out_r)):
+        if d.is_floating_point():
+            assert d.dtype == exec_dtype, f"output {k} dtype {d.dtype}, expected the input dtype {exec_dtype}"
+            assert d.device.type == device
+        _compare(d, r.detach(), case, dtype, f"{case.id} {dtype} output {k}")
+        if empty:
+            assert d.numel() == 0 or r.numel() == d.numel(), f"output {k}"
+    diff = [k for k, r in enumerate(out_r) if r.requires_grad]
+    if not diff:
+        return
+    # gradient weights representable in the storage dtype (the CUDA backward receives them in that dtype)
+    w = [torch.randn(out_r[k].shape, generator=torch.Generator().manual_seed(7 + k)) for k in diff]
+    w = [wi.to(dtype).float() if dtype in HALF else wi for wi in w]
+    sum((out_r[k] * wi).sum() for k, wi in zip(diff, w)).backward()
+    sum((out_d[k].double() * wi.to(device, torch.float64)).sum() for k, wi in zip(diff, w)).backward()
+    for j, (d, r, a) in enumerate(zip(dev, ref, ref_args)):
+        if a.kind == X:
+            assert d.grad is not None and d.grad.dtype == exec_dtype, f"input {j} gradient"
+            _compare(d.grad, r.grad, case, dtype, f"{case.id} {dtype} grad of input {j}", grad=True)
 
 
-def test_corr4d_topk():
-    src, tgt = torch.randn(2, 32, 7, 9, generator=_g()), torch.randn(2, 32, 8, 10, generator=_g(1))
-    _check(lambda a, b: ops.corr4d_topk(a, b, 5), [src, tgt])
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("case,dtype", ROWS)
+def test_op(case, dtype, device):
+    _run(case, dtype, device)
 
 
-def test_consensus():
-    x, w, b = torch.randn(2, 3, 6, 5, 7, 4, generator=_g()), torch.randn(4, 3, 3, 3, 5, 3, generator=_g(1)), torch.randn(4)
-    _check(lambda x, w, b: ops.conv4d(x, w, b), [x, w, b])
-    _check(lambda x: ops.max_pool4d(x, 2), [torch.randn(2, 3, 6, 4, 4, 6, generator=_g())])
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("case,dtype", ROWS)
+def test_op_noncontiguous(case, dtype, device):
+    _run(case, dtype, device, noncontig=True)
 
 
-def test_sparse_conv4d():
-    coords = torch.stack(torch.meshgrid(*[torch.arange(n) for n in (2, 4, 3, 4, 3)], indexing="ij"), -1).reshape(-1, 5)
-    coords = coords[torch.randperm(len(coords), generator=_g())[: len(coords) // 2]]
-    feats, w = torch.randn(len(coords), 4, generator=_g()), torch.randn(3, 4, 3, 3, 3, 3, generator=_g(1))
-    km_cpu = ops.kernel_map4d(coords, 3)
-    km_gpu = ops.kernel_map4d(coords.cuda(), 3)
-    for name in ("in_rows", "out_rows", "offsets_ptr"):
-        assert torch.equal(getattr(km_gpu, name).cpu(), getattr(km_cpu, name))
-    _check(lambda f, w: ops.sparse_conv4d(f, None, w, kernel_map=km_gpu if f.is_cuda else km_cpu), [feats, w])
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("case,dtype", ROWS)
+def test_op_empty(case, dtype, device, request):
+    if case.empty_bug:
+        request.applymarker(pytest.mark.xfail(strict=True, raises=RuntimeError, reason=case.empty_bug))
+    _run(case, dtype, device, empty=True)
 
 
-def test_patchmatch():
-    B, H, W = 2, 6, 7
-    matches = torch.stack([torch.randint(0, 5, (B, H, W, 1), generator=_g()),
-                           torch.randint(0, 6, (B, H, W, 1), generator=_g(1))], -1)
-    offsets = ops.patchmatch.pmnc_offsets()
-    kw = dict(target_size=(5, 6), random_samples=3, radius=2, seed=11, iteration=2)
-    cand_c, valid_c = ops.patchmatch_propagate(matches, offsets, **kw)
-    cand_g, valid_g = ops.patchmatch_propagate(matches.cuda(), offsets.cuda(), **kw)
-    assert torch.equal(cand_g.cpu(), cand_c) and torch.equal(valid_g.cpu(), valid_c)
-    corr = torch.randn(B, H, W, 5, 6, generator=_g())
-    _check(lambda c, cand: ops.gather_windows4d(c, cand, 3), [corr, cand_c])
-    pts = torch.stack([torch.randint(-1, B + 1, (50,), generator=_g())] +
-                      [torch.randint(-3, n + 3, (50,), generator=_g(k)) for k, n in enumerate((H, W, 5, 6))], 1)
-    _check(lambda c, p: ops.gather_windows4d_points(c, p, 5), [corr, pts])
-    weight, bias = torch.randn(6, 5, 5, 5, 5, generator=_g(3)), torch.randn(6, generator=_g(4))
-    _check(lambda c, p, w, b: ops.gather_windows4d_linear(c, p, w, b), [corr, pts, weight, bias], rtol=1e-3, atol=1e-4)
-    scores = torch.randn(valid_c.shape, generator=_g(2))
-    _check(lambda s, cand, v: ops.patchmatch_select(cand, s, v, 2), [scores, cand_c, valid_c])
+def _forward_backward(case, dev_args):
+    args = [t.detach().clone().requires_grad_(t.requires_grad) for t in dev_args]
+    outs = _tuple(case.fn(*args))
+    diff = [o for o in outs if o.requires_grad]
+    if diff:
+        sum((o.double() * (k + 1)).sin().sum() for k, o in enumerate(diff)).backward()
+    return [o.detach() for o in outs] + [a.grad for a in args if a.grad is not None]
 
 
-def test_hough():
-    Ns, Nt = 37, 29
-    app = torch.rand(2, Ns, Nt, generator=_g())
-    sc, tc = torch.rand(2, Ns, 2, generator=_g(1)) * 60, torch.rand(2, Nt, 2, generator=_g(2)) * 50
-    _check(lambda a: ops.hough_match(a, sc.to(a.device), tc.to(a.device), (60, 60), (50, 50), ncells=512), [app])
-    bins = torch.randint(-1, 12, (2, Ns, Nt), generator=_g(3))
-    _check(lambda a: ops.hough_vote(a, bins.to(a.device), (3, 4)), [app])
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("case,dtype", ROWS)
+def test_determinism_alert(case, dtype, device):
+    exec_dtype = _exec_dtype(device, dtype) if dtype is not None else None
+    dev = _device_inputs(_ref_inputs(case, dtype, False), device, exec_dtype, False)
+    was, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        if case.atomics and device == "cuda":
+            torch.use_deterministic_algorithms(True)
+            with pytest.raises(RuntimeError, match="deterministic"):
+                case.fn(*dev)
+            # the backward votes with atomics too: it must raise on its own
+            torch.use_deterministic_algorithms(False)
+            out = _tuple(case.fn(*dev))[0]
+            torch.use_deterministic_algorithms(True)
+            with pytest.raises(RuntimeError, match="deterministic"):
+                out.sum().backward()
+        else:
+            torch.use_deterministic_algorithms(True)
+            first, second = _forward_backward(case, dev), _forward_backward(case, dev)
+            assert len(first) == len(second) and len(first) >= 1
+            for k, (a, b) in enumerate(zip(first, second)):
+                assert torch.equal(a, b), f"{case.id}: result {k} differs between two calls"
+    finally:
+        torch.use_deterministic_algorithms(was, warn_only=warn_only)
 
 
-@pytest.mark.parametrize("sigma", [5.0, None])
-def test_kernel_soft_argmax(sigma):
-    _check(lambda c: ops.kernel_soft_argmax(c, sigma=sigma), [torch.randn(2, 4, 5, 9, 8, generator=_g())])
+def test_table_covers_every_cuda_op():
+    """Every op of docs/OPS.md's precision table (each has a CUDA kernel) has rows, and the rows run fp16/bf16
+    exactly for the ops whose CUDA column adds them."""
+    with open(os.path.join(os.path.dirname(__file__), "..", "docs", "OPS.md")) as f:
+        doc = f.read()
+    table = dict(re.findall(r"^\| `(\w+)` \| [^|]+ \| ([^|]+) \|", doc, re.MULTILINE))
+    assert len(table) >= 15, table
+    from semcorr_ext import ops
+    assert set(table) <= set(ops.__all__)
+    assert {c.op for c in CASES} == set(table)
+    for c in CASES:
+        assert (torch.float16 in c.dtypes and torch.bfloat16 in c.dtypes) == ("float16, bfloat16" in table[c.op]
+                                                                               and "+" in table[c.op]), c.id
+        assert c.atomics == (c.op in ("hough_match", "hough_vote")), c.id
+    assert {k for c in CASES for k in [a.kind for a in c.make(False)]} <= {X, F, I}
