@@ -33,7 +33,6 @@ class Case:
     scale: float = 1.0             # atol multiplier (output magnitude, a few stored intermediates)
     grad_scale: float = 4.0        # atol multiplier of the gradients
     atomics: bool = False          # CUDA kernel votes with float atomics: alerts under deterministic mode
-    empty_bug: str = ""            # a known defect on empty inputs: the empty rows are strict xfails naming it
     dtypes: tuple = field(init=False)
 
     def __post_init__(self):
@@ -171,12 +170,6 @@ def _ksa_inputs(empty):
     return [Arg(rnd(1, 0 if empty else 3, 4, 5, 6, scale=0.1), X)]
 
 
-# semcorr_ext/_registrations/patchmatch.py, _gather_windows4d_linear_backward: `win.reshape(win.shape[0], -1)`
-# cannot infer -1 when there are no points (M = 0), so the backward of an empty call raises (docs/OPS.md: a
-# zero-sized dimension gives a zero-sized result); reshape to (M, weight[0].numel()) instead
-LINEAR_EMPTY_BUG = "gather_windows4d_linear backward fails with no points: reshape(0, -1) in _registrations/patchmatch.py"
-
-
 def _km(coords):
     km = ops.kernel_map4d(coords, 3)
     return km.in_rows, km.out_rows, km.offsets_ptr
@@ -219,12 +212,10 @@ CASES = [
     Case("gather_windows4d_linear", "bias-w3",
          lambda e: [Arg(_corr5(), X), Arg(_points(e), I), Arg(rnd(2, 3, 3, 3, 3, seed=4, scale=0.2), X),
                     Arg(rnd(2, seed=5), X)],
-         lambda c, p, w, b: ops.gather_windows4d_linear(c, p, w, b), scale=8.0, grad_scale=16.0,
-         empty_bug=LINEAR_EMPTY_BUG),
+         lambda c, p, w, b: ops.gather_windows4d_linear(c, p, w, b), scale=8.0, grad_scale=16.0),
     Case("gather_windows4d_linear", "nobias-w1",
          lambda e: [Arg(_corr5(), X), Arg(_points(e), I), Arg(rnd(3, 1, 1, 1, 1, seed=4), X)],
-         lambda c, p, w: ops.gather_windows4d_linear(c, p, w), scale=4.0, grad_scale=16.0,
-         empty_bug=LINEAR_EMPTY_BUG),
+         lambda c, p, w: ops.gather_windows4d_linear(c, p, w), scale=4.0, grad_scale=16.0),
     Case("patchmatch_select", "k3", _select_inputs, lambda cand, s, v: ops.patchmatch_select(cand, s, v, 3)),
     Case("patchmatch_select", "k8-indices", _select_inputs,
          lambda cand, s, v: ops.patchmatch_select(cand, s, v, 8, return_indices=True)),

@@ -124,9 +124,7 @@ def test_op_noncontiguous(case, dtype, device):
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("case,dtype", ROWS)
-def test_op_empty(case, dtype, device, request):
-    if case.empty_bug:
-        request.applymarker(pytest.mark.xfail(strict=True, raises=RuntimeError, reason=case.empty_bug))
+def test_op_empty(case, dtype, device):
     _run(case, dtype, device, empty=True)
 
 

@@ -165,7 +165,8 @@ def _gather_windows4d_linear_backward(ctx, grad):
         g_corr = torch.ops.semcorr._gather_windows4d_points_backward.default(g_win, points, list(corr.shape), w)
     if ctx.needs_input_grad[2]:
         win = torch.ops.semcorr.gather_windows4d_points.default(corr, points, w)
-        g_weight = (grad.t() @ win.reshape(win.shape[0], -1)).view(weight.shape)
+        # the window size, not -1: with no points a (0, -1) reshape is ambiguous and raises
+        g_weight = (grad.t() @ win.reshape(win.shape[0], weight[0].numel())).view(weight.shape)
     if ctx.has_bias and ctx.needs_input_grad[3]:
         g_bias = grad.sum(0)
     return g_corr, None, g_weight, g_bias
