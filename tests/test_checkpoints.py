@@ -82,6 +82,8 @@ def test_check_keys_names_missing_unexpected_and_shapes():
     msg = str(e.value)
     assert "missing keys: b" in msg and "unexpected keys: zzz" in msg and "a: checkpoint (5,), model (2,)" in msg
     check_keys(expected, {"a": torch.ones(2), "c": torch.ones(1)}, "toy", allow_missing=["b"])
+    with pytest.raises(CheckpointError, match=r"shape mismatches: b: checkpoint \(4,\), model \(3,\)$"):
+        check_keys(expected, {"a": torch.ones(2), "b": torch.ones(4), "c": torch.ones(1)}, "toy")  # shapes alone
 
 
 def test_untrained_parts_warn_once_and_line():
