@@ -17,6 +17,10 @@ in_lane = pytest.mark.skipif(LANE == "", reason="sanitizer-lane self-test: runs 
 
 def run_child(code):
     env = dict(os.environ)
+    # the child starts in / (nothing there can shadow the sanitized build): point it at that build absolutely
+    import semcorr_ext
+
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(semcorr_ext.__file__)))
     env["SC_EMU_FORCE_PARALLEL"] = "1" if LANE == "tsan" else env.get("SC_EMU_FORCE_PARALLEL", "0")
     return subprocess.run([sys.executable, "-P", "-c", "import torch, semcorr_ext._emu as e\n" + code],
                           env=env, capture_output=True, text=True, timeout=300, cwd="/")

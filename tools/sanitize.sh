@@ -44,13 +44,14 @@ run() {  # $1 = asan | tsan, then test files; pytest imports semcorr_ext from bu
   local rt; rt=$(gcc -print-file-name=lib$lane.so)
   local pre="$rt $(gcc -print-file-name=libstdc++.so.6)"  # the runtime first, with libstdc++ (C++ exceptions)
   local t=$SECONDS log="build/$lane/pytest.log"
-  # -P and -o pythonpath: neither the working directory nor pyproject's pythonpath may shadow build/$lane/lib
+  # -P and -o pythonpath: build/$lane/lib goes first on sys.path (pytest inserts the list in order), so neither
+  # the in-place package in the working directory nor python/ shadows it; "." stays for tests/ and benchmarks/
   LD_PRELOAD="$pre" \
   ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=0:verify_asan_link_order=0" \
   UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
   TSAN_OPTIONS="halt_on_error=1:report_signal_unsafe=0:second_deadlock_stack=1" \
-  SEMCORR_SANITIZE_LANE=$lane SEMCORR_REQUIRE_EMU=1 PYTHONPATH="build/$lane/lib" \
-    $PY -P -m pytest -q -p no:cacheprovider -o pythonpath="build/$lane/lib" "$@" > "$log" 2>&1
+  SEMCORR_SANITIZE_LANE=$lane SEMCORR_REQUIRE_EMU=1 PYTHONPATH="$PWD/build/$lane/lib" \
+    $PY -P -m pytest -q -p no:cacheprovider -o pythonpath="build/$lane/lib ." "$@" > "$log" 2>&1
   local rc=$?
   tail -3 "$log"
   if [ $rc -ne 0 ]; then
