@@ -3,7 +3,10 @@
 // merges the tile into its running top-k list (written in place in the outputs) with the inverse norms
 // applied on the fly. Extra memory: one Sc x T tile (<= 1M elements) + the outputs.
 // Backward: deterministic gathers/scatters in a channel-last layout (no atomics, fixed summation order).
+// bfloat16: the tiles are bfloat16 GEMMs (oneDNN, float32 accumulation); the norms, the running lists and the
+// backward (which has no GEMM) are float32, and the results are rounded to bfloat16 once at the end.
 #include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
@@ -16,6 +19,7 @@
 #include <cmath>
 #include <limits>
 
+#include "common/checks_cpu.h"
 #include "corr4d/corr4d_inv_norm_cpu.h"
 #include "corr4d_topk/corr4d_topk.h"
 #include "corr4d_topk/corr4d_topk_epilogue.h"
@@ -31,6 +35,7 @@ constexpr int64_t kTileElems = 1 << 20;  // elements of the GEMM tile buffer
 
 std::tuple<at::Tensor, at::Tensor> corr4d_topk_cpu(const at::Tensor& src, const at::Tensor& tgt, int64_t k,
                                                    bool normalize, double eps) {
+  check_float_or_bf16(src, "semcorr::corr4d_topk", "src");
   corr4d_topk_host::check_args(src, tgt, k, eps, /*cuda_kernel=*/false);
   const int64_t B = src.size(0), C = src.size(1), Ns = src.size(2) * src.size(3), Nt = tgt.size(2) * tgt.size(3);
   if (B * Ns * k == 0 || C == 0) return corr4d_topk_host::trivial_output(src, k);
@@ -38,18 +43,19 @@ std::tuple<at::Tensor, at::Tensor> corr4d_topk_cpu(const at::Tensor& src, const 
   const auto tgt3 = tgt.contiguous().view({B, C, Nt});
   const auto inv_s = inv_norms_cpu(src3, normalize, eps);
   const auto inv_t = inv_norms_cpu(tgt3, normalize, eps);
-  auto values = at::empty({B, Ns, k}, src.options());
+  auto values = at::empty({B, Ns, k}, src.options().dtype(cpu_acc_dtype(src.scalar_type())));
   auto indices = at::empty({B, Ns, k}, src.options().dtype(at::kLong));
   const int64_t Sc = std::min(Ns, kRowChunk);
   const int64_t T = std::min(Nt, std::max<int64_t>(64, kTileElems / Sc));
   auto buf = at::empty({Sc * T}, src.options());
-  AT_DISPATCH_FLOATING_TYPES(src.scalar_type(), "corr4d_topk_cpu", [&] {
-    scalar_t* vp = values.mutable_data_ptr<scalar_t>();
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, src.scalar_type(), "corr4d_topk_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    acc_t* vp = values.mutable_data_ptr<acc_t>();
     int64_t* ip = indices.mutable_data_ptr<int64_t>();
-    const scalar_t* is = inv_s.const_data_ptr<scalar_t>();
-    const scalar_t* it = inv_t.const_data_ptr<scalar_t>();
+    const acc_t* is = inv_s.const_data_ptr<acc_t>();
+    const acc_t* it = inv_t.const_data_ptr<acc_t>();
     for (int64_t e = 0; e < B * Ns * k; ++e) {
-      vp[e] = -std::numeric_limits<scalar_t>::infinity();
+      vp[e] = -std::numeric_limits<acc_t>::infinity();
       ip[e] = std::numeric_limits<int64_t>::max();
     }
     for (int64_t b = 0; b < B; ++b) {
@@ -65,24 +71,32 @@ std::tuple<at::Tensor, at::Tensor> corr4d_topk_cpu(const at::Tensor& src, const 
           at::parallel_for(0, sc, 8, [&](int64_t begin, int64_t end) {
             for (int64_t r = begin; r < end; ++r) {
               const int64_t row = b * Ns + s0 + r;
-              const scalar_t ns = is[row];
-              const scalar_t* nt = it + b * Nt + t0;
+              const acc_t ns = is[row];
+              const acc_t* nt = it + b * Nt + t0;
               const scalar_t* trow = tp + r * tc;
-              scalar_t* rv = vp + row * k;
+              acc_t* rv = vp + row * k;
               int64_t* ri = ip + row * k;
-              for (int64_t t = 0; t < tc; ++t) topk_insert(rv, ri, k, trow[t] * ns * nt[t], t0 + t);
+              for (int64_t t = 0; t < tc; ++t)
+                topk_insert(rv, ri, k, static_cast<acc_t>(trow[t]) * ns * nt[t], t0 + t);
             }
           });
         }
       }
     }
   });
-  return {values.view({B, src.size(2), src.size(3), k}), indices.view({B, src.size(2), src.size(3), k})};
+  return {values.to(src.scalar_type()).view({B, src.size(2), src.size(3), k}),
+          indices.view({B, src.size(2), src.size(3), k})};
 }
 
 std::tuple<at::Tensor, at::Tensor> corr4d_topk_backward_cpu(const at::Tensor& grad, const at::Tensor& src,
                                                             const at::Tensor& tgt, const at::Tensor& values,
                                                             const at::Tensor& indices, bool normalize, double eps) {
+  check_float_or_bf16(src, "semcorr::_corr4d_topk_backward", "src");
+  if (is_bf16(src)) {  // no GEMM here: the whole backward in float32, rounded once
+    const auto f = [](const at::Tensor& t) { return t.to(at::kFloat); };
+    auto [gs, gt] = corr4d_topk_backward_cpu(f(grad), f(src), f(tgt), f(values), indices, normalize, eps);
+    return {gs.to(at::kBFloat16), gt.to(at::kBFloat16)};
+  }
   corr4d_topk_host::check_args(src, tgt, values.dim() == 4 ? values.size(3) : 0, eps, /*cuda_kernel=*/false,
                                "semcorr::_corr4d_topk_backward");
   corr4d_topk_host::check_backward_args(grad, src, tgt, values, indices);
