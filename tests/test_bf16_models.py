@@ -5,13 +5,13 @@ The hand-crafted DAISY backbone keeps it offline and fast; the ops are what auto
 consensus in bfloat16, the reductions in float32), and the test checks that they really ran in bfloat16."""
 import pytest
 import torch
-
 from semcorr.data.datasets import build_dataset
 from semcorr.eval.runner import EvalConfig, evaluate, load_model
+
 from semcorr_ext import ops
 
 PAIRS = 19  # the whole benchmark (6 photos x 3 warps + the stereo pair), with up to 100 Harris keypoints each:
-SIZE = 160  # ~1500 keypoints, so one keypoint moves the per-keypoint PCK by < 0.1 point
+SIZE = 160  # ~930 keypoints, so one keypoint moves the per-keypoint PCK by ~0.1 point
 # |PCK(bf16) - PCK(float32)| in points (percent), at every threshold kind, alpha and averaging. The goal is 0.5;
 # measured worst cases: hpf 0.50; nn 0.75 and ncnet 0.53 (random consensus weights, PCK ~11%). nn and ncnet read
 # their matches with an argmax over a bfloat16 volume (corr4d; ncnet's consensus output), where scores within
