@@ -35,17 +35,18 @@ def conv4d_case(dtype):
     return ops.conv4d, [x, w, b], 2.0 * 15**4 * 16 * 16 * 81
 
 
-def sparse_conv4d_case(dtype):
-    # Sparse NC-Net's 16 -> 16, k = 3 layer on 20000 points of a 25^4 volume
+def sparse_conv4d_case(dtype, channels=16):
+    # Sparse NC-Net's 16 -> 16, k = 3 layer on 20000 points of a 25^4 volume (bf16: float32 inside, a thin layer),
+    # and a 48-channel one (bf16 GEMMs)
     cells = torch.randperm(25**4, generator=_g(0))[:20000]
     coords = torch.stack([torch.zeros_like(cells)] + [(cells // 25**d) % 25 for d in (3, 2, 1, 0)], 1)
     kmap = ops.kernel_map4d(coords, 3)
-    feats = torch.rand(20000, 16, generator=_g(1))
-    w = torch.randn(16, 16, 3, 3, 3, 3, generator=_g(2)) / 36
-    b = torch.rand(16, generator=_g(3))
+    feats = torch.rand(20000, channels, generator=_g(1))
+    w = torch.randn(channels, channels, 3, 3, 3, 3, generator=_g(2)) / (9 * channels**0.5)
+    b = torch.rand(channels, generator=_g(3))
     pairs = kmap.in_rows.numel()
     return (lambda f, w_, b_: ops.sparse_conv4d(f, None, w_, b_, kernel_map=kmap)), [feats, w, b], \
-        2.0 * pairs * 16 * 16
+        2.0 * pairs * channels * channels
 
 
 def gather_windows4d_linear_case(dtype):
@@ -58,7 +59,8 @@ def gather_windows4d_linear_case(dtype):
 
 
 CASES = {"corr4d": corr4d_case, "corr4d_topk": corr4d_topk_case, "conv4d": conv4d_case,
-         "sparse_conv4d": sparse_conv4d_case, "gather_windows4d_linear": gather_windows4d_linear_case}
+         "sparse_conv4d": sparse_conv4d_case, "sparse_conv4d_48ch": lambda dt: sparse_conv4d_case(dt, 48),
+         "gather_windows4d_linear": gather_windows4d_linear_case}
 
 
 @pytest.mark.parametrize("impl", list(DTYPES))

@@ -6,8 +6,8 @@
 // the scatter has no conflicts and the result is deterministic.
 // bfloat16: the GEMMs run in bfloat16 (oneDNN, float32 accumulation); the sums over offsets accumulate in
 // float32 and are rounded once. Thin layers (Cin, Cout <= kThinChannels, Sparse NC-Net's 16) run wholly in float32
-// on converted copies instead: their per-offset GEMMs are memory-bound, and in bfloat16 the backward was measured
-// 2x slower than float32 (benchmarks/bench_bf16.py).
+// on converted copies instead: their per-offset GEMMs are memory-bound, and in bfloat16 forward+backward was measured
+// 2x slower than float32 at 16 channels, but 1.4x / 1.5x / 1.9x faster at 48 / 64 / 128 (20000 points, k = 3).
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
