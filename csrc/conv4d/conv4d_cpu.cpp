@@ -20,7 +20,11 @@
 // Backward: grad_x is conv4d(grad, flip(weight)^T, k - 1 - pad) (the same kernels); grad_weight is the
 // weight gradient of the same batched convolutions (at::convolution_backward), accumulated over chunks;
 // grad_bias a sum. Everything is deterministic.
+//
+// bfloat16: the convolutions run in bfloat16 (oneDNN, float32 accumulation); the sums across convolutions (the
+// scatter mode's shift-and-add, the weight gradient over chunks) accumulate in float32 and are rounded once.
 #include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/LegacyTypeDispatch.h>
 #include <ATen/core/Tensor.h>
@@ -38,6 +42,7 @@
 #include <string>
 #include <vector>
 
+#include "common/checks_cpu.h"
 #include "conv4d/conv4d.h"
 #include "conv4d/conv4d_host.h"
 
@@ -176,8 +181,8 @@ void slice_inputs(const scalar_t* x, scalar_t* X, const Geometry& g, const Plan&
 
 // out[b, o, folded output i, inner] += Y[(b, t), (tap, o), inner] for every input slice h = h0 + t of the
 // chunk and tap with i = h - tap + pad. Parallel over output slices: no two tasks write the same memory.
-template <typename scalar_t>
-void scatter_add(const scalar_t* Y, scalar_t* out, const Geometry& g, const Plan& p, int64_t h0, int64_t n) {
+template <typename scalar_t, typename acc_t>
+void scatter_add(const scalar_t* Y, acc_t* out, const Geometry& g, const Plan& p, int64_t h0, int64_t n) {
   const int F = p.fold;
   const int64_t inner = p.inner_out;
   at::parallel_for(0, g.B * p.outer_out, 1, [&](int64_t begin, int64_t end) {
@@ -194,8 +199,8 @@ void scatter_add(const scalar_t* Y, scalar_t* out, const Geometry& g, const Plan
         if (t < 0 || t >= n) continue;
         for (int64_t c = 0; c < g.Cout; ++c) {
           const scalar_t* src = Y + (((b * n + t) * p.T + tap) * g.Cout + c) * inner;
-          scalar_t* dst = out + ((b * g.Cout + c) * p.outer_out + o) * inner;
-          for (int64_t e = 0; e < inner; ++e) dst[e] += src[e];
+          acc_t* dst = out + ((b * g.Cout + c) * p.outer_out + o) * inner;
+          for (int64_t e = 0; e < inner; ++e) dst[e] += static_cast<acc_t>(src[e]);
         }
       }
     }
@@ -258,12 +263,16 @@ at::Tensor forward_impl(at::Tensor x, const at::Tensor& w, const std::optional<a
   const int64_t n_max = p.chunk;
   at::Tensor X = p.mode == Mode::gather ? at::empty({g.B * n_max * p.T * g.Cin * p.inner_in}, x.options())
                                         : at::empty({g.B * n_max * g.Cin * p.inner_in}, x.options());
+  // the scatter mode's sums over taps: in float32 for bfloat16 (acc is out itself otherwise)
+  at::Tensor acc =
+      is_bf16(x) && p.mode == Mode::scatter ? at::empty(out.sizes(), out.options().dtype(at::kFloat)) : out;
   if (p.mode == Mode::scatter) {
-    if (has_bias) out.copy_(bias->view({1, g.Cout, 1, 1, 1, 1}).expand_as(out));
-    else out.zero_();
+    if (has_bias) acc.copy_(bias->view({1, g.Cout, 1, 1, 1, 1}).expand_as(acc));
+    else acc.zero_();
   }
   auto out4 = out.view({g.B, g.Cout, p.outer_out, p.inner_out});
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "conv4d_cpu", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "conv4d_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
     for (int64_t o0 = 0; o0 < outer; o0 += n_max) {
       const int64_t n = std::min(n_max, outer - o0);
       if (p.mode == Mode::gather) {
@@ -278,10 +287,11 @@ at::Tensor forward_impl(at::Tensor x, const at::Tensor& w, const std::optional<a
         const auto Xv = X.narrow(0, 0, g.B * n * g.Cin * p.inner_in).view(batch_shape(g.B * n, g.Cin, p.inner_in_shape));
         const auto Y = at::convolution(Xv, wf, std::nullopt, p.ones, p.inner_pad, p.ones, false, p.zeros, 1)
                            .contiguous();
-        scatter_add<scalar_t>(Y.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), g, p, o0, n);
+        scatter_add<scalar_t, acc_t>(Y.const_data_ptr<scalar_t>(), acc.mutable_data_ptr<acc_t>(), g, p, o0, n);
       }
     }
   });
+  if (!acc.is_same(out)) out.copy_(acc);
   return out;
 }
 
@@ -289,7 +299,7 @@ at::Tensor forward_impl(at::Tensor x, const at::Tensor& w, const std::optional<a
 at::Tensor weight_grad_impl(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& w, const Geometry& g) {
   const Plan p = make_plan(g);
   const auto wf = fold_weight(w.contiguous(), p);
-  auto gwf = at::zeros_like(wf);
+  auto gwf = at::zeros_like(wf, wf.options().dtype(at::toOpMathType(wf.scalar_type())));  // float32 sums for bf16
   const int64_t outer = p.mode == Mode::gather ? p.outer_out : p.outer_in;
   const int64_t n_max = p.chunk;
   at::Tensor X = p.mode == Mode::gather ? at::empty({g.B * n_max * p.T * g.Cin * p.inner_in}, x.options())
@@ -297,7 +307,7 @@ at::Tensor weight_grad_impl(const at::Tensor& grad, const at::Tensor& x, const a
   at::Tensor G = p.mode == Mode::gather ? at::empty({g.B * n_max * g.Cout * p.inner_out}, x.options())
                                         : at::empty({g.B * n_max * p.T * g.Cout * p.inner_out}, x.options());
   const auto grad4 = grad.view({g.B, g.Cout, p.outer_out, p.inner_out});
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "conv4d_backward_cpu", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "conv4d_backward_cpu", [&] {
     for (int64_t o0 = 0; o0 < outer; o0 += n_max) {
       const int64_t n = std::min(n_max, outer - o0);
       at::Tensor Xv, Gv;
@@ -320,14 +330,15 @@ at::Tensor weight_grad_impl(const at::Tensor& grad, const at::Tensor& x, const a
       gwf.add_(gw);
     }
   });
-  return unfold_weight(gwf, g, p);
+  return unfold_weight(gwf, g, p).to(x.scalar_type());
 }
 
 }  // namespace
 
 at::Tensor conv4d_cpu(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                       at::IntArrayRef padding) {
-  conv4d_host::check_args(x, weight, bias, padding, /*allow_half=*/false);
+  check_float_or_bf16(x, "semcorr::conv4d", "x");
+  conv4d_host::check_args(x, weight, bias, padding, /*allow_half=*/is_bf16(x));
   at::AutoDispatchBelowADInplaceOrView guard;  // the ATen convolutions inside are not part of the graph
   return forward_impl(x.contiguous(), weight, bias, conv4d_host::padding4(padding, "semcorr::conv4d"));
 }
@@ -336,7 +347,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv4d_backward_cpu(const at::Ten
                                                                    const at::Tensor& weight,
                                                                    at::IntArrayRef padding,
                                                                    std::array<bool, 3> output_mask) {
-  const Geometry g = conv4d_host::check_backward_args(grad, x, weight, padding, /*allow_half=*/false);
+  check_float_or_bf16(x, "semcorr::_conv4d_backward", "x");
+  const Geometry g = conv4d_host::check_backward_args(grad, x, weight, padding, /*allow_half=*/is_bf16(x));
   at::AutoDispatchBelowADInplaceOrView guard;
   at::Tensor gx, gw, gb;
   const bool empty = grad.numel() == 0 || x.numel() == 0;

@@ -19,7 +19,8 @@ inline void check_args(const at::Tensor& src, const at::Tensor& tgt, int64_t k, 
                        const char* op = "semcorr::corr4d_topk") {
   check_dim(src, 4, op, "src", "(B, C, Hs, Ws)");
   check_dim(tgt, 4, op, "tgt", "(B, C, Ht, Wt)");
-  check_float(src, op, "src", /*allow_half=*/cuda_kernel);
+  // bfloat16 passes on every backend: the CPU kernel refuses float16 itself, with its own message.
+  check_float(src, op, "src", /*allow_half=*/cuda_kernel || src.scalar_type() == at::kBFloat16);
   check_same_dtype(src, tgt, op, "src", "tgt");
   check_same_device(src, tgt, op, "src", "tgt");
   TORCH_CHECK(src.size(0) == tgt.size(0), op, ": `src` and `tgt` must have the same batch size, got shapes ",

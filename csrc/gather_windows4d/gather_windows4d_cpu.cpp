@@ -1,7 +1,10 @@
 // CPU kernels of gather_windows4d, gather_windows4d_points and gather_windows4d_linear: the forward copies whole
 // target rows of each window; the backward gives each source cell's (Ht, Wt) plane to one task (gathering, in a
 // fixed order, from the windows that read it).
+// bfloat16 (docs/OPS.md#precision): the copies are exact; the backward sums in float32 and rounds once; the
+// linear layer is a bfloat16 GEMM (oneDNN, float32 accumulation).
 #include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/addmm.h>
@@ -15,6 +18,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "common/checks_cpu.h"
 #include "gather_windows4d/gather_windows4d.h"
 #include "gather_windows4d/gather_windows4d_host.h"
 
@@ -75,31 +79,33 @@ void copy_window(const gw::Dims& d, const scalar_t* cp, int64_t b, int64_t i, in
 template <typename Windows>
 at::Tensor backward_planes(const gw::Dims& d, const Windows& windows, const at::Tensor& grad,
                            at::IntArrayRef corr_size) {
-  auto gin = at::zeros(corr_size, grad.options());
-  AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "gather_windows4d_backward_cpu", [&] {
+  auto gin = at::zeros(corr_size, grad.options().dtype(at::toOpMathType(grad.scalar_type())));
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, grad.scalar_type(), "gather_windows4d_backward_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
     const scalar_t* gp = grad.const_data_ptr<scalar_t>();
-    scalar_t* op = gin.mutable_data_ptr<scalar_t>();
+    acc_t* op = gin.mutable_data_ptr<acc_t>();
     const int64_t plane = d.Ht * d.Wt;
     at::parallel_for(0, d.B * d.Hs * d.Ws, 1, [&](int64_t begin, int64_t end) {
       for (int64_t cell = begin; cell < end; ++cell) {
         const int64_t j2 = cell % d.Ws, i2 = (cell / d.Ws) % d.Hs, b = cell / (d.Ws * d.Hs);
-        gw::backward_plane<scalar_t, scalar_t>(d, windows, gp, b, i2, j2, op + cell * plane);
+        gw::backward_plane<scalar_t, acc_t>(d, windows, gp, b, i2, j2, op + cell * plane);
       }
     });
   });
-  return gin;
+  return gin.to(grad.scalar_type());
 }
 
 }  // namespace
 
 at::Tensor gather_windows4d_cpu(const at::Tensor& corr, const at::Tensor& candidates, int64_t window) {
-  const auto d = gather_windows4d_host::check_args(corr, candidates, window, /*allow_half=*/false);
+  check_float_or_bf16(corr, "semcorr::gather_windows4d", "corr");
+  const auto d = gather_windows4d_host::check_args(corr, candidates, window, /*allow_half=*/is_bf16(corr));
   auto out = at::empty({d.B, d.Hs, d.Ws, d.N, d.w, d.w, d.w, d.w}, corr.options());
   const int64_t nwin = d.B * d.Hs * d.Ws * d.N;
   if (out.numel() == 0) return out;
   const auto c = corr.contiguous();
   const auto k = candidates.contiguous();
-  AT_DISPATCH_FLOATING_TYPES(corr.scalar_type(), "gather_windows4d_cpu", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, corr.scalar_type(), "gather_windows4d_cpu", [&] {
     const scalar_t* cp = c.const_data_ptr<scalar_t>();
     const int64_t* kp = k.const_data_ptr<int64_t>();
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
@@ -115,19 +121,21 @@ at::Tensor gather_windows4d_cpu(const at::Tensor& corr, const at::Tensor& candid
 
 at::Tensor gather_windows4d_backward_cpu(const at::Tensor& grad, const at::Tensor& candidates,
                                          at::IntArrayRef corr_size, int64_t window) {
-  const auto d = gather_windows4d_host::check_backward_args(grad, candidates, corr_size, window, false);
+  check_float_or_bf16(grad, "semcorr::_gather_windows4d_backward", "grad");
+  const auto d = gather_windows4d_host::check_backward_args(grad, candidates, corr_size, window, is_bf16(grad));
   if (c10::multiply_integers(corr_size) == 0 || grad.numel() == 0) return at::zeros(corr_size, grad.options());
   const auto k = candidates.contiguous();
   return backward_planes(d, gw::FixedWindows{k.const_data_ptr<int64_t>(), d.N}, grad.contiguous(), corr_size);
 }
 
 at::Tensor gather_windows4d_points_cpu(const at::Tensor& corr, const at::Tensor& points, int64_t window) {
-  const auto d = gather_windows4d_host::check_points_args(corr, points, window, /*allow_half=*/false);
+  check_float_or_bf16(corr, "semcorr::gather_windows4d_points", "corr");
+  const auto d = gather_windows4d_host::check_points_args(corr, points, window, /*allow_half=*/is_bf16(corr));
   auto out = at::empty({d.N, d.w, d.w, d.w, d.w}, corr.options());
   if (out.numel() == 0) return out;
   const auto c = corr.contiguous();
   const auto p = points.contiguous();
-  AT_DISPATCH_FLOATING_TYPES(corr.scalar_type(), "gather_windows4d_points_cpu", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, corr.scalar_type(), "gather_windows4d_points_cpu", [&] {
     const scalar_t* cp = c.const_data_ptr<scalar_t>();
     const int64_t* pp = p.const_data_ptr<int64_t>();
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
@@ -143,7 +151,8 @@ at::Tensor gather_windows4d_points_cpu(const at::Tensor& corr, const at::Tensor&
 
 at::Tensor gather_windows4d_points_backward_cpu(const at::Tensor& grad, const at::Tensor& points,
                                                 at::IntArrayRef corr_size, int64_t window) {
-  const auto d = gather_windows4d_host::check_points_backward_args(grad, points, corr_size, window, false);
+  check_float_or_bf16(grad, "semcorr::_gather_windows4d_points_backward", "grad");
+  const auto d = gather_windows4d_host::check_points_backward_args(grad, points, corr_size, window, is_bf16(grad));
   if (c10::multiply_integers(corr_size) == 0 || grad.numel() == 0) return at::zeros(corr_size, grad.options());
   const auto p = points.contiguous();
   const auto [start, order] = gather_windows4d_host::points_by_centre(d, p);
@@ -157,7 +166,8 @@ at::Tensor gather_windows4d_points_backward_cpu(const at::Tensor& grad, const at
 // GEMM itself in PMNC.
 at::Tensor gather_windows4d_linear_cpu(const at::Tensor& corr, const at::Tensor& points, const at::Tensor& weight,
                                        const std::optional<at::Tensor>& bias) {
-  const auto d = gather_windows4d_host::check_linear_args(corr, points, weight, bias, /*allow_half=*/false);
+  check_float_or_bf16(corr, "semcorr::gather_windows4d_linear", "corr");
+  const auto d = gather_windows4d_host::check_linear_args(corr, points, weight, bias, /*allow_half=*/is_bf16(corr));
   const int64_t C = weight.size(0), w4 = d.w4();
   auto out = at::empty({d.N, C}, corr.options());
   if (out.numel() == 0) return out;
@@ -166,7 +176,7 @@ at::Tensor gather_windows4d_linear_cpu(const at::Tensor& corr, const at::Tensor&
   const auto wt = weight.reshape({C, w4}).t();  // (w^4, C)
   const int64_t tile = std::max<int64_t>(8, (256 << 10) / (w4 * static_cast<int64_t>(corr.element_size())));
   const int64_t ntiles = (d.N + tile - 1) / tile;
-  AT_DISPATCH_FLOATING_TYPES(corr.scalar_type(), "gather_windows4d_linear_cpu", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, corr.scalar_type(), "gather_windows4d_linear_cpu", [&] {
     const scalar_t* cp = c.const_data_ptr<scalar_t>();
     const int64_t* pp = p.const_data_ptr<int64_t>();
     at::parallel_for(0, ntiles, 1, [&](int64_t t0, int64_t t1) {

@@ -52,8 +52,8 @@ def conv4d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, padding: Op
         gives a zero-sized output dim; an input smaller than the kernel (output size < 1) is an error.
 
     Matches NC-Net ``Conv4d`` (a loop of ``conv3d`` over the first dim) and a brute-force 4D loop.
-    Differentiable in ``x``, ``weight`` and ``bias`` (double backward raises). dtypes: float32/float64 on
-    CPU; also float16/bfloat16 on CUDA (float32 accumulation).
+    Differentiable in ``x``, ``weight`` and ``bias`` (double backward raises). dtypes: float32/float64/bfloat16
+    on CPU; also float16 on CUDA (float32 accumulation; docs/OPS.md#precision).
 
     CPU: the taps of the first one or two dims are folded into the channels of one batched oneDNN
     3-D/2-D convolution per chunk of slices (C++ loop, no Python), with a workspace of O(k1 x one 3-D

@@ -30,7 +30,8 @@ def corr4d(src: Tensor, tgt: Tensor, *, normalize: bool = True, relu: bool = Fal
 
     The volume is computed by one batched GEMM (BLAS on CPU, a tiled shared-memory kernel on CUDA) with the
     normalisation folded into the epilogue: no normalised copy of the inputs is made. Differentiable in
-    ``src`` and ``tgt``. dtypes: float32/float64 on CPU; also float16/bfloat16 on CUDA (float32 accumulation).
+    ``src`` and ``tgt``. dtypes: float32/float64/bfloat16 on CPU; also float16 on CUDA (float32 accumulation;
+    docs/OPS.md#precision).
     """
     return torch.ops.semcorr.corr4d.default(src, tgt, bool(normalize), bool(relu), float(power), float(eps))
 

@@ -73,8 +73,8 @@ def gather_windows4d(corr: Tensor, candidates: Tensor, window: int = 5) -> Tenso
     ``(u, v) = candidates[b, i, j, n]``, ``r = window // 2``, and 0 where the position is outside the volume.
 
     Args:
-        corr: ``(B, Hs, Ws, Ht, Wt)`` (or NC-Net's ``(B, 1, Hs, Ws, Ht, Wt)``), float32/float64
-            (also float16/bfloat16 on CUDA).
+        corr: ``(B, Hs, Ws, Ht, Wt)`` (or NC-Net's ``(B, 1, Hs, Ws, Ht, Wt)``), float32/float64/bfloat16
+            (also float16 on CUDA).
         candidates: ``(B, Hs, Ws, N, 2)`` int64 (row, col) in the target grid.
         window: odd window side w. Default 5 (PMNC).
 
@@ -97,7 +97,7 @@ def gather_windows4d_points(corr: Tensor, points: Tensor, window: int = 5) -> Te
     not scored yet (a few per source cell and iteration) instead of every candidate of every cell.
 
     Args:
-        corr: ``(B, Hs, Ws, Ht, Wt)`` (or ``(B, 1, Hs, Ws, Ht, Wt)``), float32/float64 (also float16/bfloat16 on
+        corr: ``(B, Hs, Ws, Ht, Wt)`` (or ``(B, 1, Hs, Ws, Ht, Wt)``), float32/float64/bfloat16 (also float16 on
             CUDA).
         points: ``(M, 5)`` int64 ``(b, i, j, u, v)``; any values (a window outside the volume is all zeros).
         window: odd window side w. Default 5 (PMNC).
@@ -119,7 +119,7 @@ def gather_windows4d_linear(corr: Tensor, points: Tensor, weight: Tensor, bias: 
     tile into a buffer that stays in cache and multiplied there; on CUDA they are cut in bounded chunks for cuBLAS.
 
     Args:
-        corr: ``(B, Hs, Ws, Ht, Wt)`` (or ``(B, 1, Hs, Ws, Ht, Wt)``), float32/float64 (also float16/bfloat16 on
+        corr: ``(B, Hs, Ws, Ht, Wt)`` (or ``(B, 1, Hs, Ws, Ht, Wt)``), float32/float64/bfloat16 (also float16 on
             CUDA).
         points: ``(M, 5)`` int64 ``(b, i, j, u, v)``, any values (taps outside the volume read 0).
         weight: ``(C, w, w, w, w)``, odd ``w`` (the window side), the dtype of ``corr``.

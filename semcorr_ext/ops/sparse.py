@@ -35,7 +35,7 @@ def corr4d_topk(src: Tensor, tgt: Tensor, k: int, *, normalize: bool = True, eps
         ``l + Wt * k`` (so ``divmod(index, Wt)`` gives the target cell (k, l)).
 
     Differentiable in ``src`` and ``tgt`` through ``values`` (the selection itself is piecewise constant).
-    dtypes: float32/float64 on CPU; also float16/bfloat16 on CUDA (float32 accumulation). Used by Sparse NC-Net
+    dtypes: float32/float64/bfloat16 on CPU; also float16 on CUDA (float32 accumulation). Used by Sparse NC-Net
     in both directions (src->tgt and tgt->src) to pick the candidate matches.
     """
     return torch.ops.semcorr.corr4d_topk.default(src, tgt, int(k), bool(normalize), float(eps))
@@ -103,7 +103,7 @@ def sparse_conv4d(feats: Tensor, coords: Optional[Tensor], weight: Tensor, bias:
     coordinate set it equals :func:`semcorr_ext.ops.conv4d` with "same" zero padding.
 
     Args:
-        feats: ``(N, Cin)`` features of the points, float32/float64 (CPU), also float16/bfloat16 (CUDA).
+        feats: ``(N, Cin)`` features of the points, float32/float64/bfloat16 (CPU), also float16 (CUDA).
         coords: ``(N, 5)`` int rows ``(b, i, j, k, l)``; only used to build the kernel map when ``kernel_map`` is
             None (may then be None).
         weight: ``(Cout, Cin, k1, k2, k3, k4)``, odd kernel sizes.

@@ -1,0 +1,82 @@
+"""Autocast kernels of the semcorr ops (docs/OPS.md#precision): what ``torch.autocast`` does to each op.
+
+Three groups, as PyTorch's own autocast lists split its ops:
+
+* GEMM-shaped ops (``AUTOCAST_GEMM``) run in the autocast dtype, like ``torch.mm``: their floating inputs are
+  cast to it. Where the device's kernel has no path for that dtype (float16 on the CPU) they run in float32.
+* Reductions (``AUTOCAST_FLOAT32``: maxima and products, softmax, Hough votes) run in float32, like
+  ``torch.softmax`` or ``torch.sum`` under autocast: reduced-precision inputs are cast up.
+* Copies and comparisons (``AUTOCAST_EXACT``) are exact in any dtype and run in their input dtype; on the CPU,
+  a reduced dtype its kernel lacks is cast to float32 (exactly) instead of being refused.
+
+float64 inputs are never cast (as in PyTorch's autocast). The casts are ordinary differentiable ``.to`` calls
+made before the op, so gradients flow back to the inputs in their own dtype.
+
+``torch.library.register_autocast`` (torch >= 2.5) casts to one fixed dtype; these kernels read the autocast
+dtype of the running region instead, so one registration serves ``torch.autocast(dtype=torch.bfloat16)`` and
+``dtype=torch.float16`` alike, and they work on torch 2.4.
+"""
+import torch
+
+AUTOCAST_GEMM = ("corr4d", "corr4d_topk", "conv4d", "sparse_conv4d", "gather_windows4d_linear")
+AUTOCAST_FLOAT32 = ("mutual_matching", "kernel_soft_argmax", "hough_match", "hough_vote")
+AUTOCAST_EXACT = ("max_pool4d", "gather_windows4d", "gather_windows4d_points", "patchmatch_select")
+
+#: the reduced-precision dtypes each op's CPU kernel takes (the CUDA kernels take float16 and bfloat16)
+CPU_REDUCED = {name: (torch.bfloat16,) for name in
+               AUTOCAST_GEMM + ("gather_windows4d", "gather_windows4d_points")}
+_REDUCED = (torch.float16, torch.bfloat16)
+
+_AUTOCAST_KEYS = (torch._C.DispatchKeySet(torch._C.DispatchKey.AutocastCPU)
+                  | torch._C.DispatchKeySet(torch._C.DispatchKey.AutocastCUDA))
+
+
+def _autocast_dtype(device_type):
+    if hasattr(torch, "get_autocast_dtype"):
+        return torch.get_autocast_dtype(device_type)
+    return torch.get_autocast_cpu_dtype() if device_type == "cpu" else torch.get_autocast_gpu_dtype()
+
+
+def _accepts(name, device_type, dtype):
+    """Does the op's kernel on ``device_type`` take ``dtype``?"""
+    if dtype in (torch.float32, torch.float64):
+        return True
+    return dtype in CPU_REDUCED.get(name, ()) if device_type == "cpu" else dtype in _REDUCED
+
+
+def run_dtype(name, device_type, dtype):
+    """The dtype that autocast on ``device_type`` gives a floating input of op ``name`` whose dtype is ``dtype``
+    (not float64), in the current autocast region; None: leave the input as it is."""
+    if name in AUTOCAST_GEMM:
+        target = _autocast_dtype(device_type)
+        return target if _accepts(name, device_type, target) else torch.float32
+    if name in AUTOCAST_FLOAT32:
+        return torch.float32
+    return None if _accepts(name, device_type, dtype) else torch.float32
+
+
+def _cast(value, name, device_type):
+    if (isinstance(value, torch.Tensor) and value.is_floating_point() and value.dtype != torch.float64
+            and value.device.type == device_type):
+        dtype = run_dtype(name, device_type, value.dtype)
+        return value if dtype is None else value.to(dtype)
+    return value
+
+
+def _make_kernel(name, device_type):
+    op = getattr(torch.ops.semcorr, name).default
+
+    def kernel(*args, **kwargs):
+        args = [_cast(a, name, device_type) for a in args]
+        kwargs = {k: _cast(v, name, device_type) for k, v in kwargs.items()}
+        with torch._C._ExcludeDispatchKeyGuard(_AUTOCAST_KEYS):
+            return op(*args, **kwargs)
+
+    kernel.__name__ = "_%s_autocast_%s" % (name, device_type)
+    return kernel
+
+
+_lib = torch.library.Library("semcorr", "IMPL")  # kept alive: dropping it would unregister the kernels
+for _name in AUTOCAST_GEMM + AUTOCAST_FLOAT32 + AUTOCAST_EXACT:
+    for _device_type, _key in (("cpu", "AutocastCPU"), ("cuda", "AutocastCUDA")):
+        _lib.impl(_name, _make_kernel(_name, _device_type), _key)
