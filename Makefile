@@ -38,10 +38,12 @@ gpu-check: deps
 	$(PY) benchmarks/gpu_check.py
 
 # The CPU kernels and the emulated CUDA kernels under AddressSanitizer + UBSan (build/asan) and ThreadSanitizer
-# over the free-running schedule (build/tsan); the in-place build is not touched. SANITIZE=asan|tsan|all.
+# over the free-running schedule (build/tsan); the in-place build is not touched. SANITIZE=asan|tsan|all;
+# SANITIZE_TESTS=ci: CI's reduced test set, every kernel still reached (tools/sanitize.sh).
 SANITIZE ?= all
+SANITIZE_TESTS ?= full
 sanitize: deps
-	PY=$(PY) bash tools/sanitize.sh $(SANITIZE) $(PYTEST_ARGS)
+	PY=$(PY) SANITIZE_TESTS=$(SANITIZE_TESTS) bash tools/sanitize.sh $(SANITIZE) $(PYTEST_ARGS)
 
 # The op library for libtorch C++ users (CMakeLists.txt) and its example program, CPU kernels (add
 # CMAKE_ARGS=-DSEMCORR_WITH_CUDA=ON for CUDA). The torch wheel's CMake config needs to be told where the CUDA
