@@ -9,7 +9,7 @@
 #         memory is reported. OMP_NUM_THREADS=1: libgomp is not instrumented.
 # Each lane also checks itself: a planted out-of-bounds shared-memory read (asan) and a planted race (tsan) in
 # toy kernels (csrc/emu/selftest_kernel.cuh) must be reported (tests/test_sanitize_lane.py).
-# Usage: [SANITIZE_TESTS=ci] tools/sanitize.sh [asan|tsan|all] [extra pytest args]. Last line: "sanitize: ..."
+# Usage: [SANITIZE_TESTS=quick|full] tools/sanitize.sh [asan|tsan|all] [extra pytest args]. Last line: "sanitize: ..."
 set -uo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:-all}
@@ -25,12 +25,13 @@ ASAN_TESTS="tests/test_emu_*.py tests/test_bounds.py tests/test_corr4d.py tests/
 TSAN_TESTS="tests/test_emu_consensus.py tests/test_emu_correlation.py tests/test_emu_hough.py
   tests/test_emu_kernel_soft_argmax.py tests/test_emu_patchmatch.py tests/test_emu_sparse.py
   tests/test_emu_half.py tests/test_emu_launch.py"
-# SANITIZE_TESTS=ci (CI's run, `.ci/run`): a reduced set that still reaches every kernel — every emulated CUDA op
+# SANITIZE_TESTS=quick (the default, and CI's run): a reduced set that still reaches every kernel — every emulated CUDA op
 # forward and backward in float16/bfloat16 (test_emu_half; the two integer ops
 # in their own files), every CPU op over the GPU table's rows (test_cuda_ops'
 # CPU self-check: empty, non-contiguous and every option set), the bfloat16 CPU paths and the bounds checks. The
 # full lists above take hours on 2 cores under ASan (every emulated thread is an instrumented OS thread).
-if [ "${SANITIZE_TESTS:-full}" = ci ]; then
+case "${SANITIZE_TESTS:=quick}" in quick|full) ;; *) echo "SANITIZE_TESTS must be quick or full, got '$SANITIZE_TESTS'"; exit 2;; esac
+if [ "$SANITIZE_TESTS" = quick ]; then
   INT_OPS="tests/test_emu_sparse.py::test_kernel_map4d tests/test_emu_patchmatch.py::test_patchmatch_propagate_block_orders_and_empty"
   ASAN_TESTS="tests/test_emu_half.py $INT_OPS tests/test_bounds.py tests/test_cuda_ops.py tests/test_bf16.py"
   TSAN_TESTS="tests/test_emu_half.py $INT_OPS"
