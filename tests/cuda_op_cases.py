@@ -18,7 +18,7 @@ HALF = (torch.float16, torch.bfloat16)
 # Pseudo-dtype of a row: float32 inputs with PyTorch's TF32 switches on, which on sm_80+ selects the op's tensor-core
 # TF32 kernel (csrc/common/tensor_cores.h); plain float32 rows run with the switches off (the exact SIMT kernel).
 TF32 = "tf32"
-TC_OPS = {"corr4d", "corr4d_topk"}  # ops with tensor-core kernels (a TF32 row each)
+TC_OPS = {"corr4d", "corr4d_topk", "conv4d", "sparse_conv4d"}  # ops with tensor-core kernels: TF32 rows
 
 
 @dataclass

@@ -6,9 +6,9 @@ must raise on CUDA, in the forward and in the backward; every other op must run 
 
 Reference: the CPU op in float32 on the same inputs (for float16/bfloat16 rows the inputs are rounded to the
 storage dtype first, and the reference output rounded to it), as tests/test_emu_half.py does under the emulator.
-TF32 rows (ops with tensor-core kernels): float32 inputs with PyTorch's TF32 switches on (the tensor-core TF32 kernel
-on sm_80+), tolerance 8 tf32 ulps (rtol = atol = 4e-3); the float32 rows turn both switches off (matmul and cuDNN,
-whose allow_tf32 defaults to True) so they test the exact SIMT kernels.
+TF32 rows (ops with tensor-core kernels): float32 inputs with PyTorch's TF32 switches on (the tensor-core TF32
+kernel on sm_80+), tolerance 8 tf32 ulps (rtol = atol = 4e-3, as float16: the same 10-bit mantissa); the float32
+rows turn both switches off (matmul, and cuDNN's, which defaults to True) so they test the exact SIMT kernels.
 Tolerances: float32 rtol 1e-4 / atol 1e-5; float16 / bfloat16 8 ulps (rtol 4e-3 / 3.2e-2, atol the same times
 the row's output scale), twice those of the emulated tests, for the GPU's different summation orders (cuBLAS,
 atomics); gradients use the row's `grad_scale`. Index outputs must be equal.

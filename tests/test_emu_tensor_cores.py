@@ -1,9 +1,12 @@
-"""Tensor-core (mma.sync) kernels of corr4d and corr4d_topk under the host emulator, tensor cores switched on
-(semcorr_ext._emu.set_tensor_cores(True), as on a GPU of compute capability >= 8.0).
+"""Tensor-core (mma.sync) kernels of corr4d, corr4d_topk, conv4d and sparse_conv4d under the host emulator, tensor
+cores switched on (semcorr_ext._emu.set_tensor_cores(True), as on a GPU of compute capability >= 8.0).
 
 Paths (csrc/common/tensor_cores.h): float16 -> m16n8k16 .f16, bfloat16 -> m16n8k16 .bf16, float32 -> m16n8k8 .tf32
-when PyTorch's matmul TF32 switch allows it (inputs rounded to tf32 by cvt.rna: nearest, ties away), else the
-exact SIMT kernel; float64 always SIMT.
+when PyTorch's TF32 switch allows it (matmul switch for the correlations, cuDNN switch for conv4d; inputs rounded
+to tf32 by cvt.rna: nearest, ties away), else the exact SIMT kernel; float64 always SIMT. conv4d's input gradient
+and sparse_conv4d's feature gradient run through the same GEMM kernels (tensor cores), conv4d's weight gradient has
+its own tensor-core kernel; sparse_conv4d's weight gradient stays SIMT (checked bit-equal to the tensor-cores-off
+result).
 
 Reference: float64 on the operand values the tensor cores see (the 16-bit inputs; float32 inputs rounded to tf32),
 with the inverse norms from the unrounded inputs (the kernels compute them from the inputs, as the SIMT path).
@@ -11,9 +14,12 @@ Tolerance, from float32 accumulation: the dot product of C terms is off by at mo
 float32 inverse norms by (C/2 + 2) * 2^-24 relative each, so S = raw * inv_s * inv_t by errS = 2 (C + 4) 2^-24
 * sum|a b| * inv_s * inv_t; relu is 1-Lipschitz and x**p monotone, so the output is within
 [(|S| - errS)^p, (|S| + errS)^p], plus its rounding to the storage type (half an ulp: 2^-11 float16, 2^-8 bfloat16,
-2^-24 float32; doubled for pow's own float32 error)."""
+2^-24 float32; doubled) plus 4 float32 ulps for pow's own error."""
 import pytest
 import torch
+from test_emu_sparse import sparse_coords
+
+from semcorr_ext import ops
 
 pytestmark = pytest.mark.emu
 
@@ -24,14 +30,16 @@ DTYPES = [torch.float16, torch.bfloat16, torch.float32]
 
 @pytest.fixture
 def tc(emu):
-    """Tensor cores on, TF32 allowed for matmuls; restores both (and the mma counter) afterwards."""
+    """Tensor cores on, TF32 allowed for matmuls and convolutions; restores the settings afterwards."""
     old_tc, old_prec = emu.get_tensor_cores(), torch.get_float32_matmul_precision()
+    old_cudnn = torch.backends.cudnn.allow_tf32
     emu.set_tensor_cores(True)
-    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     emu.reset_mma_count()
     yield emu
     emu.set_tensor_cores(old_tc)
     torch.set_float32_matmul_precision(old_prec)
+    torch.backends.cudnn.allow_tf32 = old_cudnn
 
 
 def tf32(x):
@@ -70,7 +78,7 @@ def check_corr(out, S, errS, relu, power, dtype):
         lo, hi = lo.clamp_min(0), hi.clamp_min(0)
     lo = torch.where(lo < 0, lo, lo**power) if power != 1 else lo
     hi = hi**power if power != 1 else hi
-    slack = 2 * U_OUT[dtype] * torch.maximum(lo.abs(), hi.abs()) + 1e-30
+    slack = (2 * U_OUT[dtype] + 4 * U32) * torch.maximum(lo.abs(), hi.abs()) + 1e-30
     bad = (out < lo - slack) | (out > hi + slack)
     assert not bad.any(), "%d entries outside the bound, first at %s: got %r, bound [%r, %r]" % (
         bad.sum(), bad.nonzero()[0].tolist(), out[bad][0].item(), lo[bad][0].item(), hi[bad][0].item())
@@ -191,3 +199,103 @@ def test_corr4d_accuracy_realistic(tc, dtype):
     print("corr4d %s C=%d %dx%d: max rel err %.3g, argmax agreement %.4f" % (dtype, C, n, n, rel, agree))
     assert rel <= ACCURACY[dtype]
     assert agree >= 0.99
+
+
+def operand(x):
+    """The values the tensor cores multiply, in float64: tf32-rounded float32, or the 16-bit values."""
+    return tf32(x).double() if x.dtype == torch.float32 else x.double()
+
+
+def check_linear(out, ref, mag, K, dtype):
+    """out vs ref of a K-term float32-accumulated sum with sum of |terms| `mag`, rounded to `dtype`."""
+    err = (K + 2) * U32 * mag
+    bound = err + 2 * U_OUT[dtype] * (ref.abs() + err) + 1e-30
+    bad = (out.double() - ref).abs() > bound
+    assert not bad.any(), "%d entries outside the bound, worst excess %r" % (
+        bad.sum(), ((out.double() - ref).abs() - bound).max().item())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cout,bias", [(5, True), (35, False)])
+def test_conv4d_forward_and_input_grad(tc, dtype, cout, bias):
+    # K = 3 * 81 = 243 (not a multiple of the 32 slab or of k), Npos = 360 crosses the 128-position tile; Cout = 5
+    # uses 16-row tiles, 35 two 32-row tiles.
+    x = feats(2, 3, 5, 4, 6, 3, dtype=dtype)
+    w = (feats(cout, 3, 3, 3, 3, 3, dtype=torch.float32, seed=1) * 0.2).to(dtype)
+    b = feats(cout, dtype=dtype, seed=2) if bias else None
+    pad = [1, 1, 1, 1]
+    out = tc.conv4d(x, w, b, pad)
+    assert out.dtype == dtype and tc.mma_count() > 0
+    b64 = b.double() if bias else None
+    ref = torch.ops.semcorr.conv4d(operand(x), operand(w), b64, pad)
+    mag = torch.ops.semcorr.conv4d(operand(x).abs(), operand(w).abs(), b64.abs() if bias else None, pad)
+    check_linear(out, ref, mag, 3 * 81, dtype)
+    # backward: the input gradient is the same implicit GEMM, the weight gradient its own tensor-core kernel (the
+    # positions are its reduction: K = B * Npos terms, plus the host's sum of the per-split partial sums)
+    grad = feats(*out.shape, dtype=dtype, seed=3)
+    gx, gw, _ = tc.conv4d_backward(grad, x, w, pad, [True, True, False])
+    args = (operand(grad), operand(x), operand(w), pad, [True, True, False])
+    ref = torch.ops.semcorr._conv4d_backward(*args)
+    mag = torch.ops.semcorr._conv4d_backward(*[a.abs() for a in args[:3]], *args[3:])
+    check_linear(gx, ref[0], mag[0], cout * 81, dtype)
+    check_linear(gw, ref[1], mag[1], 2 * 2 * 360, dtype)
+    tc.set_tensor_cores(False)
+    gx_simt, gw_simt, _ = tc.conv4d_backward(grad, x, w, pad, [True, True, False])
+    if dtype == torch.float32:  # TF32 rounding shows on random mantissas
+        assert not torch.equal(gx, gx_simt) and not torch.equal(gw, gw_simt)
+
+
+def test_conv4d_path_selection(emu, tc):
+    x, w = feats(1, 2, 4, 3, 5, 3, dtype=torch.float32), feats(4, 2, 3, 3, 3, 3, dtype=torch.float32, seed=1)
+    pad = [1, 1, 1, 1]
+    emu.set_tensor_cores(False)
+    exact = emu.conv4d(x, w, None, pad)
+    emu.set_tensor_cores(True)
+    assert not torch.equal(emu.conv4d(x, w, None, pad), exact) and emu.mma_count() > 0
+    # convolutions follow the cuDNN switch, not the matmul one
+    torch.set_float32_matmul_precision("highest")
+    emu.reset_mma_count()
+    assert not torch.equal(emu.conv4d(x, w, None, pad), exact) and emu.mma_count() > 0
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = True
+    emu.reset_mma_count()
+    assert torch.equal(emu.conv4d(x, w, None, pad), exact) and emu.mma_count() == 0
+    assert emu.conv4d(x.bfloat16(), w.bfloat16(), None, pad).dtype == torch.bfloat16 and emu.mma_count() > 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv4d_empty_and_no_channels(tc, dtype):
+    out = tc.conv4d(feats(0, 2, 3, 3, 3, 3, dtype=dtype), feats(4, 2, 3, 3, 3, 3, dtype=dtype), None, [1, 1, 1, 1])
+    assert out.shape == (0, 4, 3, 3, 3, 3)
+    b = feats(4, dtype=dtype, seed=4)
+    out = tc.conv4d(feats(1, 0, 3, 3, 3, 3, dtype=dtype), feats(4, 0, 3, 3, 3, 3, dtype=dtype), b, [1, 1, 1, 1])
+    assert torch.equal(out, b.view(1, 4, 1, 1, 1, 1).expand(1, 4, 3, 3, 3, 3))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ks,cin,cout,bias", [((3, 1, 1, 3), 37, 33, True), ((1, 3, 3, 1), 2, 3, False)])
+def test_sparse_conv4d_forward_and_feature_grad(tc, dtype, ks, cin, cout, bias):
+    # 80 points: > 32 pairs per offset; Cin = 37 crosses the 32 slab and is no multiple of k; Cout = 33 the 32 tile
+    coords = sparse_coords(2, (5, 3, 3, 5), 40, seed=2)
+    km = ops.kernel_map4d(coords, ks)
+    taps = ks[0] * ks[1] * ks[2] * ks[3]
+    f = feats(80, cin, dtype=dtype)
+    w = (feats(cout, cin, *ks, dtype=torch.float32, seed=1) * 0.3).to(dtype)
+    b = feats(cout, dtype=dtype, seed=2) if bias else None
+    maps = (km.in_rows, km.out_rows, km.offsets_ptr)
+    out = tc.sparse_conv4d(f, w, b, *maps)
+    assert out.dtype == dtype and tc.mma_count() > 0
+    b64 = b.double() if bias else None
+    ref = ops.sparse_conv4d(operand(f), None, operand(w), b64, kernel_map=km)
+    mag = ops.sparse_conv4d(operand(f).abs(), None, operand(w).abs(), b64.abs() if bias else None, kernel_map=km)
+    check_linear(out, ref, mag, cin * taps, dtype)
+    grad = feats(80, cout, dtype=dtype, seed=3)
+    gf, gw, gb = tc.sparse_conv4d_backward(grad, f, w, *maps)
+    ref = torch.ops.semcorr._sparse_conv4d_backward(operand(grad), operand(f), operand(w), *maps)[0]
+    mag = torch.ops.semcorr._sparse_conv4d_backward(operand(grad).abs(), operand(f).abs(), operand(w).abs(), *maps)[0]
+    check_linear(gf, ref, mag, cout * taps, dtype)
+    tc.set_tensor_cores(False)
+    gf_simt, gw_simt, gb_simt = tc.sparse_conv4d_backward(grad, f, w, *maps)
+    assert torch.equal(gw, gw_simt) and torch.equal(gb, gb_simt)
+    if dtype == torch.float32:
+        assert not torch.equal(gf, gf_simt)

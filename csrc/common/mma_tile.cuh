@@ -1,4 +1,6 @@
-// mma_tile.cuh — the tensor-core block tile of the correlation GEMMs (corr4d, corr4d_topk):
+// mma_tile.cuh — tensor-core block tiles: mma_smem_step multiplies one slab staged in shared memory (any GEMM
+// whose operands a kernel stages k-major, e.g. conv4d's implicit GEMM), and mma_tile_cn is the whole tile of the
+// correlation GEMMs (corr4d, corr4d_topk):
 //   D[m, n] = sum_c A[c, a0 + m] * B[c, b0 + n],   A (C x Na), B (C x Nb) channel-major (element (c, n) at c*N + n)
 // for a BM x BN tile, float32 accumulation in m16n8 fragments (csrc/common/mma.cuh). The block's warps form a
 // (BM / (16 FM)) x (BN / (8 FN)) grid, each warp owning FM x FN fragments. Each step stages kMmaDepth channels of
@@ -24,6 +26,37 @@ __device__ __forceinline__ uint32_t mma_operand_bits(const smem_t& v) {
   else return bits16(v);
 }
 
+// One staged slab: acc += As^T Bs over the kMmaDepth staged k, As: [kMmaDepth][BM + kMmaPad] (element (k, m)),
+// Bs: [kMmaDepth][BN + kMmaPad] (element (k, n)). Warp w owns rows (w / (BN / (8 FN))) * 16 FM + [0, 16 FM) and
+// columns (w % (BN / (8 FN))) * 8 FN + [0, 8 FN). Every lane of each warp must call it (mma.sync is warp-wide).
+template <MmaKind kind, int BM, int BN, int FM, int FN, typename smem_t>
+__device__ __forceinline__ void mma_smem_step(smem_t (*As)[BM + kMmaPad], smem_t (*Bs)[BN + kMmaPad],
+                                              float (&acc)[FM][FN][4]) {
+  constexpr int K = mma_k<kind>();
+  constexpr int kWarpsN = BN / (8 * FN);
+  static_assert(BM % (16 * FM) == 0 && BN % (8 * FN) == 0 && kMmaDepth % K == 0, "tile shape");
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int wm = (warp / kWarpsN) * 16 * FM, wn = (warp % kWarpsN) * 8 * FN;
+#pragma unroll
+  for (int ks = 0; ks < kMmaDepth; ks += K) {
+    uint32_t a[FM][4], b[FN][2];
+#pragma unroll
+    for (int i = 0; i < FM; ++i)
+      mma_load_a<kind>(a[i], lane, [&](int row, int k) {
+        return mma_operand_bits<kind>(As[ks + k][wm + 16 * i + row]);
+      });
+#pragma unroll
+    for (int j = 0; j < FN; ++j)
+      mma_load_b<kind>(b[j], lane, [&](int k, int col) {
+        return mma_operand_bits<kind>(Bs[ks + k][wn + 8 * j + col]);
+      });
+#pragma unroll
+    for (int i = 0; i < FM; ++i)
+#pragma unroll
+      for (int j = 0; j < FN; ++j) mma_m16n8<kind>(acc[i][j], a[i], b[j], acc[i][j]);
+  }
+}
+
 // Must be reached by every thread of the block (it synchronises); blockDim.x = 32 * warps, 1-D.
 // As: [kMmaDepth][BM + kMmaPad], Bs: [kMmaDepth][BN + kMmaPad]. acc is accumulated into (callers zero it).
 template <MmaKind kind, int BM, int BN, int FM, int FN, typename scalar_t, typename smem_t>
@@ -31,12 +64,8 @@ __device__ __forceinline__ void mma_tile_cn(const scalar_t* __restrict__ A, cons
                                             int64_t Na, int64_t Nb, int64_t a0, int64_t b0,
                                             smem_t (*As)[BM + kMmaPad], smem_t (*Bs)[BN + kMmaPad],
                                             float (&acc)[FM][FN][4]) {
-  constexpr int K = mma_k<kind>();
-  constexpr int kWarpsN = BN / (8 * FN);
-  constexpr int kThreadsTile = 32 * (BM / (16 * FM)) * kWarpsN;
-  static_assert(BM % (16 * FM) == 0 && BN % (8 * FN) == 0 && kMmaDepth % K == 0, "tile shape");
-  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-  const int wm = (warp / kWarpsN) * 16 * FM, wn = (warp % kWarpsN) * 8 * FN;
+  constexpr int kThreadsTile = 32 * (BM / (16 * FM)) * (BN / (8 * FN));
+  const int tid = threadIdx.x;
   for (int64_t k0 = 0; k0 < C; k0 += kMmaDepth) {
     for (int e = tid; e < kMmaDepth * BM; e += kThreadsTile) {
       const int kk = e / BM, col = e % BM;
@@ -53,24 +82,7 @@ __device__ __forceinline__ void mma_tile_cn(const scalar_t* __restrict__ A, cons
       else Bs[kk][col] = in ? B[c * Nb + b0 + col] : scalar_t(0.f);
     }
     __syncthreads();
-#pragma unroll
-    for (int ks = 0; ks < kMmaDepth; ks += K) {
-      uint32_t a[FM][4], b[FN][2];
-#pragma unroll
-      for (int i = 0; i < FM; ++i)
-        mma_load_a<kind>(a[i], lane, [&](int row, int k) {
-          return mma_operand_bits<kind>(As[ks + k][wm + 16 * i + row]);
-        });
-#pragma unroll
-      for (int j = 0; j < FN; ++j)
-        mma_load_b<kind>(b[j], lane, [&](int k, int col) {
-          return mma_operand_bits<kind>(Bs[ks + k][wn + 8 * j + col]);
-        });
-#pragma unroll
-      for (int i = 0; i < FM; ++i)
-#pragma unroll
-        for (int j = 0; j < FN; ++j) mma_m16n8<kind>(acc[i][j], a[i], b[j], acc[i][j]);
-    }
+    mma_smem_step<kind, BM, BN, FM, FN>(As, Bs, acc);
     __syncthreads();
   }
 }

@@ -9,6 +9,7 @@
 // convolutions (conv4d, sparse_conv4d) read torch.backends.cudnn.allow_tf32 (allowTF32CuDNN()).
 // Tensor cores also need the device: compute capability >= 8.0 on a GPU (the kernels hold no mma code below
 // sm_80); under emulation the test setting semcorr_ext._emu.set_tensor_cores(True), off by default.
+// Contract (dtypes, switches, accuracy bounds): docs/OPS.md#precision.
 #pragma once
 #include <ATen/Context.h>
 #include <c10/core/ScalarType.h>

@@ -16,8 +16,10 @@
 #include <ATen/ops/zeros.h>
 
 #include "common/launch.h"
+#include "common/tensor_cores.h"
 #include "sparse_conv4d/sparse_conv4d_host.h"
 #include "sparse_conv4d/sparse_conv4d_kernel.cuh"
+#include "sparse_conv4d/sparse_conv4d_tc_kernel.cuh"
 
 namespace semcorr {
 namespace sparse_conv4d_launch {
@@ -57,10 +59,42 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor> kernel_map(const at::Tenso
   return sparse_conv4d_host::compact(nbr);
 }
 
+// The tensor-core gather-GEMM-scatter of every offset (scalar_t float for tf32, at::Half / at::BFloat16 otherwise).
+template <MmaKind kind, typename scalar_t>
+inline void gather_gemm_scatter_tc(const at::Tensor& A, const at::Tensor& a_rows, const at::Tensor& w, int64_t ldw_q,
+                                   int64_t ldw_n, const at::Tensor& c_rows, at::Tensor& Cacc,
+                                   const at::Tensor& ptr_host, cudaStream_t stream) {
+  using namespace sparse_conv4d_kernels;
+  const int64_t Kd = A.size(1), Nd = Cacc.size(1), K = ptr_host.size(0) - 1;
+  const int64_t* p = ptr_host.const_data_ptr<int64_t>();
+  const int64_t wstride = w.size(1) * w.size(2);
+  const auto kernel = &gather_gemm_scatter_tc_kernel<kind, scalar_t>;
+  for (int64_t o = 0; o < K; ++o) {
+    const int64_t P = p[o + 1] - p[o];
+    if (P == 0) continue;
+    SC_LAUNCH(kernel, dim3(ceil_div<int64_t>(P, kTcTile), ceil_div<int64_t>(Nd, kTcTile)), dim3(kTcThreads), 0,
+              stream)(A.const_data_ptr<scalar_t>(), a_rows.const_data_ptr<int64_t>() + p[o],
+                      w.const_data_ptr<scalar_t>() + o * wstride, ldw_q, ldw_n, c_rows.const_data_ptr<int64_t>() + p[o],
+                      Cacc.mutable_data_ptr<float>(), P, Kd, Nd);
+    SEMCORR_LAUNCH_CHECK();
+  }
+}
+
 // One gather-GEMM-scatter per offset: C[c_rows] += A[a_rows] @ W_o, W_o = w[o] addressed through (ldw_q, ldw_n).
+// Tensor cores or SIMT as common/tensor_cores.h decides (TF32 for float32 follows torch.backends.cudnn.allow_tf32).
 inline void gather_gemm_scatter(const at::Tensor& A, const at::Tensor& a_rows, const at::Tensor& w, int64_t ldw_q,
                                 int64_t ldw_n, const at::Tensor& c_rows, at::Tensor& Cacc, const at::Tensor& ptr_host,
                                 cudaStream_t stream) {
+  MmaKind kind;
+  if (pick_tensor_core_kind(A.scalar_type(), Tf32Switch::conv, &kind)) {
+    if (kind == MmaKind::tf32)
+      gather_gemm_scatter_tc<MmaKind::tf32, float>(A, a_rows, w, ldw_q, ldw_n, c_rows, Cacc, ptr_host, stream);
+    else if (kind == MmaKind::f16)
+      gather_gemm_scatter_tc<MmaKind::f16, at::Half>(A, a_rows, w, ldw_q, ldw_n, c_rows, Cacc, ptr_host, stream);
+    else
+      gather_gemm_scatter_tc<MmaKind::bf16, at::BFloat16>(A, a_rows, w, ldw_q, ldw_n, c_rows, Cacc, ptr_host, stream);
+    return;
+  }
   using namespace sparse_conv4d_kernels;
   const int64_t Kd = A.size(1), Nd = Cacc.size(1), K = ptr_host.size(0) - 1;
   const int64_t* p = ptr_host.const_data_ptr<int64_t>();
