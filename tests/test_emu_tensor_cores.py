@@ -4,9 +4,8 @@ cores switched on (semcorr_ext._emu.set_tensor_cores(True), as on a GPU of compu
 Paths (csrc/common/tensor_cores.h): float16 -> m16n8k16 .f16, bfloat16 -> m16n8k16 .bf16, float32 -> m16n8k8 .tf32
 when PyTorch's TF32 switch allows it (matmul switch for the correlations, cuDNN switch for conv4d; inputs rounded
 to tf32 by cvt.rna: nearest, ties away), else the exact SIMT kernel; float64 always SIMT. conv4d's input gradient
-and sparse_conv4d's feature gradient run through the same GEMM kernels (tensor cores), conv4d's weight gradient has
-its own tensor-core kernel; sparse_conv4d's weight gradient stays SIMT (checked bit-equal to the tensor-cores-off
-result).
+and sparse_conv4d's feature gradient run through the same GEMM kernels (tensor cores); both weight gradients have
+their own tensor-core kernels.
 
 Reference: float64 on the operand values the tensor cores see (the 16-bit inputs; float32 inputs rounded to tf32),
 with the inverse norms from the unrounded inputs (the kernels compute them from the inputs, as the SIMT path).
@@ -14,7 +13,7 @@ Tolerance, from float32 accumulation: the dot product of C terms is off by at mo
 float32 inverse norms by (C/2 + 2) * 2^-24 relative each, so S = raw * inv_s * inv_t by errS = 2 (C + 4) 2^-24
 * sum|a b| * inv_s * inv_t; relu is 1-Lipschitz and x**p monotone, so the output is within
 [(|S| - errS)^p, (|S| + errS)^p], plus its rounding to the storage type (half an ulp: 2^-11 float16, 2^-8 bfloat16,
-2^-24 float32; doubled) plus 4 float32 ulps for pow's own error."""
+2^-24 float32; doubled; one subnormal ulp absolute) plus 4 float32 ulps for pow's own error."""
 import pytest
 import torch
 from test_emu_sparse import sparse_coords
@@ -26,6 +25,8 @@ pytestmark = pytest.mark.emu
 U32 = 2.0**-24
 U_OUT = {torch.float16: 2.0**-11, torch.bfloat16: 2.0**-8, torch.float32: 2.0**-24}
 DTYPES = [torch.float16, torch.bfloat16, torch.float32]
+# The storage types' ulp among subnormals: the absolute rounding error where relative bounds stop holding.
+U_SUB = {t: torch.finfo(t).tiny * torch.finfo(t).eps for t in DTYPES}
 
 
 @pytest.fixture
@@ -78,7 +79,7 @@ def check_corr(out, S, errS, relu, power, dtype):
         lo, hi = lo.clamp_min(0), hi.clamp_min(0)
     lo = torch.where(lo < 0, lo, lo**power) if power != 1 else lo
     hi = hi**power if power != 1 else hi
-    slack = (2 * U_OUT[dtype] + 4 * U32) * torch.maximum(lo.abs(), hi.abs()) + 1e-30
+    slack = (2 * U_OUT[dtype] + 4 * U32) * torch.maximum(lo.abs(), hi.abs()) + U_SUB[dtype]
     bad = (out < lo - slack) | (out > hi + slack)
     assert not bad.any(), "%d entries outside the bound, first at %s: got %r, bound [%r, %r]" % (
         bad.sum(), bad.nonzero()[0].tolist(), out[bad][0].item(), lo[bad][0].item(), hi[bad][0].item())
@@ -162,7 +163,7 @@ def test_corr4d_topk_forward(tc, dtype, normalize):
     assert tc.mma_count() > 0
     S, errS = reference(src, tgt, normalize, 1e-6)
     vals, idx = vals.double().reshape(2, 35, k), idx.reshape(2, 35, k)
-    err = errS.amax(dim=2, keepdim=True) + 2 * U_OUT[dtype] * S.abs().amax(dim=2, keepdim=True)
+    err = errS.amax(dim=2, keepdim=True) + 2 * U_OUT[dtype] * S.abs().amax(dim=2, keepdim=True) + U_SUB[dtype]
     # the i-th largest of a perturbed row moves by at most the perturbation
     ref_vals = S.topk(k, dim=2).values
     assert ((vals - ref_vals).abs() <= err).all()
@@ -182,14 +183,16 @@ def realistic(C, n, dtype, seed):
     return src.to(dtype), tgt.to(dtype)
 
 
-# Bounds stated in docs (the contract): measured values on this test are printed with -s.
+# The contract's bounds (docs/OPS.md#precision); measured (pytest -s prints them): float16 2.6e-4, bfloat16 2.0e-3,
+# TF32 1.6e-4, argmax agreement 100% each.
 ACCURACY = {torch.float16: 2e-3, torch.bfloat16: 1e-2, torch.float32: 2e-3}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_corr4d_accuracy_realistic(tc, dtype):
-    # C = 256, 13 x 13 grids (25 x 25 takes minutes per dtype under emulation; see the report)
-    C, n = 256, 13
+    # C = 256, 25 x 25 grids: 25-50 s per dtype under the emulator (TF32 has twice the mma instructions)
+    C, n = 256, 25
     src, tgt = realistic(C, n, dtype, seed=11)
     out = tc.corr4d(src, tgt, True, False, 1.0, 1e-6).double().reshape(n * n, n * n)
     s64, t64 = src.double().reshape(C, -1), tgt.double().reshape(C, -1)
@@ -209,7 +212,7 @@ def operand(x):
 def check_linear(out, ref, mag, K, dtype):
     """out vs ref of a K-term float32-accumulated sum with sum of |terms| `mag`, rounded to `dtype`."""
     err = (K + 2) * U32 * mag
-    bound = err + 2 * U_OUT[dtype] * (ref.abs() + err) + 1e-30
+    bound = err + 2 * U_OUT[dtype] * (ref.abs() + err) + U_SUB[dtype]
     bad = (out.double() - ref).abs() > bound
     assert not bad.any(), "%d entries outside the bound, worst excess %r" % (
         bad.sum(), ((out.double() - ref).abs() - bound).max().item())
@@ -289,13 +292,16 @@ def test_sparse_conv4d_forward_and_feature_grad(tc, dtype, ks, cin, cout, bias):
     ref = ops.sparse_conv4d(operand(f), None, operand(w), b64, kernel_map=km)
     mag = ops.sparse_conv4d(operand(f).abs(), None, operand(w).abs(), b64.abs() if bias else None, kernel_map=km)
     check_linear(out, ref, mag, cin * taps, dtype)
+    # feature gradient: the same gather-GEMM-scatter; weight gradient: its own kernel, <= 80 pairs per offset
     grad = feats(80, cout, dtype=dtype, seed=3)
     gf, gw, gb = tc.sparse_conv4d_backward(grad, f, w, *maps)
-    ref = torch.ops.semcorr._sparse_conv4d_backward(operand(grad), operand(f), operand(w), *maps)[0]
-    mag = torch.ops.semcorr._sparse_conv4d_backward(operand(grad).abs(), operand(f).abs(), operand(w).abs(), *maps)[0]
-    check_linear(gf, ref, mag, cout * taps, dtype)
+    args = (operand(grad), operand(f), operand(w))
+    ref = torch.ops.semcorr._sparse_conv4d_backward(*args, *maps)
+    mag = torch.ops.semcorr._sparse_conv4d_backward(*[a.abs() for a in args], *maps)
+    check_linear(gf, ref[0], mag[0], cout * taps, dtype)
+    check_linear(gw, ref[1], mag[1], 80, dtype)
     tc.set_tensor_cores(False)
     gf_simt, gw_simt, gb_simt = tc.sparse_conv4d_backward(grad, f, w, *maps)
-    assert torch.equal(gw, gw_simt) and torch.equal(gb, gb_simt)
-    if dtype == torch.float32:
-        assert not torch.equal(gf, gf_simt)
+    assert torch.equal(gb, gb_simt)  # a plain sum, no GEMM
+    if dtype == torch.float32:  # TF32 rounding shows on random mantissas
+        assert not torch.equal(gf, gf_simt) and not torch.equal(gw, gw_simt)
