@@ -15,6 +15,10 @@ from semcorr_ext import ops
 
 X, F, I = "x", "f", "i"
 HALF = (torch.float16, torch.bfloat16)
+# Pseudo-dtype of a row: float32 inputs with PyTorch's TF32 switches on, which on sm_80+ selects the op's tensor-core
+# TF32 kernel (csrc/common/tensor_cores.h); plain float32 rows run with the switches off (the exact SIMT kernel).
+TF32 = "tf32"
+TC_OPS = {"corr4d", "corr4d_topk", "conv4d", "sparse_conv4d"}  # ops with tensor-core kernels: TF32 rows
 
 
 @dataclass
@@ -37,6 +41,8 @@ class Case:
 
     def __post_init__(self):
         self.dtypes = (torch.float32,) + (HALF if self.half else ()) if self.op not in INT_OPS else (None,)
+        if self.op in TC_OPS:
+            self.dtypes += (TF32,)
 
     @property
     def id(self):

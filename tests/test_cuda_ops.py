@@ -6,6 +6,9 @@ must raise on CUDA, in the forward and in the backward; every other op must run 
 
 Reference: the CPU op in float32 on the same inputs (for float16/bfloat16 rows the inputs are rounded to the
 storage dtype first, and the reference output rounded to it), as tests/test_emu_half.py does under the emulator.
+TF32 rows (ops with tensor-core kernels): float32 inputs with PyTorch's TF32 switches on (the tensor-core TF32
+kernel on sm_80+), tolerance 8 tf32 ulps (rtol = atol = 4e-3, as float16: the same 10-bit mantissa); the float32
+rows turn both switches off (matmul, and cuDNN's, which defaults to True) so they test the exact SIMT kernels.
 Tolerances: float32 rtol 1e-4 / atol 1e-5; float16 / bfloat16 8 ulps (rtol 4e-3 / 3.2e-2, atol the same times
 the row's output scale), twice those of the emulated tests, for the GPU's different summation orders (cuBLAS,
 atomics); gradients use the row's `grad_scale`. Index outputs must be equal.
@@ -15,25 +18,40 @@ run in `make gpu-check`. The "cpu" rows are the harness's self-check, run by `ma
 same code paths, with the op under test being the CPU op in float64 (the CPU kernels refuse half), compared
 with the same float32 reference and tolerances; only the "must raise" branch of the determinism test is
 CUDA-only (the CPU Hough kernels are deterministic, so there they must reproduce bitwise)."""
+import contextlib
 import os
 import re
 
 import pytest
 import torch
 from conftest import requires_cuda
-from cuda_op_cases import CASES, HALF, F, I, X
+from cuda_op_cases import CASES, HALF, TF32, F, I, X
 
 # cuBLAS (backward of corr4d, gather_windows4d_linear) refuses deterministic mode without a fixed workspace
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 DEVICES = [pytest.param("cuda", marks=[pytest.mark.cuda, requires_cuda], id="cuda"), pytest.param("cpu", id="cpu")]
-TOL = {torch.float32: (1e-4, 1e-5), torch.float16: (4e-3, 4e-3), torch.bfloat16: (3.2e-2, 3.2e-2), None: (0, 0)}
+TOL = {torch.float32: (1e-4, 1e-5), torch.float16: (4e-3, 4e-3), torch.bfloat16: (3.2e-2, 3.2e-2), None: (0, 0),
+       TF32: (4e-3, 4e-3)}
 ROWS = [pytest.param(c, d, id=f"{c.id}-{str(d).replace('torch.', '') if d else 'int'}") for c in CASES for d in c.dtypes]
 
 
 def _exec_dtype(device, dtype):
-    """dtype the op under test runs in: the row's dtype on CUDA, float64 on the CPU (self-check)."""
-    return dtype if device == "cuda" else torch.float64
+    """dtype the op under test runs in: the row's dtype on CUDA (float32 for TF32 rows), float64 on the CPU
+    (self-check)."""
+    return (torch.float32 if dtype == TF32 else dtype) if device == "cuda" else torch.float64
+
+
+@contextlib.contextmanager
+def _tf32_switches(dtype):
+    """PyTorch's TF32 switches (matmul and cuDNN) on for TF32 rows, off for every other row; restored after."""
+    old_prec, old_cudnn = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = dtype == TF32
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(old_prec)  # also restores matmul.allow_tf32
+        torch.backends.cudnn.allow_tf32 = old_cudnn
 
 
 def _ref_inputs(case, dtype, empty):
@@ -82,6 +100,11 @@ def _compare(got, ref, case, dtype, what, grad=False):
 
 
 def _run(case, dtype, device, empty=False, noncontig=False):
+    with _tf32_switches(dtype):
+        _run_rows(case, dtype, device, empty, noncontig)
+
+
+def _run_rows(case, dtype, device, empty, noncontig):
     """The op on `device` against the float32 CPU op, forward and (for floating outputs) backward."""
     ref_args = _ref_inputs(case, dtype, empty)
     exec_dtype = _exec_dtype(device, dtype) if dtype is not None else None
@@ -140,6 +163,11 @@ def _forward_backward(case, dev_args):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("case,dtype", ROWS)
 def test_determinism_alert(case, dtype, device):
+    with _tf32_switches(dtype):
+        _determinism(case, dtype, device)
+
+
+def _determinism(case, dtype, device):
     exec_dtype = _exec_dtype(device, dtype) if dtype is not None else None
     dev = _device_inputs(_ref_inputs(case, dtype, False), device, exec_dtype, False)
     was, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()

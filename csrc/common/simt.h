@@ -180,6 +180,10 @@ struct Settings {
   // Test-only lowered limits of the launch code (csrc/common/launch.h: sc_grid_cap, sc_chunk_cap); 0 = none.
   std::atomic<long long> max_grid_blocks{0};
   std::atomic<long long> max_chunk_elements{0};
+  // Whether the launch code may pick tensor-core (mma.sync) kernels (csrc/common/tensor_cores.h). Off by default,
+  // so every emulated test keeps checking the exact float32 SIMT kernels unless it asks for tensor cores.
+  std::atomic<bool> tensor_cores{false};
+  std::atomic<long long> mma_count{0};  // warp-wide mma.sync instructions emulated (csrc/common/mma.cuh)
 };
 inline Settings& settings() {
   static Settings s;
@@ -287,10 +291,15 @@ inline std::vector<int> bits_of(unsigned m) {
 }
 
 enum class TState : unsigned char { ready, running, barrier, warp, exited };
-enum class Coll : int { shfl, vote, syncwarp };
+enum class Coll : int { shfl, vote, syncwarp, exchange };
 inline const char* coll_name(Coll c) {
-  return c == Coll::shfl ? "a shuffle" : c == Coll::vote ? "a vote (__ballot/__any/__all_sync)" : "__syncwarp";
+  return c == Coll::shfl       ? "a shuffle"
+         : c == Coll::vote     ? "a vote (__ballot/__any/__all_sync)"
+         : c == Coll::exchange ? "a warp exchange (emulated mma.sync)"
+                               : "__syncwarp";
 }
+// The most 32-bit words one lane deposits in a warp exchange (an m16n8k16 mma: 4 A + 2 B registers).
+inline constexpr int kMaxExchangeWords = 8;
 
 // Where a thread waits (for error messages).
 struct Site {
@@ -312,6 +321,7 @@ struct WarpGroup {
   unsigned mask = 0;
   unsigned arrived = 0;
   Coll kind = Coll::shfl;
+  int nwords = 0;  // exchanges: words per lane (every lane of the group must deposit as many)
 };
 
 struct Warp {
@@ -327,6 +337,10 @@ struct Warp {
   bool poison[32] = {};
   unsigned ballot[32] = {};
   unsigned gmask[32] = {};
+  // Exchanges: each lane's deposit, and the snapshot taken when the rendezvous completes. Lanes read the
+  // snapshot, not the deposits: a lane released first may already deposit for its next exchange.
+  uint32_t xval[32][kMaxExchangeWords] = {};
+  uint32_t xres[32][kMaxExchangeWords] = {};
 };
 
 struct CollResult {
@@ -441,8 +455,11 @@ class Runner {
   }
 
   // ---- warp rendezvous: publishes (val, pred, src), waits for the lanes of `mask`, returns this lane's result ----
+  // Exchanges (kind == Coll::exchange) also deposit `nwords` words and copy every lane's words into
+  // `all` (32 * nwords; lanes outside the rendezvous read 0xDEADBEEF).
   CollResult warp_collective(Coll kind, const char* what, const char* file, int line, unsigned mask, uint64_t val,
-                             bool pred, int src) {
+                             bool pred, int src, const uint32_t* words = nullptr, int nwords = 0,
+                             uint32_t* all = nullptr) {
     const int me = tl_tid;
     const int w = me / 32, lane = me % 32;
     const unsigned bit = 1u << lane;
@@ -479,10 +496,17 @@ class Runner {
                    " — different warp collectives (divergent code?)");
       throw Abort{};
     }
+    if (gi >= 0 && W.pending[gi].nwords != nwords) {
+      fail(me, here + " exchanges " + std::to_string(nwords) + " words, but lanes " +
+                   ranges(bits_of(W.pending[gi].arrived)) + " exchange " + std::to_string(W.pending[gi].nwords) +
+                   " — different warp exchanges (divergent code?)");
+      throw Abort{};
+    }
     if (gi < 0) {
-      W.pending.push_back(WarpGroup{eff, 0, kind});
+      W.pending.push_back(WarpGroup{eff, 0, kind, nwords});
       gi = static_cast<int>(W.pending.size()) - 1;
     }
+    for (int i = 0; i < nwords; ++i) W.xval[lane][i] = words[i];
     W.val[lane] = val;
     W.pred[lane] = pred;
     W.src[lane] = src;
@@ -495,6 +519,8 @@ class Runner {
       complete_warp(w, done);
     }
     wait_turn(lk, me);
+    for (int l = 0; l < 32 && nwords > 0; ++l)
+      for (int i = 0; i < nwords; ++i) all[l * nwords + i] = (W.gmask[lane] >> l & 1u) ? W.xres[l][i] : 0xDEADBEEFu;
     return CollResult{W.res[lane], W.poison[lane], W.ballot[lane], W.gmask[lane]};
   }
 
@@ -704,6 +730,7 @@ class Runner {
       W.gmask[l] = G.mask;
       W.poison[l] = false;
       W.res[l] = W.val[l];
+      for (int i = 0; i < G.nwords; ++i) W.xres[l][i] = W.xval[l][i];
       if (G.kind == Coll::shfl && W.src[l] >= 0) {
         const int s = W.src[l];
         if (s < 32 && (G.mask >> s & 1u)) {
@@ -947,6 +974,18 @@ inline void syncwarp(const char* file, int line, unsigned mask = 0xffffffffu) {
   current("__syncwarp").warp_collective(Coll::syncwarp, "__syncwarp", file, line, mask, 0, false, -1);
 }
 inline unsigned activemask() { return current("__activemask").active_mask(); }
+// Not CUDA: the emulator's one-rendezvous warp exchange, for emulating warp-wide instructions (mma.sync in
+// csrc/common/mma.cuh). Every lane of `mask` deposits `n` 32-bit words; each lane gets all lanes' words in
+// `all[lane * n + i]` (0xDEADBEEF for lanes outside the rendezvous). Returns the lanes of the rendezvous.
+inline unsigned warp_exchange(const char* file, int line, unsigned mask, const uint32_t* mine, int n,
+                              uint32_t* all) {
+  if (n < 1 || n > kMaxExchangeWords)
+    throw std::runtime_error("warp exchange at " + where(file, line) + ": " + std::to_string(n) +
+                             " words per lane, expected 1.." + std::to_string(kMaxExchangeWords));
+  return current("warp exchange")
+      .warp_collective(Coll::exchange, "warp exchange", file, line, mask, 0, false, -1, mine, n, all)
+      .mask;
+}
 
 // ---- atomics (the overloads CUDA has; std::atomic_ref keeps them correct in the parallel schedule) ----
 template <class T>

@@ -11,6 +11,14 @@
 //
 // _conv4d_backward(grad, x, weight, padding, output_mask) -> (grad_x, grad_weight, grad_bias); grad is
 // (B, Cout, H1', W1', H2', W2'). Entries whose output_mask is false are returned as zeros.
+//
+// CUDA paths (csrc/common/tensor_cores.h), for the forward's implicit GEMM and both GEMMs of the backward (the input
+// gradient runs through the forward kernel, the weight gradient has its own), on compute capability >= 8.0:
+//   float16 / bfloat16 -> tensor cores, mma.sync m16n8k16 .f16 / .bf16, float32 accumulation
+//   float32            -> tensor cores, mma.sync m16n8k8 .tf32 (operands rounded to tf32), float32 accumulation,
+//                         iff torch.backends.cudnn.allow_tf32 (PyTorch's default: True, as its conv3d under cuDNN);
+//                         else the SIMT kernel
+//   float64, or below sm_80 -> the SIMT kernels (exact float32 / float64 arithmetic)
 #pragma once
 #include <ATen/core/Tensor.h>
 

@@ -14,8 +14,10 @@
 #include <optional>
 
 #include "common/launch.h"
+#include "common/tensor_cores.h"
 #include "conv4d/conv4d_host.h"
 #include "conv4d/conv4d_kernel.cuh"
+#include "conv4d/conv4d_tc_kernel.cuh"
 
 // Kernels are launched through pointers: a template-id's comma would split the SC_LAUNCH macro.
 namespace semcorr {
@@ -28,8 +30,26 @@ inline conv4d_kernels::Dims dims(const conv4d_host::Geometry& g) {
   return d;
 }
 
+// The tensor-core forward (scalar_t float for tf32, at::Half / at::BFloat16 otherwise); Cin > 0, out non-empty.
+template <MmaKind kind, typename scalar_t>
+inline void forward_tc(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, at::Tensor& out,
+                       const conv4d_host::Geometry& g, cudaStream_t stream) {
+  using namespace conv4d_kernels;
+  const int fm = g.Cout <= 16 ? 1 : 2;
+  const int64_t mtiles = ceil_div<int64_t>(g.Cout, 16 * fm);
+  TORCH_CHECK(mtiles <= 65535, "semcorr::conv4d: too many output channels for CUDA, got ", g.Cout);
+  const dim3 grid(ceil_div<int64_t>(g.out_numel(), kTcTN), mtiles, g.B);
+  const scalar_t* bp = b.defined() ? b.const_data_ptr<scalar_t>() : nullptr;
+  const auto kernel =
+      fm == 1 ? &conv4d_forward_tc_kernel<kind, scalar_t, 1> : &conv4d_forward_tc_kernel<kind, scalar_t, 2>;
+  SC_LAUNCH(kernel, grid, dim3(kTcThreads), 0, stream)(x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
+                                                         bp, out.mutable_data_ptr<scalar_t>(), dims(g));
+  SEMCORR_LAUNCH_CHECK();
+}
+
 // x (B, Cin, ...) and w (Cout, Cin, ...) contiguous, g from conv4d_host::geometry (pad may be negative);
-// returns (B, Cout, out...).
+// returns (B, Cout, out...). Tensor cores or SIMT as common/tensor_cores.h decides (TF32 for float32 follows
+// torch.backends.cudnn.allow_tf32, as PyTorch's convolutions).
 inline at::Tensor forward(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& bias,
                           const conv4d_host::Geometry& g, cudaStream_t stream) {
   auto out = at::empty(g.out_shape(), x.options());
@@ -43,6 +63,13 @@ inline at::Tensor forward(const at::Tensor& x, const at::Tensor& w, const std::o
   TORCH_CHECK(g.B <= 65535, "semcorr::conv4d: batch size must be <= 65535 on CUDA, got ", g.B);
   using namespace conv4d_kernels;
   const at::Tensor b = has_bias ? bias->contiguous() : at::Tensor();
+  MmaKind kind;
+  if (pick_tensor_core_kind(x.scalar_type(), Tf32Switch::conv, &kind)) {
+    if (kind == MmaKind::tf32) forward_tc<MmaKind::tf32, float>(x, w, b, out, g, stream);
+    else if (kind == MmaKind::f16) forward_tc<MmaKind::f16, at::Half>(x, w, b, out, g, stream);
+    else forward_tc<MmaKind::bf16, at::BFloat16>(x, w, b, out, g, stream);
+    return out;
+  }
   const auto d = dims(g);
   const int64_t npos = g.out_numel();
   const int mi = g.Cout <= 8 ? 1 : 2;
@@ -66,7 +93,20 @@ inline at::Tensor forward(const at::Tensor& x, const at::Tensor& w, const std::o
   return out;
 }
 
-// grad (B, Cout, out...) and x contiguous -> grad_weight (Cout, Cin, k...), deterministic.
+// The tensor-core weight gradient into partial (splits, Cout, K) float32, on the SIMT kernel's grid (same tiles).
+template <MmaKind kind, typename scalar_t>
+inline void weight_grad_tc(const at::Tensor& grad, const at::Tensor& x, at::Tensor& partial, dim3 grid,
+                           const conv4d_kernels::Dims& d, int64_t per_split, cudaStream_t stream) {
+  using namespace conv4d_kernels;
+  static_assert(kTcWgTK == kWgTK && kTcWgTM == kWgTM, "the tensor-core kernel uses the SIMT kernel's grid");
+  const auto kernel = &conv4d_weight_grad_tc_kernel<kind, scalar_t>;
+  SC_LAUNCH(kernel, grid, dim3(kTcThreads), 0, stream)(grad.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),
+                                                         partial.mutable_data_ptr<float>(), d, per_split);
+  SEMCORR_LAUNCH_CHECK();
+}
+
+// grad (B, Cout, out...) and x contiguous -> grad_weight (Cout, Cin, k...), deterministic. Tensor cores or SIMT as
+// the forward.
 inline at::Tensor weight_grad(const at::Tensor& grad, const at::Tensor& x, const conv4d_host::Geometry& g,
                               cudaStream_t stream) {
   using namespace conv4d_kernels;
@@ -85,6 +125,16 @@ inline at::Tensor weight_grad(const at::Tensor& grad, const at::Tensor& x, const
   auto partial = at::empty({splits, g.Cout, K}, x.options().dtype(acc_dtype));
   const dim3 grid(ceil_div<int64_t>(K, kWgTK), ceil_div<int64_t>(g.Cout, kWgTM), splits);
   const auto d = dims(g);
+  const auto finish = [&] {
+    return partial.sum(0).to(x.scalar_type()).view({g.Cout, g.Cin, g.k[0], g.k[1], g.k[2], g.k[3]});
+  };
+  MmaKind kind;
+  if (pick_tensor_core_kind(x.scalar_type(), Tf32Switch::conv, &kind)) {
+    if (kind == MmaKind::tf32) weight_grad_tc<MmaKind::tf32, float>(grad, x, partial, grid, d, per_split, stream);
+    else if (kind == MmaKind::f16) weight_grad_tc<MmaKind::f16, at::Half>(grad, x, partial, grid, d, per_split, stream);
+    else weight_grad_tc<MmaKind::bf16, at::BFloat16>(grad, x, partial, grid, d, per_split, stream);
+    return finish();
+  }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "conv4d_weight_grad", [&] {
     using acc = acc_t<scalar_t>;
     const auto conv4d_weight_grad_kernel_fn = &conv4d_weight_grad_kernel<scalar_t, acc>;
@@ -92,7 +142,7 @@ inline at::Tensor weight_grad(const at::Tensor& grad, const at::Tensor& x, const
         grad.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), partial.mutable_data_ptr<acc>(), d, per_split);
     SEMCORR_LAUNCH_CHECK();
   });
-  return partial.sum(0).to(x.scalar_type()).view({g.Cout, g.Cin, g.k[0], g.k[1], g.k[2], g.k[3]});
+  return finish();
 }
 
 // The whole backward (inputs contiguous; g is the forward geometry).

@@ -9,6 +9,17 @@
 //   returns out (B, Hs, Ws, Ht, Wt), out[b,i,j,k,l] = epilogue(<src[b,:,i,j], tgt[b,:,k,l]>)
 //
 // _corr4d_backward(grad, src, tgt, out, ...) -> (grad_src, grad_tgt): grad and out are (B, Hs, Ws, Ht, Wt).
+//
+// CUDA paths of the forward GEMM (csrc/common/tensor_cores.h), on compute capability >= 8.0:
+//   float16 / bfloat16 -> tensor cores, mma.sync m16n8k16 .f16 / .bf16, float32 accumulation
+//   float32            -> tensor cores, mma.sync m16n8k8 .tf32 (inputs rounded to tf32, 10-bit mantissa), float32
+//                         accumulation, iff torch.backends.cuda.matmul.allow_tf32 / set_float32_matmul_precision
+//                         ("high" or "medium") allows TF32 (PyTorch's default: not allowed); else the SIMT kernel
+//   float64, or below sm_80 -> the SIMT kernel (exact float32 / float64 arithmetic)
+// Tensor cores are the throughput path of a GEMM whose inputs are already 16-bit (or accepted as TF32 by the
+// user's switch); the inverse norms are computed from the unrounded inputs in float32 on every path, and the
+// epilogue (norms, relu, power) is the SIMT kernel's. The backward's GEMMs run in at::bmm (cuBLAS: tensor cores
+// under the same switches); its own kernels are element-wise / reductions.
 #pragma once
 #include <ATen/core/Tensor.h>
 

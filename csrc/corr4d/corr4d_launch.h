@@ -9,8 +9,10 @@
 #include <ATen/ops/zeros_like.h>
 
 #include "common/launch.h"
+#include "common/tensor_cores.h"
 #include "corr4d/corr4d_host.h"
 #include "corr4d/corr4d_kernel.cuh"
+#include "corr4d/corr4d_tc_kernel.cuh"
 
 // Kernels are launched through pointers: a template-id's comma would split the SC_LAUNCH macro.
 namespace semcorr {
@@ -36,7 +38,22 @@ inline at::Tensor inv_norms(const at::Tensor& f3, bool normalize, double eps, cu
   return inv;
 }
 
-// src3 (B, C, Ns), tgt3 (B, C, Nt) contiguous, non-empty -> (B, Ns, Nt).
+// The tensor-core forward (float32 inverse norms; scalar_t float for tf32, at::Half / at::BFloat16 otherwise).
+template <MmaKind kind, typename scalar_t>
+inline void forward_tc(const at::Tensor& src3, const at::Tensor& tgt3, const at::Tensor& inv_s,
+                       const at::Tensor& inv_t, at::Tensor& out, bool relu, double power, cudaStream_t stream) {
+  const int64_t B = src3.size(0), C = src3.size(1), Ns = src3.size(2), Nt = tgt3.size(2);
+  using namespace corr4d_kernels;
+  const dim3 grid(ceil_div<int64_t>(Nt, kTcTile), ceil_div<int64_t>(Ns, kTcTile), B);
+  const auto kernel = &corr_gemm_tc_kernel<kind, scalar_t>;
+  SC_LAUNCH(kernel, grid, dim3(kTcThreads), 0, stream)(
+      src3.const_data_ptr<scalar_t>(), tgt3.const_data_ptr<scalar_t>(), inv_s.const_data_ptr<float>(),
+      inv_t.const_data_ptr<float>(), out.mutable_data_ptr<scalar_t>(), C, Ns, Nt, relu, static_cast<float>(power));
+  SEMCORR_LAUNCH_CHECK();
+}
+
+// src3 (B, C, Ns), tgt3 (B, C, Nt) contiguous, non-empty -> (B, Ns, Nt). Tensor cores or SIMT as
+// common/tensor_cores.h decides (TF32 for float32 follows the matmul switch).
 inline at::Tensor forward(const at::Tensor& src3, const at::Tensor& tgt3, bool normalize, bool relu,
                           double power, double eps, cudaStream_t stream) {
   const int64_t B = src3.size(0), C = src3.size(1), Ns = src3.size(2), Nt = tgt3.size(2);
@@ -44,6 +61,16 @@ inline at::Tensor forward(const at::Tensor& src3, const at::Tensor& tgt3, bool n
   const auto inv_s = inv_norms(src3, normalize, eps, stream);
   const auto inv_t = inv_norms(tgt3, normalize, eps, stream);
   auto out = at::empty({B, Ns, Nt}, src3.options());
+  MmaKind kind;
+  if (pick_tensor_core_kind(src3.scalar_type(), Tf32Switch::matmul, &kind)) {
+    if (kind == MmaKind::tf32)
+      forward_tc<MmaKind::tf32, float>(src3, tgt3, inv_s, inv_t, out, relu, power, stream);
+    else if (kind == MmaKind::f16)
+      forward_tc<MmaKind::f16, at::Half>(src3, tgt3, inv_s, inv_t, out, relu, power, stream);
+    else
+      forward_tc<MmaKind::bf16, at::BFloat16>(src3, tgt3, inv_s, inv_t, out, relu, power, stream);
+    return out;
+  }
   using namespace corr4d_kernels;
   const dim3 grid(ceil_div<int64_t>(Nt, kTile), ceil_div<int64_t>(Ns, kTile), B);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, src3.scalar_type(), "corr4d_forward", [&] {

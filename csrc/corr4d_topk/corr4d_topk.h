@@ -11,6 +11,11 @@
 //
 // _corr4d_topk_backward(grad, src, tgt, values, indices, normalize, eps) -> (grad_src, grad_tgt):
 //   grad and values (B, Hs, Ws, k), indices (B, Hs, Ws, k) int64 (the forward outputs). Deterministic.
+//
+// CUDA paths of the forward (csrc/common/tensor_cores.h), as corr4d's: on compute capability >= 8.0 float16 /
+// bfloat16 inputs take tensor cores (mma.sync m16n8k16, float32 accumulation), float32 takes TF32 tensor cores
+// (m16n8k8) iff PyTorch's matmul TF32 switch allows it; otherwise (and float64) the SIMT kernel. Near-ties may rank
+// differently on the TF32 / 16-bit paths than on the exact path. The backward is gathers and reductions (no GEMM).
 #pragma once
 #include <ATen/core/Tensor.h>
 

@@ -14,13 +14,30 @@
 #include "corr4d/corr4d_launch.h"
 #include "corr4d_topk/corr4d_topk_host.h"
 #include "corr4d_topk/corr4d_topk_kernel.cuh"
+#include "corr4d_topk/corr4d_topk_tc_kernel.cuh"
 
 namespace semcorr {
 namespace corr4d_topk_launch {
 
 constexpr int kThreads1d = 256;
 
+// The tensor-core forward (float32 inverse norms; scalar_t float for tf32, at::Half / at::BFloat16 otherwise).
+template <MmaKind kind, typename scalar_t>
+inline void forward_tc(const at::Tensor& src3, const at::Tensor& tgt3, const at::Tensor& inv_s,
+                       const at::Tensor& inv_t, at::Tensor& values, at::Tensor& indices, int64_t k,
+                       cudaStream_t stream) {
+  const int64_t B = src3.size(0), C = src3.size(1), Ns = src3.size(2), Nt = tgt3.size(2);
+  using namespace corr4d_topk_kernels;
+  const auto kernel = &topk_tc_kernel<kind, scalar_t>;
+  SC_LAUNCH(kernel, dim3(ceil_div<int64_t>(Ns, kRows), B), dim3(kTcThreads), 0, stream)(
+      src3.const_data_ptr<scalar_t>(), tgt3.const_data_ptr<scalar_t>(), inv_s.const_data_ptr<float>(),
+      inv_t.const_data_ptr<float>(), values.mutable_data_ptr<scalar_t>(), indices.mutable_data_ptr<int64_t>(), C, Ns,
+      Nt, static_cast<int>(k));
+  SEMCORR_LAUNCH_CHECK();
+}
+
 // src3 (B, C, Ns), tgt3 (B, C, Nt) contiguous, B*Ns > 0, 1 <= k <= 32 -> (values (B, Ns, k), indices (B, Ns, k)).
+// Tensor cores or SIMT as common/tensor_cores.h decides (TF32 for float32 follows the matmul switch).
 inline std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& src3, const at::Tensor& tgt3, int64_t k,
                                                   bool normalize, double eps, cudaStream_t stream) {
   const int64_t B = src3.size(0), C = src3.size(1), Ns = src3.size(2), Nt = tgt3.size(2);
@@ -30,6 +47,16 @@ inline std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& src3, const 
   const auto inv_t = corr4d_launch::inv_norms(tgt3, normalize, eps, stream);
   auto values = at::empty({B, Ns, k}, src3.options());
   auto indices = at::empty({B, Ns, k}, src3.options().dtype(at::kLong));
+  MmaKind kind;
+  if (pick_tensor_core_kind(src3.scalar_type(), Tf32Switch::matmul, &kind)) {
+    if (kind == MmaKind::tf32)
+      forward_tc<MmaKind::tf32, float>(src3, tgt3, inv_s, inv_t, values, indices, k, stream);
+    else if (kind == MmaKind::f16)
+      forward_tc<MmaKind::f16, at::Half>(src3, tgt3, inv_s, inv_t, values, indices, k, stream);
+    else
+      forward_tc<MmaKind::bf16, at::BFloat16>(src3, tgt3, inv_s, inv_t, values, indices, k, stream);
+    return {values, indices};
+  }
   using namespace corr4d_topk_kernels;
   const dim3 grid(ceil_div<int64_t>(Ns, kRows), B);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, src3.scalar_type(), "corr4d_topk_forward", [&] {

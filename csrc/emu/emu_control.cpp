@@ -1,5 +1,6 @@
 // semcorr_ext._emu controls of the CUDA host emulator (csrc/common/simt.h): thread schedule, block order and
-// the count of inactive-lane warnings. Settings are process-wide and read at the start of each launch.
+// the count of inactive-lane warnings, tensor cores on/off. Settings are process-wide and read at the start
+// of each launch.
 #include "emu/emu_registry.h"
 // simt.h last: it defines CUDA's `__`-names.
 #include "common/simt.h"
@@ -33,6 +34,20 @@ SC_EMU_BINDINGS(control) {
         return std::make_tuple(sc_emu::settings().max_grid_blocks.load(), sc_emu::settings().max_chunk_elements.load());
       },
       "(max_grid_blocks, max_chunk_elements) set by set_launch_limits (0: the CUDA value).");
+  m.def(
+      "set_tensor_cores", [](bool on) { sc_emu::settings().tensor_cores.store(on); }, pybind11::arg("on"),
+      "Whether later emulated launches may use the tensor-core (mma.sync) kernels, as on a GPU of compute "
+      "capability >= 8.0: float16/bfloat16 inputs always, float32 as TF32 when PyTorch's switch allows it "
+      "(csrc/common/tensor_cores.h). Default False: the exact SIMT kernels.");
+  m.def(
+      "get_tensor_cores", [] { return sc_emu::settings().tensor_cores.load(); },
+      "Whether emulated launches may use tensor-core kernels (see set_tensor_cores).");
+  m.def(
+      "mma_count", [] { return sc_emu::settings().mma_count.load(); },
+      "Number of warp-wide mma.sync instructions emulated since reset_mma_count() (proof a launch took the "
+      "tensor-core path).");
+  m.def(
+      "reset_mma_count", [] { sc_emu::settings().mma_count.store(0); }, "Set the mma_count() counter to 0.");
   m.def("warnings", &sc_emu::warning_count,
         "Number of shuffle reads of a lane outside the mask (or outside the block) since reset_warnings(); "
         "each such read returned poison (NaN / 0xDEADBEEF).");

@@ -18,6 +18,11 @@
 //   -> (grad_feats (N, Cin), grad_weight like weight, grad_bias (Cout,)). Deterministic on every backend:
 //   within one offset every output row and every input row occurs at most once, so offsets are processed one
 //   after the other and each pair owns its rows (no atomics).
+//
+// CUDA paths of the gather-GEMM-scatter (forward, feature gradient) and the weight gradient's GEMM, as conv4d's
+// (csrc/common/tensor_cores.h): on compute capability >= 8.0 float16 / bfloat16 take tensor cores (mma.sync
+// m16n8k16, float32 accumulation), float32 takes TF32 tensor cores (m16n8k8) iff torch.backends.cudnn.allow_tf32;
+// otherwise (and float64) the SIMT kernels.
 #pragma once
 #include <ATen/core/Tensor.h>
 

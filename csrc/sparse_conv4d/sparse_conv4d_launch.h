@@ -16,8 +16,10 @@
 #include <ATen/ops/zeros.h>
 
 #include "common/launch.h"
+#include "common/tensor_cores.h"
 #include "sparse_conv4d/sparse_conv4d_host.h"
 #include "sparse_conv4d/sparse_conv4d_kernel.cuh"
+#include "sparse_conv4d/sparse_conv4d_tc_kernel.cuh"
 
 namespace semcorr {
 namespace sparse_conv4d_launch {
@@ -57,10 +59,42 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor> kernel_map(const at::Tenso
   return sparse_conv4d_host::compact(nbr);
 }
 
+// The tensor-core gather-GEMM-scatter of every offset (scalar_t float for tf32, at::Half / at::BFloat16 otherwise).
+template <MmaKind kind, typename scalar_t>
+inline void gather_gemm_scatter_tc(const at::Tensor& A, const at::Tensor& a_rows, const at::Tensor& w, int64_t ldw_q,
+                                   int64_t ldw_n, const at::Tensor& c_rows, at::Tensor& Cacc,
+                                   const at::Tensor& ptr_host, cudaStream_t stream) {
+  using namespace sparse_conv4d_kernels;
+  const int64_t Kd = A.size(1), Nd = Cacc.size(1), K = ptr_host.size(0) - 1;
+  const int64_t* p = ptr_host.const_data_ptr<int64_t>();
+  const int64_t wstride = w.size(1) * w.size(2);
+  const auto kernel = &gather_gemm_scatter_tc_kernel<kind, scalar_t>;
+  for (int64_t o = 0; o < K; ++o) {
+    const int64_t P = p[o + 1] - p[o];
+    if (P == 0) continue;
+    SC_LAUNCH(kernel, dim3(ceil_div<int64_t>(P, kTcTile), ceil_div<int64_t>(Nd, kTcTile)), dim3(kTcThreads), 0,
+              stream)(A.const_data_ptr<scalar_t>(), a_rows.const_data_ptr<int64_t>() + p[o],
+                      w.const_data_ptr<scalar_t>() + o * wstride, ldw_q, ldw_n, c_rows.const_data_ptr<int64_t>() + p[o],
+                      Cacc.mutable_data_ptr<float>(), P, Kd, Nd);
+    SEMCORR_LAUNCH_CHECK();
+  }
+}
+
 // One gather-GEMM-scatter per offset: C[c_rows] += A[a_rows] @ W_o, W_o = w[o] addressed through (ldw_q, ldw_n).
+// Tensor cores or SIMT as common/tensor_cores.h decides (TF32 for float32 follows torch.backends.cudnn.allow_tf32).
 inline void gather_gemm_scatter(const at::Tensor& A, const at::Tensor& a_rows, const at::Tensor& w, int64_t ldw_q,
                                 int64_t ldw_n, const at::Tensor& c_rows, at::Tensor& Cacc, const at::Tensor& ptr_host,
                                 cudaStream_t stream) {
+  MmaKind kind;
+  if (pick_tensor_core_kind(A.scalar_type(), Tf32Switch::conv, &kind)) {
+    if (kind == MmaKind::tf32)
+      gather_gemm_scatter_tc<MmaKind::tf32, float>(A, a_rows, w, ldw_q, ldw_n, c_rows, Cacc, ptr_host, stream);
+    else if (kind == MmaKind::f16)
+      gather_gemm_scatter_tc<MmaKind::f16, at::Half>(A, a_rows, w, ldw_q, ldw_n, c_rows, Cacc, ptr_host, stream);
+    else
+      gather_gemm_scatter_tc<MmaKind::bf16, at::BFloat16>(A, a_rows, w, ldw_q, ldw_n, c_rows, Cacc, ptr_host, stream);
+    return;
+  }
   using namespace sparse_conv4d_kernels;
   const int64_t Kd = A.size(1), Nd = Cacc.size(1), K = ptr_host.size(0) - 1;
   const int64_t* p = ptr_host.const_data_ptr<int64_t>();
@@ -100,7 +134,22 @@ inline at::Tensor forward(const at::Tensor& feats, const at::Tensor& weight, con
   return out.to(feats.scalar_type());
 }
 
-// -> (grad_feats, grad_weight, grad_bias); g (N, Cout) and feats contiguous, N, Cin, Cout > 0.
+// The tensor-core weight gradient gw (K, Cin, Cout) of every offset.
+template <MmaKind kind, typename scalar_t>
+inline void wgrad_tc(const at::Tensor& feats, const at::Tensor& ir, const at::Tensor& g, const at::Tensor& orr,
+                     const at::Tensor& ptr, at::Tensor& gw, cudaStream_t stream) {
+  using namespace sparse_conv4d_kernels;
+  const int64_t Cin = feats.size(1), Cout = g.size(1), K = gw.size(0);
+  const auto kernel = &wgrad_tc_kernel<kind, scalar_t>;
+  SC_LAUNCH(kernel, dim3(ceil_div<int64_t>(Cout, kTcTile), ceil_div<int64_t>(Cin, kTcTile), K), dim3(kTcThreads), 0,
+            stream)(feats.const_data_ptr<scalar_t>(), ir.const_data_ptr<int64_t>(), g.const_data_ptr<scalar_t>(),
+                    orr.const_data_ptr<int64_t>(), ptr.const_data_ptr<int64_t>(), gw.mutable_data_ptr<scalar_t>(), Cin,
+                    Cout);
+  SEMCORR_LAUNCH_CHECK();
+}
+
+// -> (grad_feats, grad_weight, grad_bias); g (N, Cout) and feats contiguous, N, Cin, Cout > 0. The GEMMs (feature
+// and weight gradients) on tensor cores or SIMT as the forward.
 inline std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const at::Tensor& g, const at::Tensor& feats,
                                                                const at::Tensor& weight, const at::Tensor& in_rows,
                                                                const at::Tensor& out_rows,
@@ -117,16 +166,23 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const at::Tensor&
   gather_gemm_scatter(g, orr, w, /*ldw_q=*/1, /*ldw_n=*/Cout, ir, gf, ptr_host, stream);
   auto gw = at::empty({K, Cin, Cout}, feats.options());
   const auto ptr = offsets_ptr.contiguous();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, feats.scalar_type(), "sparse_conv4d_wgrad", [&] {
-    using acc = acc_t<scalar_t>;
-    const auto wgrad_kernel_fn = &wgrad_kernel<scalar_t, acc>;
-    SC_LAUNCH(wgrad_kernel_fn, dim3(ceil_div<int64_t>(Cout, kTile), ceil_div<int64_t>(Cin, kTile), K),
-              dim3(kThreads, kThreads), 0, stream)(feats.const_data_ptr<scalar_t>(), ir.const_data_ptr<int64_t>(),
-                                                  g.const_data_ptr<scalar_t>(), orr.const_data_ptr<int64_t>(),
-                                                  ptr.const_data_ptr<int64_t>(), gw.mutable_data_ptr<scalar_t>(), Cin,
-                                                  Cout);
-    SEMCORR_LAUNCH_CHECK();
-  });
+  MmaKind kind;
+  if (pick_tensor_core_kind(feats.scalar_type(), Tf32Switch::conv, &kind)) {
+    if (kind == MmaKind::tf32) wgrad_tc<MmaKind::tf32, float>(feats, ir, g, orr, ptr, gw, stream);
+    else if (kind == MmaKind::f16) wgrad_tc<MmaKind::f16, at::Half>(feats, ir, g, orr, ptr, gw, stream);
+    else wgrad_tc<MmaKind::bf16, at::BFloat16>(feats, ir, g, orr, ptr, gw, stream);
+  } else {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, feats.scalar_type(), "sparse_conv4d_wgrad", [&] {
+      using acc = acc_t<scalar_t>;
+      const auto wgrad_kernel_fn = &wgrad_kernel<scalar_t, acc>;
+      SC_LAUNCH(wgrad_kernel_fn, dim3(ceil_div<int64_t>(Cout, kTile), ceil_div<int64_t>(Cin, kTile), K),
+                dim3(kThreads, kThreads), 0, stream)(feats.const_data_ptr<scalar_t>(), ir.const_data_ptr<int64_t>(),
+                                                    g.const_data_ptr<scalar_t>(), orr.const_data_ptr<int64_t>(),
+                                                    ptr.const_data_ptr<int64_t>(), gw.mutable_data_ptr<scalar_t>(),
+                                                    Cin, Cout);
+      SEMCORR_LAUNCH_CHECK();
+    });
+  }
   auto grad_weight = gw.view({k[0], k[1], k[2], k[3], Cin, Cout}).permute({5, 4, 0, 1, 2, 3}).contiguous();
   auto grad_bias = g.to(acc_dtype(g.scalar_type())).sum(0).to(g.scalar_type());
   return {gf.to(feats.scalar_type()), grad_weight, grad_bias};
