@@ -28,8 +28,10 @@ bench: build
 	$(PY) -m pytest benchmarks -q --benchmark-json=benchmarks/results.json
 	$(PY) benchmarks/report.py benchmarks/results.json benchmarks/RESULTS.md
 
-# Registers, shared memory and spill bytes of every CUDA kernel (nvcc -Xptxas -v), into benchmarks/PTXAS.md.
+# Registers, shared memory and spill bytes of every CUDA kernel (nvcc -Xptxas -v) and its tensor-core instruction
+# count (HMMA, cuobjdump -sass; a *_tc_kernel without any fails), into benchmarks/PTXAS.md.
 ptxas: deps
+	$(PIP) install -q nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm
 	$(PY) benchmarks/ptxas_report.py benchmarks/PTXAS.md
 
 # On a machine with an NVIDIA GPU: build for that GPU only, every op GPU vs CPU, compute-sanitizer memcheck +

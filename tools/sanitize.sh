@@ -24,17 +24,22 @@ ASAN_TESTS="tests/test_emu_*.py tests/test_bounds.py tests/test_corr4d.py tests/
   tests/test_hough_match.py tests/test_hough_vote.py tests/test_kernel_soft_argmax.py"
 TSAN_TESTS="tests/test_emu_consensus.py tests/test_emu_correlation.py tests/test_emu_hough.py
   tests/test_emu_kernel_soft_argmax.py tests/test_emu_patchmatch.py tests/test_emu_sparse.py
-  tests/test_emu_half.py tests/test_emu_launch.py"
+  tests/test_emu_half.py tests/test_emu_launch.py tests/test_emu_mma.py tests/test_emu_tensor_cores.py"
 # SANITIZE_TESTS=quick (the default, and CI's run): a reduced set that still reaches every kernel — every emulated CUDA op
 # forward and backward in float16/bfloat16 (test_emu_half; the two integer ops
-# in their own files), every CPU op over the GPU table's rows (test_cuda_ops'
+# in their own files; the tensor-core kernels), every CPU op over the GPU table's rows (test_cuda_ops'
 # CPU self-check: empty, non-contiguous and every option set), the bfloat16 CPU paths and the bounds checks. The
 # full lists above take hours on 2 cores under ASan (every emulated thread is an instrumented OS thread).
 case "${SANITIZE_TESTS:=quick}" in quick|full) ;; *) echo "SANITIZE_TESTS must be quick or full, got '$SANITIZE_TESTS'"; exit 2;; esac
 if [ "$SANITIZE_TESTS" = quick ]; then
   INT_OPS="tests/test_emu_sparse.py::test_kernel_map4d tests/test_emu_patchmatch.py::test_patchmatch_propagate_block_orders_and_empty"
-  ASAN_TESTS="tests/test_emu_half.py $INT_OPS tests/test_bounds.py tests/test_cuda_ops.py tests/test_bf16.py"
-  TSAN_TESTS="tests/test_emu_half.py $INT_OPS"
+  # the tensor-core kernels (emulated mma.sync), one small case of each kernel and direction
+  TC="tests/test_emu_mma.py tests/test_emu_tensor_cores.py::test_path_selection
+    tests/test_emu_tensor_cores.py::test_conv4d_path_selection tests/test_emu_tensor_cores.py::test_corr4d_topk_forward
+    tests/test_emu_tensor_cores.py::test_sparse_conv4d_forward_and_feature_grad
+    tests/test_emu_tensor_cores.py::test_conv4d_forward_and_input_grad[5-True-dtype0]"
+  ASAN_TESTS="tests/test_emu_half.py $INT_OPS $TC tests/test_bounds.py tests/test_cuda_ops.py tests/test_bf16.py"
+  TSAN_TESTS="tests/test_emu_half.py $INT_OPS $TC"
 fi
 summary=()
 status=0
