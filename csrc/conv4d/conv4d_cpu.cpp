@@ -364,7 +364,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv4d_backward_cpu(const at::Ten
     gw = at::zeros_like(weight, at::MemoryFormat::Contiguous);
   }
   if (output_mask[2] && !empty) {
-    gb = gc.sum({0, 2, 3, 4, 5});
+    // summed in float32 for bfloat16: ATen's multi-threaded reduction combines partial sums in the output dtype
+    gb = gc.sum({0, 2, 3, 4, 5}, false, at::toOpMathType(gc.scalar_type())).to(gc.scalar_type());
   } else {
     gb = at::zeros({g.Cout}, x.options());
   }

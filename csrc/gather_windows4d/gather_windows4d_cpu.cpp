@@ -6,6 +6,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/addmm.h>
 #include <ATen/ops/empty.h>
@@ -179,7 +180,12 @@ at::Tensor gather_windows4d_linear_cpu(const at::Tensor& corr, const at::Tensor&
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, corr.scalar_type(), "gather_windows4d_linear_cpu", [&] {
     const scalar_t* cp = c.const_data_ptr<scalar_t>();
     const int64_t* pp = p.const_data_ptr<int64_t>();
+    // The ATen calls below run on OpenMP worker threads, which do not inherit the caller's thread-local state:
+    // without it they would dispatch to autograd again (this kernel runs below it) and addmm_out refuses a bias
+    // that requires grad.
+    const at::ThreadLocalState caller_state;
     at::parallel_for(0, ntiles, 1, [&](int64_t t0, int64_t t1) {
+      const at::ThreadLocalStateGuard state_guard(caller_state);
       auto buf = at::empty({tile, w4}, corr.options());
       scalar_t* bp = buf.mutable_data_ptr<scalar_t>();
       for (int64_t t = t0; t < t1; ++t) {

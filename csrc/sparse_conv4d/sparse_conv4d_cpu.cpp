@@ -164,7 +164,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sparse_conv4d_backward_cpu(
   auto grad_feats = at::zeros({N, Cin}, feats.options().dtype(acc));
   auto gw = at::zeros({K, Cin, Cout}, feats.options());
   const auto g = grad.contiguous();
-  auto grad_bias = N > 0 ? g.sum(0) : at::zeros({Cout}, feats.options());
+  auto grad_bias = N > 0 ? g.sum(0, false, acc).to(feats.scalar_type()) : at::zeros({Cout}, feats.options());
   if (N > 0 && Cin > 0 && Cout > 0) {
     const auto f = feats.contiguous();
     const auto w = weight_per_offset(weight);
