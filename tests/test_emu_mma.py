@@ -39,7 +39,7 @@ def run(emu, kind, a, b, c, threads=None):
 
 
 @pytest.mark.parametrize("kind", ["tf32", "f16", "bf16"])
-def test_integer_operands_are_exact(emu, kind):
+def test_mma_selftest_integer_operands_are_exact(emu, kind):
     # |values| <= 8: products and all partial sums are small integers, exact in every format -> bit-equal.
     # A layout mistake (wrong row, k or column of any register) changes some entry.
     k = K[kind]
@@ -51,7 +51,7 @@ def test_integer_operands_are_exact(emu, kind):
 
 
 @pytest.mark.parametrize("kind", ["tf32", "f16", "bf16"])
-def test_random_operands_within_float32_accumulation_bound(emu, kind):
+def test_mma_selftest_random_operands_within_float32_accumulation_bound(emu, kind):
     k = K[kind]
     a = torch.randn(4, 16, k, generator=gen(3)) * 3
     b = torch.randn(4, k, 8, generator=gen(4))
@@ -61,7 +61,7 @@ def test_random_operands_within_float32_accumulation_bound(emu, kind):
     assert ((d.double() - ref).abs() <= bound).all()
 
 
-def test_tf32_ignores_the_low_13_bits(emu):
+def test_mma_selftest_tf32_ignores_the_low_13_bits(emu):
     # The hardware reads only the tf32 bits of each register: operands that differ only in the low 13 bits give
     # bit-identical results, and the result differs from the float32 product of the untruncated values.
     a = torch.randn(2, 16, 8, generator=gen(6))
@@ -76,7 +76,7 @@ def test_tf32_ignores_the_low_13_bits(emu):
 
 
 @pytest.mark.parametrize("kind", ["f16", "bf16"])
-def test_half_special_values(emu, kind):
+def test_mma_selftest_half_special_values(emu, kind):
     # subnormals, the largest finite value, signed zeros, and infinities through the 16-bit decoding
     dt = DTYPE[kind]
     fi = torch.finfo(dt)
@@ -95,7 +95,7 @@ def test_half_special_values(emu, kind):
     assert torch.isinf(d2).all() and (d2 > 0).all()
 
 
-def test_partial_warp_is_an_error(emu):
+def test_mma_selftest_partial_warp_is_an_error(emu):
     a, b, c = torch.zeros(2, 16, 8), torch.zeros(2, 8, 8), torch.zeros(2, 16, 8)
     with pytest.raises(RuntimeError, match="needs all 32 lanes"):
         run(emu, "tf32", a, b, c, threads=48)

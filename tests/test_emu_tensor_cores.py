@@ -91,7 +91,7 @@ FLAGS = [dict(normalize=True, relu=False, power=1.0), dict(normalize=False, relu
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("flags", FLAGS)
-def test_corr4d_forward(tc, dtype, flags):
+def test_corr4d_tc_kernel_forward(tc, dtype, flags):
     # Ns = 70, Nt = 66 cross the 64 x 64 tile edge; C = 37 crosses the 32-channel stage and is no multiple of k.
     src, tgt = feats(2, 37, 7, 10, dtype=dtype), feats(2, 37, 6, 11, dtype=dtype, seed=1)
     out = tc.corr4d(src, tgt, flags["normalize"], flags["relu"], flags["power"], 1e-6)
@@ -101,7 +101,7 @@ def test_corr4d_forward(tc, dtype, flags):
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
-def test_corr4d_schedules_and_single_cell(tc, emu_schedule, dtype):
+def test_corr4d_tc_kernel_schedules_and_single_cell(tc, emu_schedule, dtype):
     src, tgt = feats(1, 3, 1, 1, dtype=dtype, seed=2), feats(1, 3, 1, 1, dtype=dtype, seed=3)
     check_corr(tc.corr4d(src, tgt, True, False, 1.0, 1e-6), *reference(src, tgt, True, 1e-6), False, 1.0, dtype)
     src, tgt = feats(1, 20, 9, 8, dtype=dtype, seed=4), feats(1, 20, 5, 13, dtype=dtype, seed=5)
@@ -109,7 +109,7 @@ def test_corr4d_schedules_and_single_cell(tc, emu_schedule, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_corr4d_empty(tc, dtype):
+def test_corr4d_tc_kernel_empty(tc, dtype):
     out = tc.corr4d(feats(2, 5, 0, 3, dtype=dtype), feats(2, 5, 4, 3, dtype=dtype), True, False, 1.0, 1e-6)
     assert out.shape == (2, 0, 3, 4, 3)
     # no channels: every dot product is 0 (the tile loop never runs; the epilogue still does)
@@ -155,7 +155,7 @@ def test_path_selection(emu, tc):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("normalize", [True, False])
-def test_corr4d_topk_forward(tc, dtype, normalize):
+def test_corr4d_topk_tc_kernel_forward(tc, dtype, normalize):
     # Ns = 35 crosses the 32-row block; Nt = 66 the 64-column step; C = 37 the 32-channel stage.
     src, tgt = feats(2, 37, 5, 7, dtype=dtype), feats(2, 37, 6, 11, dtype=dtype, seed=1)
     k = 5
@@ -190,7 +190,7 @@ ACCURACY = {torch.float16: 2e-3, torch.bfloat16: 1e-2, torch.float32: 2e-3}
 
 @pytest.mark.slow
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_corr4d_accuracy_realistic(tc, dtype):
+def test_corr4d_tc_kernel_accuracy_realistic(tc, dtype):
     # C = 256, 25 x 25 grids: 25-50 s per dtype under the emulator (TF32 has twice the mma instructions)
     C, n = 256, 25
     src, tgt = realistic(C, n, dtype, seed=11)
@@ -220,7 +220,7 @@ def check_linear(out, ref, mag, K, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cout,bias", [(5, True), (35, False)])
-def test_conv4d_forward_and_input_grad(tc, dtype, cout, bias):
+def test_conv4d_tc_kernels_forward_input_and_weight_grad(tc, dtype, cout, bias):
     # K = 3 * 81 = 243 (not a multiple of the 32 slab or of k), Npos = 360 crosses the 128-position tile; Cout = 5
     # uses 16-row tiles, 35 two 32-row tiles.
     x = feats(2, 3, 5, 4, 6, 3, dtype=dtype)
@@ -267,7 +267,7 @@ def test_conv4d_path_selection(emu, tc):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_conv4d_empty_and_no_channels(tc, dtype):
+def test_conv4d_tc_kernels_empty_and_no_channels(tc, dtype):
     out = tc.conv4d(feats(0, 2, 3, 3, 3, 3, dtype=dtype), feats(4, 2, 3, 3, 3, 3, dtype=dtype), None, [1, 1, 1, 1])
     assert out.shape == (0, 4, 3, 3, 3, 3)
     b = feats(4, dtype=dtype, seed=4)
@@ -277,7 +277,7 @@ def test_conv4d_empty_and_no_channels(tc, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("ks,cin,cout,bias", [((3, 1, 1, 3), 37, 33, True), ((1, 3, 3, 1), 2, 3, False)])
-def test_sparse_conv4d_forward_and_feature_grad(tc, dtype, ks, cin, cout, bias):
+def test_sparse_conv4d_tc_kernels_forward_feature_and_weight_grad(tc, dtype, ks, cin, cout, bias):
     # 80 points: > 32 pairs per offset; Cin = 37 crosses the 32 slab and is no multiple of k; Cout = 33 the 32 tile
     coords = sparse_coords(2, (5, 3, 3, 5), 40, seed=2)
     km = ops.kernel_map4d(coords, ks)

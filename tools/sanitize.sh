@@ -35,9 +35,9 @@ if [ "$SANITIZE_TESTS" = quick ]; then
   INT_OPS="tests/test_emu_sparse.py::test_kernel_map4d tests/test_emu_patchmatch.py::test_patchmatch_propagate_block_orders_and_empty"
   # the tensor-core kernels (emulated mma.sync), one small case of each kernel and direction
   TC="tests/test_emu_mma.py tests/test_emu_tensor_cores.py::test_path_selection
-    tests/test_emu_tensor_cores.py::test_conv4d_path_selection tests/test_emu_tensor_cores.py::test_corr4d_topk_forward
-    tests/test_emu_tensor_cores.py::test_sparse_conv4d_forward_and_feature_grad
-    tests/test_emu_tensor_cores.py::test_conv4d_forward_and_input_grad[5-True-dtype0]"
+    tests/test_emu_tensor_cores.py::test_conv4d_path_selection tests/test_emu_tensor_cores.py::test_corr4d_topk_tc_kernel_forward
+    tests/test_emu_tensor_cores.py::test_sparse_conv4d_tc_kernels_forward_feature_and_weight_grad
+    tests/test_emu_tensor_cores.py::test_conv4d_tc_kernels_forward_input_and_weight_grad[5-True-dtype0]"
   ASAN_TESTS="tests/test_emu_half.py $INT_OPS $TC tests/test_bounds.py tests/test_cuda_ops.py tests/test_bf16.py"
   TSAN_TESTS="tests/test_emu_half.py $INT_OPS $TC"
 fi

@@ -26,6 +26,23 @@ __host__ __device__ __forceinline__ bool inside(const Dims& g, int64_t i0, int64
   return i0 >= 0 && i0 < g.in[0] && i1 >= 0 && i1 < g.in[1] && i2 >= 0 && i2 < g.in[2] && i3 >= 0 && i3 < g.in[3];
 }
 
+// Reduction row k of the implicit GEMM = (input channel c, kernel taps a[0..3]): returns its offset in x from
+// x[b, 0, i - pad] and writes its taps. Past the end (k >= Cin * taps) the taps are (kInvalid, 0, 0, 0), which
+// `inside` rejects, and the offset 0. Shared by the SIMT and tensor-core kernels (forward and weight gradient).
+__host__ __device__ __forceinline__ int64_t decode_reduction_row(const Dims& g, int64_t k, int64_t a[4]) {
+  const int64_t taps = g.k[0] * g.k[1] * g.k[2] * g.k[3];
+  if (k >= g.Cin * taps) {
+    a[0] = kInvalid, a[1] = a[2] = a[3] = 0;
+    return 0;
+  }
+  const int64_t s2 = g.in[3], s1 = g.in[2] * s2, s0 = g.in[1] * s1, sc = g.in[0] * s0;
+  int64_t r = k % taps;
+  a[3] = r % g.k[3], r /= g.k[3];
+  a[2] = r % g.k[2], r /= g.k[2];
+  a[1] = r % g.k[1], a[0] = r / g.k[1];
+  return (k / taps) * sc + a[0] * s0 + a[1] * s1 + a[2] * s2 + a[3];
+}
+
 // ---- forward ----------------------------------------------------------------------------------------
 // Block tile: (8 * MI) output channels x 128 positions, reduction in steps of 16 (c, tap) entries.
 // 256 threads = 8 (m) x 32 (n); each thread owns MI x 4 outputs, rows strided by 8 and columns by 32, so
@@ -73,22 +90,9 @@ __global__ void __launch_bounds__(kFwdThreads)
 
   for (int64_t kb = 0; kb < K; kb += kFwdTK) {
     if (tid < kFwdTK) {
-      const int64_t k = kb + tid;
-      if (k < K) {
-        const int64_t c = k / taps;
-        int64_t r = k % taps;
-        const int64_t a3 = r % g.k[3];
-        r /= g.k[3];
-        const int64_t a2 = r % g.k[2];
-        r /= g.k[2];
-        const int64_t a1 = r % g.k[1], a0 = r / g.k[1];
-        k_off[tid] = c * sc + a0 * s0 + a1 * s1 + a2 * s2 + a3 * s3;
-        k_tap[tid][0] = static_cast<int>(a0), k_tap[tid][1] = static_cast<int>(a1);
-        k_tap[tid][2] = static_cast<int>(a2), k_tap[tid][3] = static_cast<int>(a3);
-      } else {
-        k_off[tid] = 0;
-        k_tap[tid][0] = kInvalid, k_tap[tid][1] = k_tap[tid][2] = k_tap[tid][3] = 0;
-      }
+      int64_t a[4];
+      k_off[tid] = decode_reduction_row(g, kb + tid, a);
+      for (int i = 0; i < 4; ++i) k_tap[tid][i] = static_cast<int>(a[i]);
     }
     for (int e = tid; e < kFwdTK * TM; e += kFwdThreads) {
       const int kk = e % kFwdTK, m = e / kFwdTK;
@@ -164,15 +168,9 @@ __global__ void __launch_bounds__(kWgThreads)
 
   // This thread's column k: decode it once.
   const int64_t k = static_cast<int64_t>(blockIdx.x) * kWgTK + tx;
-  int64_t a0 = kInvalid, a1 = 0, a2 = 0, a3 = 0, koff = 0;
-  if (k < K) {
-    const int64_t c = k / taps;
-    int64_t r = k % taps;
-    a3 = r % g.k[3], r /= g.k[3];
-    a2 = r % g.k[2], r /= g.k[2];
-    a1 = r % g.k[1], a0 = r / g.k[1];
-    koff = c * sc + a0 * s0 + a1 * s1 + a2 * s2 + a3 * s3;
-  }
+  int64_t a[4];
+  const int64_t koff = decode_reduction_row(g, k, a);
+  const int64_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
 
   acc_t acc[kWgTM / 4] = {};
   for (int64_t qb = q0; qb < q1; qb += kWgTP) {

@@ -59,22 +59,9 @@ __global__ void __launch_bounds__(kTcThreads)
 
   for (int64_t kb = 0; kb < K; kb += kMmaDepth) {
     if (tid < kMmaDepth) {
-      const int64_t k = kb + tid;
-      if (k < K) {
-        const int64_t c = k / taps;
-        int64_t r = k % taps;
-        const int64_t a3 = r % g.k[3];
-        r /= g.k[3];
-        const int64_t a2 = r % g.k[2];
-        r /= g.k[2];
-        const int64_t a1 = r % g.k[1], a0 = r / g.k[1];
-        k_off[tid] = c * sc + a0 * s0 + a1 * s1 + a2 * s2 + a3 * s3;
-        k_tap[tid][0] = static_cast<int>(a0), k_tap[tid][1] = static_cast<int>(a1);
-        k_tap[tid][2] = static_cast<int>(a2), k_tap[tid][3] = static_cast<int>(a3);
-      } else {
-        k_off[tid] = 0;
-        k_tap[tid][0] = kInvalid, k_tap[tid][1] = k_tap[tid][2] = k_tap[tid][3] = 0;
-      }
+      int64_t a[4];
+      k_off[tid] = decode_reduction_row(g, kb + tid, a);
+      for (int i = 0; i < 4; ++i) k_tap[tid][i] = static_cast<int>(a[i]);
     }
     // W slab, element e -> (k e % depth, m e / depth): a warp reads consecutive k of a weight row (coalesced)
     for (int e = tid; e < kMmaDepth * TM; e += kTcThreads) {
@@ -141,15 +128,9 @@ __global__ void __launch_bounds__(kTcThreads)
   const int64_t q1 = q0 + per_split < P ? q0 + per_split : P;
 
   const int64_t k = k0 + tx;
-  int64_t a0 = kInvalid, a1 = 0, a2 = 0, a3 = 0, koff = 0;
-  if (k < K) {
-    const int64_t c = k / taps;
-    int64_t r = k % taps;
-    a3 = r % g.k[3], r /= g.k[3];
-    a2 = r % g.k[2], r /= g.k[2];
-    a1 = r % g.k[1], a0 = r / g.k[1];
-    koff = c * sc + a0 * s0 + a1 * s1 + a2 * s2 + a3 * s3;
-  }
+  int64_t a[4];
+  const int64_t koff = decode_reduction_row(g, k, a);
+  const int64_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
 
   float acc[1][kTcWgFN][4];
 #pragma unroll
