@@ -36,11 +36,11 @@ def ncnet_mutual_matching(corr4d, eps=1e-5):
     return corr4d * (corr_a * corr_b)
 
 
-def hpf_appearance_similarity(src_feats, trg_feats, exp1=3):
+def hpf_appearance_similarity(src_feats, tgt_feats, exp1=3):
     """HPF appearance similarity on hyperpixel features (N, C): relu(cos)^exp1, norms without eps."""
     src_norms = torch.norm(src_feats, p=2, dim=1).unsqueeze(1)
-    trg_norms = torch.norm(trg_feats, p=2, dim=1).unsqueeze(0)
-    sim = torch.matmul(src_feats, trg_feats.t()) / torch.matmul(src_norms, trg_norms)
+    tgt_norms = torch.norm(tgt_feats, p=2, dim=1).unsqueeze(0)
+    sim = torch.matmul(src_feats, tgt_feats.t()) / torch.matmul(src_norms, tgt_norms)
     return torch.pow(torch.clamp(sim, min=0), exp1)
 
 

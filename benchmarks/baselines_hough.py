@@ -1,5 +1,7 @@
 """The published Hough matching algorithms, written plainly in PyTorch from the papers and their public code's
 behaviour (not copied). Benchmarks time our ops against these; tests check that our ops give the same numbers.
+Argument names follow the published code (``trg_`` for the target, where the rest of the project says ``tgt_``)
+so the two read side by side.
 """
 import math
 

@@ -97,13 +97,13 @@ def pck_comparison(grid=25, n_pairs=18, alphas=(0.05, 0.1)):
     for index in range(min(n_pairs, len(ds))):
         raw = ds.load_raw(index)
         src = torch.from_numpy(np.ascontiguousarray(raw.src_img)).permute(2, 0, 1)[None].float()
-        tgt = torch.from_numpy(np.ascontiguousarray(raw.trg_img)).permute(2, 0, 1)[None].float()
+        tgt = torch.from_numpy(np.ascontiguousarray(raw.tgt_img)).permute(2, 0, 1)[None].float()
         with torch.no_grad():
             fs, ft = model.features(src), model.features(tgt)
         Ht, Wt = ft.shape[-2:]
         sk = torch.from_numpy(np.asarray(raw.src_kps, dtype=np.float32))
-        tk = torch.from_numpy(np.asarray(raw.trg_kps, dtype=np.float32))
-        L = float(max(raw.trg_img.shape[:2]))
+        tk = torch.from_numpy(np.asarray(raw.tgt_kps, dtype=np.float32))
+        L = float(max(raw.tgt_img.shape[:2]))
         total += len(sk)
         for impl, fn in impls:
             idx = fn(fs, ft)

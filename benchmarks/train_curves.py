@@ -84,7 +84,7 @@ def no_motion_pck(method: str = "ncnet", size: int = 64) -> float:
     s, n = 0.0, 0
     for item in _engine_data.build_keypoint_dataset(spec):
         batch = collate_samples([item])
-        ds, dn = _engine_data.per_pair_pck(batch["src_kps"].float(), batch["trg_kps"].float(),
+        ds, dn = _engine_data.per_pair_pck(batch["src_kps"].float(), batch["tgt_kps"].float(),
                                            _engine_data.thresholds(batch, spec.get("thresh", "img")),
                                            float(spec.get("alpha", 0.1)))
         s, n = s + ds, n + dn

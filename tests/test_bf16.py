@@ -96,7 +96,7 @@ def daisy_pairs():
 
     ds = build_dataset("synthetic", None, split="test", size=200)
     bb = build_backbone("daisy", stride=8)
-    return [(bb(ds[i]["src_img"][None]), bb(ds[i]["trg_img"][None])) for i in (0, 4, 9)]
+    return [(bb(ds[i]["src_img"][None]), bb(ds[i]["tgt_img"][None])) for i in (0, 4, 9)]
 
 
 @pytest.mark.parametrize("C", [256, 1024])

@@ -149,7 +149,7 @@ def test_eval_records_hold_the_predicted_points(tmp_path, capsys, protocol):
         for r in recs:
             item = ds[r["index"]]
             np.testing.assert_allclose(r["pred_kps"], item["src_kps"].numpy(), atol=1e-4)
-            np.testing.assert_allclose(r["gt_kps"], item["trg_kps"].numpy(), atol=1e-4)
+            np.testing.assert_allclose(r["gt_kps"], item["tgt_kps"].numpy(), atol=1e-4)
     for r in recs:  # the saved counts are the PCK of the saved points
         pred, gt = np.array(r["pred_kps"]), np.array(r["gt_kps"])
         valid = (gt >= 0).all(-1)

@@ -73,17 +73,17 @@ def test_pfpascal_hpf_layout_original_size(tmp_path):
     s = ds[0]
     assert s["category"] == "bicycle"                              # class 2 of the VOC list, 1-based
     assert s["pair_id"] == "2009_000001-2009_000002:bicycle"
-    assert s["src_img"].shape == (3, 20, 30) and s["trg_img"].shape == (3, 40, 10)
+    assert s["src_img"].shape == (3, 20, 30) and s["tgt_img"].shape == (3, 40, 10)
     assert s["src_img"].dtype == torch.float32 and 0 <= s["src_img"].min() and s["src_img"].max() <= 1
     # keypoints annotated in both images only (rows 0 and 3), padded with -1 to 20
     assert s["n_kps"] == 2 and s["src_kps"].shape == (20, 2)
     assert s["src_kps"][:2].tolist() == [[2, 3], [25, 5]]
-    assert s["trg_kps"][:2].tolist() == [[4, 30], [8, 1]]
-    assert (s["trg_kps"][2:] == -1).all()
-    assert s["trg_bbox"].tolist() == [0, 1, 9, 39]
+    assert s["tgt_kps"][:2].tolist() == [[4, 30], [8, 1]]
+    assert (s["tgt_kps"][2:] == -1).all()
+    assert s["tgt_bbox"].tolist() == [0, 1, 9, 39]
     assert s["thresh_img"] == 40 and s["thresh_bbox"] == 38
     assert s["thresh_kpbox"] == 29                                 # max(8-4, 30-1)
-    assert s["trg_size"].tolist() == [40, 10]
+    assert s["tgt_size"].tolist() == [40, 10]
     assert ds[1]["category"] == "cat" and ds[1]["n_kps"] == 1
 
 
@@ -91,11 +91,11 @@ def test_pfpascal_resized_scales_keypoints_boxes_thresholds(tmp_path):
     make_pfpascal_hpf(tmp_path)
     ds = PFPascal(tmp_path, size=(10, 20))                           # (H, W)
     s = ds[0]
-    assert s["src_img"].shape == (3, 10, 20) and s["trg_img"].shape == (3, 10, 20)
+    assert s["src_img"].shape == (3, 10, 20) and s["tgt_img"].shape == (3, 10, 20)
     # source 20x30 -> 10x20: x * 20/30, y * 10/20 ; target 40x10 -> x * 2, y / 4
     assert torch.allclose(s["src_kps"][:2], torch.tensor([[2 * 2 / 3, 1.5], [25 * 2 / 3, 2.5]]))
-    assert torch.allclose(s["trg_kps"][:2], torch.tensor([[8.0, 7.5], [16.0, 0.25]]))
-    assert torch.allclose(s["trg_bbox"], torch.tensor([0.0, 0.25, 18.0, 9.75]))
+    assert torch.allclose(s["tgt_kps"][:2], torch.tensor([[8.0, 7.5], [16.0, 0.25]]))
+    assert torch.allclose(s["tgt_bbox"], torch.tensor([0.0, 0.25, 18.0, 9.75]))
     assert s["thresh_img"] == 20 and s["thresh_bbox"] == pytest.approx(18.0)
     # JPEG is lossy, but a flat image stays flat after resizing
     assert s["src_img"].std() < 0.02
@@ -120,8 +120,8 @@ def test_pfpascal_ncnet_layout_csv_keypoints(tmp_path):
     assert s["category"] == "aeroplane"
     # the third point is missing in the target: only two correspondences remain
     assert s["n_kps"] == 2
-    assert s["src_kps"][:2].tolist() == [[1, 4], [2, 5]] and s["trg_kps"][:2].tolist() == [[7, 9], [8, 10]]
-    assert math.isnan(s["thresh_bbox"]) and (s["trg_bbox"] == -1).all()   # no Annotations/: no boxes
+    assert s["src_kps"][:2].tolist() == [[1, 4], [2, 5]] and s["tgt_kps"][:2].tolist() == [[7, 9], [8, 10]]
+    assert math.isnan(s["thresh_bbox"]) and (s["tgt_bbox"] == -1).all()   # no Annotations/: no boxes
     assert s["thresh_img"] == 14
     rep = PFPascal.check(tmp_path)
     assert rep.ok and rep.n_pairs == 1 and any("alpha_bbox unavailable" in n for n in rep.notes)
@@ -167,7 +167,7 @@ def test_pfwillow_reads_columns_and_keypoint_box(tmp_path):
     assert s["category"] == "car(G)"
     assert s["n_kps"] == 10
     assert s["src_kps"][:3].tolist() == [[1, 2], [2, 4], [3, 6]]
-    assert s["trg_kps"][9].tolist() == [13, 19]
+    assert s["tgt_kps"][9].tolist() == [13, 19]
     assert s["thresh_kpbox"] == 18 and s["thresh_bbox"] == 18      # max(13-4, 19-1)
     s2 = ds[1]
     assert s2["category"] == "duck(S)" and s2["n_kps"] == 9
@@ -213,8 +213,8 @@ def test_spair_reads_json_boxes_and_variation_groups(tmp_path):
     s = ds[0]
     assert s["pair_id"] == "000001-2008_000001-2008_000002:cat" and s["category"] == "cat"
     assert s["n_kps"] == 3 and s["src_kps"].shape == (40, 2)
-    assert s["trg_kps"][:3].tolist() == [[2, 5], [8, 20], [14, 27]]
-    assert s["trg_bbox"].tolist() == [1, 2, 15, 28] and s["thresh_bbox"] == 26
+    assert s["tgt_kps"][:3].tolist() == [[2, 5], [8, 20], [14, 27]]
+    assert s["tgt_bbox"].tolist() == [1, 2, 15, 28] and s["thresh_bbox"] == 26
     assert s["groups"] == ["viewpoint/hard", "scale/easy", "truncation/both", "occlusion/src"]
     assert ds[1]["groups"] == ["viewpoint/easy", "scale/medium", "truncation/none", "occlusion/none"]
     assert ds[1]["thresh_bbox"] == 6
@@ -259,10 +259,10 @@ def test_caltech_polygons_become_masks(tmp_path):
     # the rectangle with corners (2, 1) and (7, 5), borders included -> 6 x 5 pixels
     assert s["src_mask"].shape == (10, 12) and int(s["src_mask"].sum()) == 30
     assert s["src_mask"][1, 2] and s["src_mask"][5, 7] and not s["src_mask"][0, 2] and not s["src_mask"][1, 8]
-    assert int(s["trg_mask"].sum()) == 121
+    assert int(s["tgt_mask"].sum()) == 121
     r = Caltech101(tmp_path, size=20)[0]
-    assert r["src_mask"].shape == (20, 20) and r["trg_mask"].shape == (20, 20)
-    assert int(r["trg_mask"].sum()) == 121                           # target was already 20x20
+    assert r["src_mask"].shape == (20, 20) and r["tgt_mask"].shape == (20, 20)
+    assert int(r["tgt_mask"].sum()) == 121                           # target was already 20x20
     assert Caltech101.check(tmp_path).ok
     (tmp_path / "101_ObjectCategories" / "Faces" / "image_0002.jpg").unlink()
     assert Caltech101.check(tmp_path).pairs_missing_images == 1
@@ -314,22 +314,22 @@ def test_tss_flow_to_keypoints_both_directions_and_flip(tmp_path):
     # mask1 has 16 pixels, one with unknown flow -> 15 keypoints, each moved by (3, -2)
     assert s["n_kps"] == 15
     n = s["n_kps"]
-    assert torch.equal(s["trg_kps"][:n], s["src_kps"][:n] + torch.tensor([3.0, -2.0]))
+    assert torch.equal(s["tgt_kps"][:n], s["src_kps"][:n] + torch.tensor([3.0, -2.0]))
     assert [1.0, 2.0] not in s["src_kps"][:n].tolist()
     assert s["src_kps"][0].tolist() == [2.0, 2.0]                   # row-major order
     assert s["thresh_img"] == 10
     r = ds[1]                                                         # 2to1 uses mask2 / flow2
-    assert r["n_kps"] == 6 and torch.equal(r["trg_kps"][:6], r["src_kps"][:6] - torch.tensor([1.0, 0.0]))
+    assert r["n_kps"] == 6 and torch.equal(r["tgt_kps"][:6], r["src_kps"][:6] - torch.tensor([1.0, 0.0]))
     # flipped pair: the target image is mirrored and so is the ground truth, x -> (W - 1) - x
     f = ds[2]
     assert f["flip"] == 1
     raw_t = read_image(tmp_path / "JODS" / "pair02" / "image2.png")
-    assert torch.allclose(f["trg_img"], torch.from_numpy(raw_t[:, ::-1].copy()).permute(2, 0, 1))
+    assert torch.allclose(f["tgt_img"], torch.from_numpy(raw_t[:, ::-1].copy()).permute(2, 0, 1))
     expect = f["src_kps"][:15] + torch.tensor([3.0, -2.0])
     expect[:, 0] = 9 - expect[:, 0]
-    assert torch.equal(f["trg_kps"][:15], expect)
+    assert torch.equal(f["tgt_kps"][:15], expect)
     nf = TSS(tmp_path, size=None, max_kps=100, use_flip=False)[2]
-    assert torch.equal(nf["trg_kps"][:15], nf["src_kps"][:15] + torch.tensor([3.0, -2.0]))
+    assert torch.equal(nf["tgt_kps"][:15], nf["src_kps"][:15] + torch.tensor([3.0, -2.0]))
     # grid subsampling keeps at most max_kps points
     sub = TSS(tmp_path, size=None, max_kps=4)[0]
     assert 1 <= sub["n_kps"] <= 4 and sub["src_kps"].shape == (4, 2)

@@ -20,11 +20,11 @@ def _png(path, h, w, seed=0):
     iio.imwrite(path, np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8))
 
 
-def make_pascal(root, trg_size=(20, 20)):
+def make_pascal(root, tgt_size=(20, 20)):
     """Pair 0 (bicycle): target keypoints at distances 1, 5, 0 from the source ones; target box 10 wide.
     Pair 1 (cat): identical keypoints."""
     _png(root / "JPEGImages" / "a.jpg", 20, 20, 1)
-    _png(root / "JPEGImages" / "b.jpg", *trg_size, 2)
+    _png(root / "JPEGImages" / "b.jpg", *tgt_size, 2)
     _png(root / "JPEGImages" / "c.jpg", 20, 20, 3)
     for cls, name, kps, box in [("bicycle", "a", [[2, 3], [10, 10], [15, 4]], [0, 0, 19, 19]),
                                 ("bicycle", "b", [[2, 4], [13, 14], [15, 4]], [0, 0, 10, 10]),
@@ -73,7 +73,7 @@ def test_identity_on_pfpascal_matches_hand_computation(tmp_path):
 
 
 def test_mixed_image_sizes_without_resizing_are_evaluated_pair_by_pair(tmp_path):
-    make_pascal(tmp_path / "data", trg_size=(40, 20))       # target twice as tall
+    make_pascal(tmp_path / "data", tgt_size=(40, 20))       # target twice as tall
     res = evaluate(_cfg(dataset="pfpascal", root=str(tmp_path / "data"), size=None, batch_size=2,
                         alphas=(0.1,)))
     # identity scales y by 2: source (2,3),(10,10),(15,4) -> (2,6),(10,20),(15,8); gt (2,4),(13,14),(15,4)
@@ -86,9 +86,9 @@ class CountingIdentity(IdentityBaseline):
         super().__init__()
         self.calls = 0
 
-    def match(self, src, trg):
+    def match(self, src, tgt):
         self.calls += src.shape[0]
-        return super().match(src, trg)
+        return super().match(src, tgt)
 
 
 def test_resume_skips_recorded_pairs_and_reproduces_a_fresh_run(tmp_path):

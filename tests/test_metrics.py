@@ -116,18 +116,18 @@ def test_accumulation_is_order_free_integers():
 def test_mask_transfer_ltacc_iou_hand_computed():
     src = torch.zeros(4, 4, dtype=torch.bool)
     src[1:3, 1:3] = True                                 # 2x2 object
-    trg = torch.zeros(4, 4, dtype=torch.bool)
-    trg[1:3, 2:4] = True                                 # the same object moved right by 1
+    tgt = torch.zeros(4, 4, dtype=torch.bool)
+    tgt[1:3, 2:4] = True                                 # the same object moved right by 1
     ys, xs = torch.meshgrid(torch.arange(4.0), torch.arange(4.0), indexing="ij")
     # a perfect correspondence: target pixel (x, y) comes from source (x - 1, y)
     perfect = torch.stack([xs - 1, ys], -1)
     t = transfer_mask(src, perfect)
-    assert torch.equal(t, trg)
-    assert label_transfer_accuracy(t, trg) == 1.0 and mask_iou(t, trg) == 1.0
+    assert torch.equal(t, tgt)
+    assert label_transfer_accuracy(t, tgt) == 1.0 and mask_iou(t, tgt) == 1.0
     # identity correspondence: transferred = src; 4 of 16 pixels differ; IoU = 2 / 6
     t = transfer_mask(src, torch.stack([xs, ys], -1))
-    assert label_transfer_accuracy(t, trg) == pytest.approx(12 / 16)
-    assert mask_iou(t, trg) == pytest.approx(2 / 6)
+    assert label_transfer_accuracy(t, tgt) == pytest.approx(12 / 16)
+    assert mask_iou(t, tgt) == pytest.approx(2 / 6)
     # out-of-image and NaN matches read background
     bad = torch.full((4, 4, 2), float("nan"))
     bad[0, 0] = torch.tensor([9.0, 9.0])
@@ -138,14 +138,14 @@ def test_mask_transfer_ltacc_iou_hand_computed():
 def test_localization_error_hand_computed():
     src = torch.zeros(4, 4, dtype=torch.bool)
     src[0:2, 0:2] = True
-    trg = src.clone()
+    tgt = src.clone()
     ys, xs = torch.meshgrid(torch.arange(4.0), torch.arange(4.0), indexing="ij")
     ident = torch.stack([xs, ys], -1)
-    assert localization_error(src, trg, ident) == 0.0
+    assert localization_error(src, tgt, ident) == 0.0
     # every target pixel matched one pixel to the right (the last column falls outside):
     # relative coordinates differ by 1/2 in x (box width 2) -> error 0.5 on 12 in-bound pixels
     shifted = torch.stack([xs + 1, ys], -1)
-    assert localization_error(src, trg, shifted) == pytest.approx(0.5)
+    assert localization_error(src, tgt, shifted) == pytest.approx(0.5)
 
 
 # ----------------------------------------------------------------------- TSS flow PCK

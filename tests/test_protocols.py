@@ -22,10 +22,10 @@ def _img(h, w, value):
 
 
 def _sample(src_hw, tgt_hw, src_kps, tgt_kps, src_bbox=None, tgt_bbox=None):
-    return {"src_img": _img(*src_hw, 0.25), "trg_img": _img(*tgt_hw, 0.75),
-            "src_kps": torch.tensor(src_kps, dtype=torch.float32), "trg_kps": torch.tensor(tgt_kps, dtype=torch.float32),
+    return {"src_img": _img(*src_hw, 0.25), "tgt_img": _img(*tgt_hw, 0.75),
+            "src_kps": torch.tensor(src_kps, dtype=torch.float32), "tgt_kps": torch.tensor(tgt_kps, dtype=torch.float32),
             "src_bbox": torch.tensor(src_bbox if src_bbox else [-1.0] * 4),
-            "trg_bbox": torch.tensor(tgt_bbox if tgt_bbox else [-1.0] * 4)}
+            "tgt_bbox": torch.tensor(tgt_bbox if tgt_bbox else [-1.0] * 4)}
 
 
 class GridModel:

@@ -219,11 +219,11 @@ def test_ncnet_protocol_equals_the_published_readout_on_our_volume(tmp_path):
     proto = PROTOCOLS["ncnet/pfpascal"]
     out = evaluate_pair(lambda a, b: model.match(a, b), sample, proto)
     src_in = prepare_image(sample["src_img"], proto.resize)[None]
-    tgt_in = prepare_image(sample["trg_img"], proto.resize)[None]
+    tgt_in = prepare_image(sample["tgt_img"], proto.resize)[None]
     with torch.no_grad():
         corr = model.correlation(src_in, tgt_in)[0]                   # (1, 1, Hs, Ws, Ht, Wt), source-major
     n = sample["n_kps"]
-    tgt_224 = (sample["trg_kps"][:n].double() * torch.tensor([224 / 200, 224 / 90], dtype=torch.float64)).tolist()
+    tgt_224 = (sample["tgt_kps"][:n].double() * torch.tensor([224 / 200, 224 / 90], dtype=torch.float64)).tolist()
     ref = _published_ncnet_t2s(corr, tgt_224)
     assert corr.shape[-1] == 8
     assert torch.allclose(out["pred"], ref, atol=1e-4), (out["pred"], ref)
@@ -245,7 +245,7 @@ def test_sfnet_protocol_equals_the_published_readout_of_grid_t2s(tmp_path):
     proto = PROTOCOLS["sfnet/pfwillow"]
     out = evaluate_pair(lambda a, b: model.match(a, b), sample, proto)
     src_in = prepare_image(sample["src_img"], proto.resize, 16)[None]
-    tgt_in = prepare_image(sample["trg_img"], proto.resize, 16)[None]
+    tgt_in = prepare_image(sample["tgt_img"], proto.resize, 16)[None]
     with torch.no_grad():
         g = model.flows(src_in, tgt_in)["grid_T2S"].double()           # (1, Ht, Wt, 2) over the source grid
     n = g.shape[1]
@@ -254,7 +254,7 @@ def test_sfnet_protocol_equals_the_published_readout_of_grid_t2s(tmp_path):
     small[..., 1] *= (n // 2) / (n // 2 - 1)
     up = F.interpolate(small.permute(0, 3, 1, 2), size=(90, 200), mode="bilinear", align_corners=True)[0]
     ref = []
-    for x, y in sample["trg_kps"][: sample["n_kps"]].tolist():
+    for x, y in sample["tgt_kps"][: sample["n_kps"]].tolist():
         px, py = int(np.round(x)), int(np.round(y))
         px, py = (px - 1 if px == 200 else px), (py - 1 if py == 90 else py)
         ref.append([(float(up[0, py, px]) + 1) * (160 - 1) / 2, (float(up[1, py, px]) + 1) * (120 - 1) / 2])

@@ -45,7 +45,7 @@ def test_keypoint_loss_is_the_mean_over_pairs_of_the_cross_entropy():
     model = build_model("pmnc", backbone="hog", image_size=None, init="random")
     imgs = torch.rand(2, 3, 48, 48)
     kps = torch.tensor([[[10.0, 12.0], [30.0, 40.0]], [[20.0, 20.0], [-1.0, -1.0]]])
-    batch = {"index": torch.arange(2), "src_img": imgs, "trg_img": imgs.flip(0), "src_kps": kps, "trg_kps": kps + 3}
+    batch = {"index": torch.arange(2), "src_img": imgs, "tgt_img": imgs.flip(0), "src_kps": kps, "tgt_kps": kps + 3}
     got = T.keypoint_ce_loss(model, batch, {})["loss"]
     # float64 reference: softmax over target cells of exp(logit_scale) * dense scores, CE with the map, per pair
     ref = []

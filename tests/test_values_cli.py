@@ -90,10 +90,10 @@ def test_eval_prints_the_mean_per_pair_pck(tmp_path, capsys):
     per_pair = {a: [] for a in ALPHAS}
     for i in range(n):
         s = data[i]
-        m = model.match(s["src_img"][None], s["trg_img"][None])
+        m = model.match(s["src_img"][None], s["tgt_img"][None])
         nk = s["n_kps"]
-        src_kps, gt = s["src_kps"][:nk].double().numpy(), s["trg_kps"][:nk].double().numpy()
-        pred = ref_transfer(m.field[0].double().numpy(), src_kps, s["src_img"].shape[-2:], s["trg_img"].shape[-2:])
+        src_kps, gt = s["src_kps"][:nk].double().numpy(), s["tgt_kps"][:nk].double().numpy()
+        pred = ref_transfer(m.field[0].double().numpy(), src_kps, s["src_img"].shape[-2:], s["tgt_img"].shape[-2:])
         for a in ALPHAS:
             per_pair[a].append(ref_pck(pred, gt, s["thresh_img"], a))
     for a in ALPHAS:

@@ -86,8 +86,8 @@ def _validation_pairs(n, size, seed):
     for i in range(min(n, len(ds))):
         raw = ds.load_raw(i)
         t = lambda a: torch.from_numpy(to_float_rgb(a)).float().permute(2, 0, 1)[None]  # noqa: E731
-        pairs.append((t(raw.src_img), t(raw.trg_img), torch.as_tensor(raw.src_kps).float(),
-                      torch.as_tensor(raw.trg_kps).float()))
+        pairs.append((t(raw.src_img), t(raw.tgt_img), torch.as_tensor(raw.src_kps).float(),
+                      torch.as_tensor(raw.tgt_kps).float()))
     return pairs
 
 

@@ -144,24 +144,24 @@ class SyntheticPairs(PairDataset):
         rng = self._rng(index)
         src = load_offline_image(img, s)
         warp = make_warp((s, s), int(rng.integers(2**31)), kind, self.strength)
-        trg = np.clip(warp_image(src, warp), 0, 1).astype(np.float32)
+        tgt = np.clip(warp_image(src, warp), 0, 1).astype(np.float32)
         cand = _corners(src, 0.1, max(3, s // 40))
-        trg_cand = warp.forward(cand) if len(cand) else cand
-        inside = ((trg_cand >= 0) & (trg_cand <= s - 1)).all(1) if len(cand) else np.zeros(0, bool)
-        src_kps, trg_kps = self._pick(rng, cand[inside], trg_cand[inside])
+        tgt_cand = warp.forward(cand) if len(cand) else cand
+        inside = ((tgt_cand >= 0) & (tgt_cand <= s - 1)).all(1) if len(cand) else np.zeros(0, bool)
+        src_kps, tgt_kps = self._pick(rng, cand[inside], tgt_cand[inside])
         # the warped source frame, clipped: the "object" of a synthetic pair
         border = np.array([[x, y] for x in np.linspace(0, s - 1, 33) for y in (0, s - 1)]
                           + [[x, y] for y in np.linspace(0, s - 1, 33) for x in (0, s - 1)])
         wb = np.clip(warp.forward(border), 0, s - 1)
-        trg_box = np.array([wb[:, 0].min(), wb[:, 1].min(), wb[:, 0].max(), wb[:, 1].max()])
+        tgt_box = np.array([wb[:, 0].min(), wb[:, 1].min(), wb[:, 0].max(), wb[:, 1].max()])
         src_box = np.array([0.0, 0.0, s - 1.0, s - 1.0])
-        return RawPair(self.pair_id(index), img, src, trg, src_kps, trg_kps, src_box, trg_box,
+        return RawPair(self.pair_id(index), img, src, tgt, src_kps, tgt_kps, src_box, tgt_box,
                        groups=[f"warp/{kind}"])
 
-    def _pick(self, rng, src_c: np.ndarray, trg_c: np.ndarray):
+    def _pick(self, rng, src_c: np.ndarray, tgt_c: np.ndarray):
         pool = min(len(src_c), 3 * self.n_kps)          # among the strongest corners
         take = np.sort(rng.permutation(pool)[: self.n_kps]) if pool else np.zeros(0, int)
-        return src_c[take], trg_c[take]
+        return src_c[take], tgt_c[take]
 
     def _stereo_pair(self, index: int) -> RawPair:
         left, right, disp = _stereo()
@@ -172,10 +172,10 @@ class SyntheticPairs(PairDataset):
         d = disp[yi, xi]
         ok = np.isfinite(d) & (cand[:, 0] - d >= 0)
         src_c = cand[ok]
-        trg_c = src_c.copy()
-        trg_c[:, 0] -= d[ok]
-        src_kps, trg_kps = self._pick(rng, src_c, trg_c)
-        return RawPair(self.pair_id(index), "motorcycle", left, right, src_kps, trg_kps,
+        tgt_c = src_c.copy()
+        tgt_c[:, 0] -= d[ok]
+        src_kps, tgt_kps = self._pick(rng, src_c, tgt_c)
+        return RawPair(self.pair_id(index), "motorcycle", left, right, src_kps, tgt_kps,
                        np.array([0.0, 0.0, w - 1.0, h - 1.0]), np.array([0.0, 0.0, w - 1.0, h - 1.0]),
                        groups=["warp/stereo"])
 

@@ -106,14 +106,14 @@ def plot_keypoint_grid(samples: List[dict], preds: List[np.ndarray], path: Path,
         ax.axis("off")
     for j, (s, pred) in enumerate(zip(samples, preds)):
         ax = axes.ravel()[j]
-        a, b = _img(s["src_img"]), _img(s["trg_img"])
+        a, b = _img(s["src_img"]), _img(s["tgt_img"])
         h = max(a.shape[0], b.shape[0])
         canvas = np.ones((h, a.shape[1] + b.shape[1], 3), dtype=np.float32)
         canvas[: a.shape[0], : a.shape[1]] = a
         canvas[: b.shape[0], a.shape[1]:] = b
         ax.imshow(canvas)
         off = a.shape[1]
-        src, gt = s["src_kps"].numpy(), s["trg_kps"].numpy()
+        src, gt = s["src_kps"].numpy(), s["tgt_kps"].numpy()
         thresh = s.get(f"thresh_{kind}", math.nan)
         if not (isinstance(thresh, float) and math.isfinite(thresh)):
             thresh = s["thresh_img"]
@@ -147,8 +147,8 @@ def plot_mask_grid(samples: List[dict], transferred: List[np.ndarray], path: Pat
         ax.axis("off")
     for j, (s, tm) in enumerate(zip(samples, transferred)):
         ax = axes.ravel()[j]
-        a, b = _img(s["src_img"]), _img(s["trg_img"])
-        sm, gm = s["src_mask"].numpy(), s["trg_mask"].numpy()
+        a, b = _img(s["src_img"]), _img(s["tgt_img"])
+        sm, gm = s["src_mask"].numpy(), s["tgt_mask"].numpy()
         a = a * 0.6 + 0.4 * np.where(sm[..., None], [1.0, 0.2, 0.2], a)
         over = b.copy()
         over[gm] = over[gm] * 0.5 + 0.5 * np.array([0.1, 1.0, 0.1])
@@ -176,14 +176,14 @@ def _protocol_view(model_fn, sample: dict, protocol) -> tuple:
 
     x = pair_inputs(sample, protocol)
     pred = transfer(protocol, x.geo, model_fn(x.q_in[None], x.r_in[None]), x.q_e) if len(x.q_e) else x.q_e
-    q, r = ("src", "trg") if protocol.direction == "s2t" else ("trg", "src")
+    q, r = ("src", "tgt") if protocol.direction == "s2t" else ("tgt", "src")
 
     def show(img, size):
         size = (max(1, int(round(size[0]))), max(1, int(round(size[1]))))
         return F.interpolate(img.float()[None], size=size, mode="bilinear", align_corners=False, antialias=True)[0]
 
     view = {"pair_id": sample["pair_id"], "src_img": show(sample[f"{q}_img"], x.geo.q_e_size),
-            "trg_img": show(sample[f"{r}_img"], x.geo.r_e_size), "src_kps": x.q_e.float(), "trg_kps": x.gt.float()}
+            "tgt_img": show(sample[f"{r}_img"], x.geo.r_e_size), "src_kps": x.q_e.float(), "tgt_kps": x.gt.float()}
     view.update({f"thresh_{k}": float(v) for k, v in x.thresh.items()})
     return view, pred.float().numpy()
 
@@ -210,11 +210,11 @@ def write_figures(results: dict, dataset, model, out: Path, device, indices: Seq
         masks = []
         for s in samples:
             b = collate_samples([s])
-            h, w = s["trg_img"].shape[-2:]
+            h, w = s["tgt_img"].shape[-2:]
             ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32),
                                     torch.arange(w, dtype=torch.float32), indexing="ij")
             grid = torch.stack([xs, ys], -1).reshape(1, h * w, 2)
-            m = run_model(model, b["trg_img"].to(device), b["src_img"].to(device))
+            m = run_model(model, b["tgt_img"].to(device), b["src_img"].to(device))
             back = m.transfer_keypoints(grid.to(device)).detach().double().cpu().reshape(h, w, 2)
             masks.append(transfer_mask(s["src_mask"], back).numpy())
         paths.append(plot_mask_grid(samples, masks, out / "qualitative.png", title))
@@ -229,7 +229,7 @@ def write_figures(results: dict, dataset, model, out: Path, device, indices: Seq
         preds = []
         for s in samples:
             b = collate_samples([s])
-            m = run_model(model, b["src_img"].to(device), b["trg_img"].to(device))
+            m = run_model(model, b["src_img"].to(device), b["tgt_img"].to(device))
             preds.append(m.transfer_keypoints(b["src_kps"].to(device))[0].detach().float().cpu().numpy())
         paths.append(plot_keypoint_grid(samples, preds, out / "qualitative.png", kind, alpha,
                                         f"{title}: green = within {alpha:g} x L ({_KIND_LABEL.get(kind, kind)}),"

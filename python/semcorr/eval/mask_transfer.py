@@ -42,18 +42,18 @@ def transfer_mask(src_mask: torch.Tensor, src_points: torch.Tensor) -> torch.Ten
     return m[iy, ix] & inside
 
 
-def label_transfer_accuracy(transferred: torch.Tensor, trg_mask: torch.Tensor) -> float:
+def label_transfer_accuracy(transferred: torch.Tensor, tgt_mask: torch.Tensor) -> float:
     t = torch.as_tensor(transferred).bool()
-    g = torch.as_tensor(trg_mask).bool()
+    g = torch.as_tensor(tgt_mask).bool()
     if t.shape != g.shape:
         raise ValueError(f"mask shapes differ: {tuple(t.shape)} vs {tuple(g.shape)}")
     return float((t == g).double().mean())
 
 
-def mask_iou(transferred: torch.Tensor, trg_mask: torch.Tensor) -> float:
+def mask_iou(transferred: torch.Tensor, tgt_mask: torch.Tensor) -> float:
     """IoU of two boolean masks; ``nan`` when both are empty."""
     t = torch.as_tensor(transferred).bool()
-    g = torch.as_tensor(trg_mask).bool()
+    g = torch.as_tensor(tgt_mask).bool()
     if t.shape != g.shape:
         raise ValueError(f"mask shapes differ: {tuple(t.shape)} vs {tuple(g.shape)}")
     union = int((t | g).sum())
@@ -75,14 +75,14 @@ def _box_relative(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (gx - left) / (right - left + 1), (gy - top) / (bottom - top + 1)
 
 
-def localization_error(src_mask: torch.Tensor, trg_mask: torch.Tensor,
+def localization_error(src_mask: torch.Tensor, tgt_mask: torch.Tensor,
                        src_points: torch.Tensor) -> float:
     """LOC-ERR. ``src_points``: (H_t, W_t, 2) source location of every target pixel.
 
     ``nan`` when no target pixel has a match inside the source image.
     """
     s = torch.as_tensor(src_mask).bool()
-    t = torch.as_tensor(trg_mask).bool()
+    t = torch.as_tensor(tgt_mask).bool()
     pts = torch.as_tensor(src_points, dtype=torch.float64)
     if pts.shape[:2] != t.shape or pts.shape[-1] != 2:
         raise ValueError(f"src_points must be (H_t, W_t, 2) = {tuple(t.shape) + (2,)}, got {tuple(pts.shape)}")

@@ -242,7 +242,7 @@ class PairInputs:
 def pair_inputs(sample: dict, protocol: Protocol, points: str = "kps") -> PairInputs:
     """Prepare one sample of a loader built with ``size=None`` (original images and keypoints; ``points="poly"``:
     the Caltech polygons' vertices instead of keypoints)."""
-    q, r = ("src", "trg") if protocol.direction == "s2t" else ("trg", "src")
+    q, r = ("src", "tgt") if protocol.direction == "s2t" else ("tgt", "src")
     q_img, r_img = sample[f"{q}_img"], sample[f"{r}_img"]
     q_kps, r_kps = sample[f"{q}_{points}"].double(), sample[f"{r}_{points}"].double()
     keep = _valid(q_kps) & _valid(r_kps)

@@ -99,9 +99,9 @@ class EvalConfig:
 # ----------------------------------------------------------------------------------------
 
 class _IdentityMatches:
-    def __init__(self, src_size, trg_size):
-        self.sx = trg_size[1] / src_size[1]
-        self.sy = trg_size[0] / src_size[0]
+    def __init__(self, src_size, tgt_size):
+        self.sx = tgt_size[1] / src_size[1]
+        self.sy = tgt_size[0] / src_size[0]
 
     def transfer_keypoints(self, kps: torch.Tensor) -> torch.Tensor:
         out = kps.clone().float()
@@ -117,8 +117,8 @@ class IdentityBaseline(torch.nn.Module):
 
     name = "identity"
 
-    def match(self, src_img: torch.Tensor, trg_img: torch.Tensor):
-        return _IdentityMatches(tuple(src_img.shape[-2:]), tuple(trg_img.shape[-2:]))
+    def match(self, src_img: torch.Tensor, tgt_img: torch.Tensor):
+        return _IdentityMatches(tuple(src_img.shape[-2:]), tuple(tgt_img.shape[-2:]))
 
 
 def load_model(method: str, device: torch.device, **kwargs):
@@ -132,11 +132,11 @@ def load_model(method: str, device: torch.device, **kwargs):
     return model
 
 
-def run_model(model, src: torch.Tensor, trg: torch.Tensor):
+def run_model(model, src: torch.Tensor, tgt: torch.Tensor):
     if hasattr(model, "match"):
-        return model.match(src, trg)
+        return model.match(src, tgt)
     with torch.no_grad():
-        return model(src, trg)
+        return model(src, tgt)
 
 
 # ----------------------------------------------------------------------------------------
@@ -171,14 +171,14 @@ def _base_record(batch: dict, i: int) -> dict:
 
 def pair_records(model, batch: dict, alphas: Sequence[float], device: torch.device) -> List[dict]:
     """Run the model on a collated batch; one record per pair."""
-    if isinstance(batch["src_img"], list) or isinstance(batch["trg_img"], list):
+    if isinstance(batch["src_img"], list) or isinstance(batch["tgt_img"], list):
         return [r for b in _split_batch(batch) for r in pair_records(model, b, alphas, device)]
     if "src_mask" in batch:
         return _mask_records(model, batch, device)
-    src, trg = batch["src_img"].to(device), batch["trg_img"].to(device)
-    matches = run_model(model, src, trg)
+    src, tgt = batch["src_img"].to(device), batch["tgt_img"].to(device)
+    matches = run_model(model, src, tgt)
     pred = matches.transfer_keypoints(batch["src_kps"].to(device)).detach().float().cpu()
-    gt = batch["trg_kps"].float()
+    gt = batch["tgt_kps"].float()
     records = [_base_record(batch, i) for i in range(len(batch["index"]))]
     for kind in THRESH_KINDS:
         thresh = batch[f"thresh_{kind}"].double()
@@ -234,21 +234,21 @@ def protocol_records(model, batch: dict, protocol: Protocol, alphas: Sequence[fl
 
 def _mask_records(model, batch: dict, device: torch.device) -> List[dict]:
     """Caltech: transfer the source mask to the target through target->source matches."""
-    trg, src = batch["trg_img"].to(device), batch["src_img"].to(device)
-    b, _, h, w = trg.shape
+    tgt, src = batch["tgt_img"].to(device), batch["src_img"].to(device)
+    b, _, h, w = tgt.shape
     ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
                             indexing="ij")
     grid = torch.stack([xs, ys], -1).reshape(1, h * w, 2).expand(b, -1, -1).contiguous()
-    matches = run_model(model, trg, src)           # target -> source
+    matches = run_model(model, tgt, src)           # target -> source
     back = matches.transfer_keypoints(grid.to(device)).detach().double().cpu().reshape(b, h, w, 2)
     records = []
     for i in range(b):
         rec = _base_record(batch, i)
         transferred = transfer_mask(batch["src_mask"][i], back[i])
-        rec["ltacc"] = label_transfer_accuracy(transferred, batch["trg_mask"][i])
-        rec["iou"] = mask_iou(transferred, batch["trg_mask"][i])
+        rec["ltacc"] = label_transfer_accuracy(transferred, batch["tgt_mask"][i])
+        rec["iou"] = mask_iou(transferred, batch["tgt_mask"][i])
         try:
-            rec["locerr"] = localization_error(batch["src_mask"][i], batch["trg_mask"][i], back[i])
+            rec["locerr"] = localization_error(batch["src_mask"][i], batch["tgt_mask"][i], back[i])
         except ValueError:          # an empty polygon: LOC-ERR undefined
             rec["locerr"] = math.nan
         for m in MASK_METRICS:

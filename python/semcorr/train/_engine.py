@@ -262,9 +262,9 @@ def _validation_pck(model: nn.Module, dataset, pck_cfg: Dict[str, Any], info) ->
     loader = torch.utils.data.DataLoader(dataset, batch_size=1, sampler=sampler, collate_fn=collate_samples)
     s, n = 0.0, 0
     for batch in loader:
-        matches = model.match(batch["src_img"].to(info.device), batch["trg_img"].to(info.device))
+        matches = model.match(batch["src_img"].to(info.device), batch["tgt_img"].to(info.device))
         pred = matches.transfer_keypoints(batch["src_kps"].to(info.device)).float().cpu()
-        ds, dn = data.per_pair_pck(pred, batch["trg_kps"].float(), data.thresholds(batch, kind), alpha)
+        ds, dn = data.per_pair_pck(pred, batch["tgt_kps"].float(), data.thresholds(batch, kind), alpha)
         s, n = s + ds, n + dn
     s, n = _sum_over_ranks([s, n], info)
     return s / n if n else float("nan")

@@ -102,7 +102,7 @@ class SyntheticTrainPairs(Dataset):
 
     def __getitem__(self, i: int) -> Dict[str, Any]:
         s = self.pairs[i]
-        return {"index": int(i), "src_img": s["src_img"], "tgt_img": s["trg_img"]}
+        return {"index": int(i), "src_img": s["src_img"], "tgt_img": s["tgt_img"]}
 
 
 def build_pair_dataset(spec: Dict[str, Any]) -> Dataset:

@@ -136,7 +136,7 @@ def _batchnorm_eval(model) -> None:
 
 
 def keypoint_ce_loss(model, batch: Dict[str, Any], cfg: Dict[str, Any] = None) -> Dict[str, torch.Tensor]:
-    """The proxy model's loss on a batch of keypoint pairs (``src_img``, ``trg_img``, ``src_kps``, ``trg_kps``):
+    """The proxy model's loss on a batch of keypoint pairs (``src_img``, ``tgt_img``, ``src_kps``, ``tgt_kps``):
     features of both images (with gradients), the pre-filtered correlation, dense scores, and the cross entropy
     of :func:`dense_ce_loss` against :func:`keypoint_probability_map`, per pair, then the mean over the pairs
     (pairs one by one: images may differ in size; a pair without keypoints adds 0)."""
@@ -145,10 +145,10 @@ def keypoint_ce_loss(model, batch: Dict[str, Any], cfg: Dict[str, Any] = None) -
     losses: List[torch.Tensor] = []
     cells = 0
     for b in range(len(batch["index"])):
-        src, tgt = _image(batch["src_img"], b), _image(batch["trg_img"], b)
+        src, tgt = _image(batch["src_img"], b), _image(batch["tgt_img"], b)
         corr = model.correlation(model.features(src), model.features(tgt))
         _, Hs, Ws, Ht, Wt = corr.shape
-        prob, mask = keypoint_probability_map(batch["src_kps"][b].cpu().numpy(), batch["trg_kps"][b].cpu().numpy(),
+        prob, mask = keypoint_probability_map(batch["src_kps"][b].cpu().numpy(), batch["tgt_kps"][b].cpu().numpy(),
                                               tuple(src.shape[-2:]), tuple(tgt.shape[-2:]), (Hs, Ws), (Ht, Wt))
         scores = model.scorer.dense(corr)
         losses.append(dense_ce_loss(scores, prob[None].to(corr.device), mask[None].to(corr.device),

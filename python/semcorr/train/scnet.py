@@ -125,15 +125,15 @@ class PFPascalProposalPairs(Dataset):
         from semcorr.models.scnet import region_iou
 
         raw = self.pairs.load_raw(i)
-        if raw.src_bbox is None or raw.trg_bbox is None:
+        if raw.src_bbox is None or raw.tgt_bbox is None:
             raise ValueError("pfpascal_proposals: pair %s has no object boxes (Annotations/*.mat needed)" % raw.pair_id)
         row = self.pairs.rows[i]
-        sb, tb = self._proposals(row["src"], raw.src_img), self._proposals(row["trg"], raw.trg_img)
+        sb, tb = self._proposals(row["src"], raw.src_img), self._proposals(row["tgt"], raw.tgt_img)
         active = active_proposals(sb, raw.src_bbox, raw.src_kps)
-        warp = keypoint_warp(raw.src_kps, raw.trg_kps, raw.src_bbox, raw.trg_bbox)
-        iou = region_iou(sb[active], tb, warp, raw.trg_img.shape[:2]).float()
+        warp = keypoint_warp(raw.src_kps, raw.tgt_kps, raw.src_bbox, raw.tgt_bbox)
+        iou = region_iou(sb[active], tb, warp, raw.tgt_img.shape[:2]).float()
         t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float()  # noqa: E731
-        return {"index": int(i), "src_img": t(raw.src_img), "tgt_img": t(raw.trg_img), "src_boxes": sb,
+        return {"index": int(i), "src_img": t(raw.src_img), "tgt_img": t(raw.tgt_img), "src_boxes": sb,
                 "tgt_boxes": tb, "active": active, "iou": iou}
 
 

@@ -10,16 +10,16 @@ collate function serve all of them:
 ``category``       str
 ``groups``         list[str], extra reporting groups (SPair variation levels, warp types, ...)
 ``src_img``        (3, H, W) float32 in [0, 1], resized to ``size`` when given
-``trg_img``        (3, H', W') float32
+``tgt_img``        (3, H', W') float32
 ``src_kps``        (max_kps, 2) float32 (x, y) pixels of the *resized* images, padded with -1
-``trg_kps``        (max_kps, 2) float32, ``trg_kps[i]`` corresponds to ``src_kps[i]``
+``tgt_kps``        (max_kps, 2) float32, ``tgt_kps[i]`` corresponds to ``src_kps[i]``
 ``n_kps``          int, number of valid (unpadded) keypoints
 ``src_bbox``       (4,) float32 (x1, y1, x2, y2) in the resized frame, all -1 when unknown
-``trg_bbox``       (4,) float32
+``tgt_bbox``       (4,) float32
 ``thresh_img``     float, ``max(H', W')`` of the target image (alpha_img)
 ``thresh_bbox``    float, ``max(h, w)`` of the target box (alpha_bbox), nan when unknown
 ``thresh_kpbox``   float, longest side of the box around the valid target keypoints
-``src_size``       (2,) int64 original (H, W) of the source image; ``trg_size`` likewise
+``src_size``       (2,) int64 original (H, W) of the source image; ``tgt_size`` likewise
 =================  ==========================================================================
 
 Coordinates are used as the annotations give them (no 0/1-based shift), scaled by
@@ -144,11 +144,11 @@ class RawPair:
     pair_id: str
     category: str
     src_img: np.ndarray
-    trg_img: np.ndarray
+    tgt_img: np.ndarray
     src_kps: np.ndarray
-    trg_kps: np.ndarray
+    tgt_kps: np.ndarray
     src_bbox: np.ndarray | None = None
-    trg_bbox: np.ndarray | None = None
+    tgt_bbox: np.ndarray | None = None
     groups: list[str] = dataclasses.field(default_factory=list)
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -240,15 +240,15 @@ class PairDataset(torch.utils.data.Dataset):
     def finish(self, index: int, raw: RawPair) -> dict[str, Any]:
         """Resize images, scale and pad keypoints and boxes, compute PCK reference lengths."""
         hs, ws = raw.src_img.shape[:2]
-        ht, wt = raw.trg_img.shape[:2]
+        ht, wt = raw.tgt_img.shape[:2]
         size_s = self.size or (hs, ws)
         size_t = self.size or (ht, wt)
         scale_s = np.array([size_s[1] / ws, size_s[0] / hs])
         scale_t = np.array([size_t[1] / wt, size_t[0] / ht])
         src_kps = np.asarray(raw.src_kps, dtype=np.float64).reshape(-1, 2) * scale_s
-        trg_kps = np.asarray(raw.trg_kps, dtype=np.float64).reshape(-1, 2) * scale_t
-        if src_kps.shape != trg_kps.shape:
-            raise ValueError(f"{raw.pair_id}: {len(src_kps)} source vs {len(trg_kps)} target keypoints")
+        tgt_kps = np.asarray(raw.tgt_kps, dtype=np.float64).reshape(-1, 2) * scale_t
+        if src_kps.shape != tgt_kps.shape:
+            raise ValueError(f"{raw.pair_id}: {len(src_kps)} source vs {len(tgt_kps)} target keypoints")
 
         def box(b, scale):
             if b is None:
@@ -256,9 +256,9 @@ class PairDataset(torch.utils.data.Dataset):
             b = np.asarray(b, dtype=np.float64).reshape(4) * np.concatenate([scale, scale])
             return torch.tensor(b, dtype=torch.float32)
 
-        src_bbox, trg_bbox = box(raw.src_bbox, scale_s), box(raw.trg_bbox, scale_t)
-        trg_kps_t = pad_keypoints(trg_kps, self.max_kps)
-        kpbox = float((trg_kps.max(0) - trg_kps.min(0)).max()) if len(trg_kps) else math.nan
+        src_bbox, tgt_bbox = box(raw.src_bbox, scale_s), box(raw.tgt_bbox, scale_t)
+        tgt_kps_t = pad_keypoints(tgt_kps, self.max_kps)
+        kpbox = float((tgt_kps.max(0) - tgt_kps.min(0)).max()) if len(tgt_kps) else math.nan
 
         sample = {
             "index": int(index),
@@ -266,18 +266,18 @@ class PairDataset(torch.utils.data.Dataset):
             "category": raw.category,
             "groups": list(raw.groups),
             "src_img": resize_image(raw.src_img, self.size),
-            "trg_img": resize_image(raw.trg_img, self.size),
+            "tgt_img": resize_image(raw.tgt_img, self.size),
             "src_kps": pad_keypoints(src_kps, self.max_kps),
-            "trg_kps": trg_kps_t,
+            "tgt_kps": tgt_kps_t,
             "n_kps": int(src_kps.shape[0]),
             "src_bbox": src_bbox,
-            "trg_bbox": trg_bbox,
+            "tgt_bbox": tgt_bbox,
             "thresh_img": float(max(size_t)),
-            "thresh_bbox": float(max(trg_bbox[2] - trg_bbox[0], trg_bbox[3] - trg_bbox[1]))
-            if raw.trg_bbox is not None else math.nan,
+            "thresh_bbox": float(max(tgt_bbox[2] - tgt_bbox[0], tgt_bbox[3] - tgt_bbox[1]))
+            if raw.tgt_bbox is not None else math.nan,
             "thresh_kpbox": kpbox,
             "src_size": torch.tensor([hs, ws], dtype=torch.int64),
-            "trg_size": torch.tensor([ht, wt], dtype=torch.int64),
+            "tgt_size": torch.tensor([ht, wt], dtype=torch.int64),
         }
         sample.update(self.finish_extra(raw, size_s, size_t, scale_s, scale_t))
         return sample
@@ -287,18 +287,18 @@ class PairDataset(torch.utils.data.Dataset):
         return {}
 
 
-def valid_pairs(src: np.ndarray, trg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def valid_pairs(src: np.ndarray, tgt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Keep keypoints valid in both images (finite and >= 0, i.e. not NaN/-1 padding)."""
     src = np.asarray(src, dtype=np.float64).reshape(-1, 2)
-    trg = np.asarray(trg, dtype=np.float64).reshape(-1, 2)
-    n = min(len(src), len(trg))
-    src, trg = src[:n], trg[:n]
+    tgt = np.asarray(tgt, dtype=np.float64).reshape(-1, 2)
+    n = min(len(src), len(tgt))
+    src, tgt = src[:n], tgt[:n]
 
     def ok(k):
         return np.isfinite(k).all(axis=1) & (k >= 0).all(axis=1)
 
-    keep = ok(src) & ok(trg)
-    return src[keep], trg[keep]
+    keep = ok(src) & ok(tgt)
+    return src[keep], tgt[keep]
 
 
 def parse_number_list(text: str, seps: Iterable[str] = (";", ",")) -> np.ndarray:

@@ -12,7 +12,7 @@ Layout (HPF's ``Caltech-101`` download, also WeakAlign/NC-Net)::
 
 Image paths in the CSV carry a prefix from the authors' tree; it is resolved away.
 The category is the image's folder name. Samples carry the object masks
-(``src_mask``/``trg_mask``: (H, W) bool, rasterised in the resized frame) and no keypoints.
+(``src_mask``/``tgt_mask``: (H, W) bool, rasterised in the resized frame) and no keypoints.
 """
 from __future__ import annotations
 
@@ -66,10 +66,10 @@ class Caltech101(PairDataset):
             for r in reader:
                 if not r or all(not c.strip() for c in r):
                     continue
-                rows.append({"src": r[0].strip(), "trg": r[1].strip(),
+                rows.append({"src": r[0].strip(), "tgt": r[1].strip(),
                              "src_poly": (parse_number_list(r[3], (",", ";")),
                                           parse_number_list(r[4], (",", ";"))),
-                             "trg_poly": (parse_number_list(r[5], (",", ";")),
+                             "tgt_poly": (parse_number_list(r[5], (",", ";")),
                                           parse_number_list(r[6], (",", ";")))})
         return rows
 
@@ -83,7 +83,7 @@ class Caltech101(PairDataset):
 
     def pair_id(self, index: int) -> str:
         r = self.rows[index]
-        return f"{self.category_of(r['src'])}/{Path(r['src']).stem}-{Path(r['trg']).stem}"
+        return f"{self.category_of(r['src'])}/{Path(r['src']).stem}-{Path(r['tgt']).stem}"
 
     def image_path(self, rel: str) -> Path:
         return resolve_path(self.root, rel)
@@ -91,18 +91,18 @@ class Caltech101(PairDataset):
     def load_raw(self, index: int) -> RawPair:
         r = self.rows[index]
         src_img = read_image(self.image_path(r["src"]))
-        trg_img = read_image(self.image_path(r["trg"]))
+        tgt_img = read_image(self.image_path(r["tgt"]))
         empty = np.zeros((0, 2))
-        return RawPair(self.pair_id(index), self.category_of(r["src"]), src_img, trg_img,
-                       empty, empty, extra={"src_poly": r["src_poly"], "trg_poly": r["trg_poly"]})
+        return RawPair(self.pair_id(index), self.category_of(r["src"]), src_img, tgt_img,
+                       empty, empty, extra={"src_poly": r["src_poly"], "tgt_poly": r["tgt_poly"]})
 
     def finish_extra(self, raw, size_s, size_t, scale_s, scale_t):
-        (sx, sy), (tx, ty) = raw.extra["src_poly"], raw.extra["trg_poly"]
+        (sx, sy), (tx, ty) = raw.extra["src_poly"], raw.extra["tgt_poly"]
         # the polygons themselves too ((n, 2) (x, y), resized frame): HPF's protocol transfers the vertices
         poly = lambda x, y, sc: torch.tensor(np.stack([x * sc[0], y * sc[1]], 1), dtype=torch.float32)  # noqa: E731
         return {"src_mask": torch.from_numpy(polygon_mask(sx * scale_s[0], sy * scale_s[1], size_s)),
-                "trg_mask": torch.from_numpy(polygon_mask(tx * scale_t[0], ty * scale_t[1], size_t)),
-                "src_poly": poly(sx, sy, scale_s), "trg_poly": poly(tx, ty, scale_t)}
+                "tgt_mask": torch.from_numpy(polygon_mask(tx * scale_t[0], ty * scale_t[1], size_t)),
+                "src_poly": poly(sx, sy, scale_s), "tgt_poly": poly(tx, ty, scale_t)}
 
     @classmethod
     def layout(cls) -> str:
@@ -124,7 +124,7 @@ class Caltech101(PairDataset):
         rows = cls.read_rows(csv_path)
         rep.n_pairs = len(rows)
         for r in rows:
-            gone = [p for p in (resolve_path(root, r["src"]), resolve_path(root, r["trg"]))
+            gone = [p for p in (resolve_path(root, r["src"]), resolve_path(root, r["tgt"]))
                     if not p.is_file()]
             if gone:
                 rep.pairs_missing_images += 1

@@ -107,12 +107,12 @@ class PFPascal(PairDataset):
                     continue
                 cls = r[2].strip()
                 cls_name = VOC_CLASSES[int(float(cls)) - 1] if _is_number(cls) else cls
-                row = {"src": r[0].strip(), "trg": r[1].strip(), "category": cls_name}
+                row = {"src": r[0].strip(), "tgt": r[1].strip(), "category": cls_name}
                 if has_kps:
                     get = {h: r[i] for i, h in enumerate(header) if i < len(r)}
                     row["src_kps"] = np.stack([parse_number_list(get["XA"]),
                                                parse_number_list(get["YA"])], 1)
-                    row["trg_kps"] = np.stack([parse_number_list(get["XB"]),
+                    row["tgt_kps"] = np.stack([parse_number_list(get["XB"]),
                                                parse_number_list(get["YB"])], 1)
                 rows.append(row)
         return rows
@@ -122,7 +122,7 @@ class PFPascal(PairDataset):
 
     def pair_id(self, index: int) -> str:
         r = self.rows[index]
-        return f"{Path(r['src']).stem}-{Path(r['trg']).stem}:{r['category']}"
+        return f"{Path(r['src']).stem}-{Path(r['tgt']).stem}:{r['category']}"
 
     def image_path(self, rel: str) -> Path:
         return resolve_path(self.root, rel, [self.data_dir / "JPEGImages"])
@@ -133,24 +133,24 @@ class PFPascal(PairDataset):
     def load_raw(self, index: int) -> RawPair:
         r = self.rows[index]
         src_img = read_image(self.image_path(r["src"]))
-        trg_img = read_image(self.image_path(r["trg"]))
+        tgt_img = read_image(self.image_path(r["tgt"]))
         src_ann = self.annotation_path(r["src"], r["category"])
-        trg_ann = self.annotation_path(r["trg"], r["category"])
-        src_box = trg_box = None
-        have_ann = src_ann.is_file() and trg_ann.is_file()
+        tgt_ann = self.annotation_path(r["tgt"], r["category"])
+        src_box = tgt_box = None
+        have_ann = src_ann.is_file() and tgt_ann.is_file()
         if have_ann:
             src_mk, src_box = read_pascal_mat(src_ann)
-            trg_mk, trg_box = read_pascal_mat(trg_ann)
+            tgt_mk, tgt_box = read_pascal_mat(tgt_ann)
         if "src_kps" in r:
-            src_kps, trg_kps = r["src_kps"], r["trg_kps"]
+            src_kps, tgt_kps = r["src_kps"], r["tgt_kps"]
         elif have_ann:
-            src_kps, trg_kps = src_mk, trg_mk
+            src_kps, tgt_kps = src_mk, tgt_mk
         else:
-            raise FileNotFoundError(f"PF-PASCAL: {src_ann} or {trg_ann} missing and the pair list "
+            raise FileNotFoundError(f"PF-PASCAL: {src_ann} or {tgt_ann} missing and the pair list "
                                     f"{self.csv_path.name} has no keypoint columns")
-        src_kps, trg_kps = valid_pairs(src_kps, trg_kps)
-        return RawPair(self.pair_id(index), r["category"], src_img, trg_img, src_kps, trg_kps,
-                       src_box, trg_box)
+        src_kps, tgt_kps = valid_pairs(src_kps, tgt_kps)
+        return RawPair(self.pair_id(index), r["category"], src_img, tgt_img, src_kps, tgt_kps,
+                       src_box, tgt_box)
 
     @classmethod
     def layout(cls) -> str:
@@ -182,14 +182,14 @@ class PFPascal(PairDataset):
         probe = object.__new__(cls)
         probe.root, probe.data_dir = root, data_dir
         for r in rows:
-            paths = [probe.image_path(r["src"]), probe.image_path(r["trg"])]
+            paths = [probe.image_path(r["src"]), probe.image_path(r["tgt"])]
             gone = [p for p in paths if not p.is_file()]
             if gone:
                 rep.pairs_missing_images += 1
                 rep.add_example(gone[0])
             if not has_kps:
                 anns = [probe.annotation_path(r["src"], r["category"]),
-                        probe.annotation_path(r["trg"], r["category"])]
+                        probe.annotation_path(r["tgt"], r["category"])]
                 gone = [p for p in anns if not p.is_file()]
                 if gone:
                     rep.pairs_missing_annotations += 1

@@ -64,8 +64,8 @@ class PFWillow(PairDataset):
                     raise ValueError(f"{path}: a row has {len(vals)} coordinates, not 4*K")
                 k = len(vals) // 4
                 xa, ya, xb, yb = vals.reshape(4, k)
-                rows.append({"src": r[0].strip(), "trg": r[1].strip(),
-                             "src_kps": np.stack([xa, ya], 1), "trg_kps": np.stack([xb, yb], 1)})
+                rows.append({"src": r[0].strip(), "tgt": r[1].strip(),
+                             "src_kps": np.stack([xa, ya], 1), "tgt_kps": np.stack([xb, yb], 1)})
         return rows
 
     def __len__(self) -> int:
@@ -78,15 +78,15 @@ class PFWillow(PairDataset):
 
     def pair_id(self, index: int) -> str:
         r = self.rows[index]
-        return f"{self.category_of(r['src'])}/{Path(r['src']).stem}-{Path(r['trg']).stem}"
+        return f"{self.category_of(r['src'])}/{Path(r['src']).stem}-{Path(r['tgt']).stem}"
 
     def load_raw(self, index: int) -> RawPair:
         r = self.rows[index]
         src_img = read_image(resolve_path(self.root, r["src"]))
-        trg_img = read_image(resolve_path(self.root, r["trg"]))
-        src_kps, trg_kps = valid_pairs(r["src_kps"], r["trg_kps"])
-        return RawPair(self.pair_id(index), self.category_of(r["src"]), src_img, trg_img,
-                       src_kps, trg_kps)
+        tgt_img = read_image(resolve_path(self.root, r["tgt"]))
+        src_kps, tgt_kps = valid_pairs(r["src_kps"], r["tgt_kps"])
+        return RawPair(self.pair_id(index), self.category_of(r["src"]), src_img, tgt_img,
+                       src_kps, tgt_kps)
 
     def finish(self, index, raw):
         sample = super().finish(index, raw)
@@ -115,7 +115,7 @@ class PFWillow(PairDataset):
             if not (root / c).is_dir() and not (root / "PF-dataset" / c).is_dir():
                 rep.missing.append(f"{c}/")
         for r in rows:
-            gone = [p for p in (resolve_path(root, r["src"]), resolve_path(root, r["trg"]))
+            gone = [p for p in (resolve_path(root, r["src"]), resolve_path(root, r["tgt"]))
                     if not p.is_file()]
             if gone:
                 rep.pairs_missing_images += 1

@@ -32,8 +32,8 @@ CATEGORIES = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "c
 
 LEVELS = {"viewpoint_variation": ("viewpoint", ["easy", "medium", "hard"]),
           "scale_variation": ("scale", ["easy", "medium", "hard"]),
-          "truncation": ("truncation", ["none", "src", "trg", "both"]),
-          "occlusion": ("occlusion", ["none", "src", "trg", "both"])}
+          "truncation": ("truncation", ["none", "src", "tgt", "both"]),
+          "occlusion": ("occlusion", ["none", "src", "tgt", "both"])}
 
 
 def variation_groups(ann: dict) -> list[str]:
@@ -87,13 +87,13 @@ class SPair(PairDataset):
             return json.load(f)
 
     def load_raw(self, index: int) -> RawPair:
-        ann = self.annotation(index)
+        ann = self.annotation(index)           # the published JSON spells the target ``trg_``
         cat = ann["category"]
         src_img = read_image(self.root / "JPEGImages" / cat / ann["src_imname"])
-        trg_img = read_image(self.root / "JPEGImages" / cat / ann["trg_imname"])
-        src_kps, trg_kps = valid_pairs(np.asarray(ann["src_kps"], dtype=np.float64),
+        tgt_img = read_image(self.root / "JPEGImages" / cat / ann["trg_imname"])
+        src_kps, tgt_kps = valid_pairs(np.asarray(ann["src_kps"], dtype=np.float64),
                                        np.asarray(ann["trg_kps"], dtype=np.float64))
-        return RawPair(self.names[index], cat, src_img, trg_img, src_kps, trg_kps,
+        return RawPair(self.names[index], cat, src_img, tgt_img, src_kps, tgt_kps,
                        np.asarray(ann["src_bndbox"], dtype=np.float64),
                        np.asarray(ann["trg_bndbox"], dtype=np.float64),
                        groups=variation_groups(ann))

@@ -122,7 +122,7 @@ class TSS(PairDataset):
         d = self.folders[index // 2]
         a, b = (1, 2) if index % 2 == 0 else (2, 1)
         src_img = read_image(d / f"image{a}.png")
-        trg_img = read_image(d / f"image{b}.png")
+        tgt_img = read_image(d / f"image{b}.png")
         mask = read_mask(d / f"mask{a}.png")
         flow = read_flo(d / f"flow{a}.flo").astype(np.float64)
         if flow.shape[:2] != mask.shape or mask.shape != src_img.shape[:2]:
@@ -130,22 +130,22 @@ class TSS(PairDataset):
         known = np.isfinite(flow).all(2) & (np.abs(flow) <= 1e9).all(2)
         pts = grid_points(mask & known, None if self.points == "all" else self.max_kps)
         src_kps = pts.astype(np.float64)
-        trg_kps = src_kps + flow[pts[:, 1], pts[:, 0]]
+        tgt_kps = src_kps + flow[pts[:, 1], pts[:, 0]]
         flip = 0
         flip_file = d / "flip_gt.txt"
         if flip_file.is_file():
             txt = flip_file.read_text().strip()
             flip = int(float(txt)) if txt else 0
         if flip and self.use_flip:
-            trg_img = trg_img[:, ::-1].copy()
-            trg_kps = trg_kps.copy()
-            trg_kps[:, 0] = (trg_img.shape[1] - 1) - trg_kps[:, 0]
+            tgt_img = tgt_img[:, ::-1].copy()
+            tgt_kps = tgt_kps.copy()
+            tgt_kps[:, 0] = (tgt_img.shape[1] - 1) - tgt_kps[:, 0]
         # ground truth pointing outside the target image cannot be matched by anyone; it
         # is kept (as the official evaluation does) unless it is negative, which the -1
         # padding convention cannot represent
-        inside = (trg_kps >= 0).all(1)
-        return RawPair(self.pair_id(index), d.parent.name, src_img, trg_img,
-                       src_kps[inside], trg_kps[inside], extra={"flip": flip})
+        inside = (tgt_kps >= 0).all(1)
+        return RawPair(self.pair_id(index), d.parent.name, src_img, tgt_img,
+                       src_kps[inside], tgt_kps[inside], extra={"flip": flip})
 
     def finish_extra(self, raw, size_s, size_t, scale_s, scale_t):
         return {"flip": int(raw.extra["flip"])}
