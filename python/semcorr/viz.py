@@ -3,7 +3,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-__all__ = ["draw_matches", "to_numpy_image"]
+__all__ = ["draw_matches", "to_numpy_image", "side_by_side"]
 
 
 def to_numpy_image(img) -> np.ndarray:
@@ -23,6 +23,16 @@ def to_numpy_image(img) -> np.ndarray:
         a = np.repeat(a, 3, -1)
     a = a.astype(np.float64) / 255.0 if a.dtype == np.uint8 else a.astype(np.float64)
     return np.clip(a, 0.0, 1.0)
+
+
+def side_by_side(a: np.ndarray, b: np.ndarray, gap: int = 0, dtype=np.float64) -> tuple:
+    """(canvas, offset): images (H, W, 3) ``a`` and ``b`` top-aligned on one white canvas, ``gap`` columns
+    apart; ``offset`` is the x of ``b``'s first column (add it to ``b``'s x coordinates)."""
+    off = a.shape[1] + gap
+    canvas = np.ones((max(a.shape[0], b.shape[0]), off + b.shape[1], 3), dtype=dtype)
+    canvas[:a.shape[0], :a.shape[1]] = a
+    canvas[:b.shape[0], off:] = b
+    return canvas, off
 
 
 def _points(kps) -> np.ndarray:
@@ -71,12 +81,7 @@ def draw_matches(src_img, tgt_img, src_kps, tgt_kps, correct: Optional[Sequence[
     if ok is not None and ok.shape[0] != ps.shape[0]:
         raise ValueError("correct has %d entries for %d keypoints" % (ok.shape[0], ps.shape[0]))
 
-    H = max(a.shape[0], b.shape[0])
-    gap = max(4, a.shape[1] // 50)
-    canvas = np.ones((H, a.shape[1] + gap + b.shape[1], 3))
-    canvas[:a.shape[0], :a.shape[1]] = a
-    off = a.shape[1] + gap
-    canvas[:b.shape[0], off:] = b
+    canvas, off = side_by_side(a, b, gap=max(4, a.shape[1] // 50))
 
     fig = Figure(figsize=(canvas.shape[1] / dpi * 2, canvas.shape[0] / dpi * 2), dpi=dpi)
     FigureCanvasAgg(fig)

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import List, Sequence
+from typing import List
 
 import numpy as np
 import torch
+
+from semcorr.viz import side_by_side
 
 __all__ = ["write_figures", "plot_pck_curve", "plot_mask_metrics", "plot_keypoint_grid",
            "plot_mask_grid"]
@@ -95,24 +97,34 @@ def plot_mask_metrics(results: dict, path: Path) -> Path:
     return path
 
 
-def plot_keypoint_grid(samples: List[dict], preds: List[np.ndarray], path: Path, kind: str,
-                       alpha: float, title: str = "", max_kps: int = 20) -> Path:
+def _pair_grid(n: int):
+    """(plt, figure, axes) of a grid of ``n`` pair panels, two per row, axes off."""
     plt = _plt()
-    n = len(samples)
     ncols = 2 if n > 1 else 1
     nrows = max(1, math.ceil(n / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(7 * ncols, 3.6 * nrows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
+    return plt, fig, axes
+
+
+def _save_grid(plt, fig, path: Path, title: str) -> Path:
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_keypoint_grid(samples: List[dict], preds: List[np.ndarray], path: Path, kind: str,
+                       alpha: float, title: str = "", max_kps: int = 20) -> Path:
+    plt, fig, axes = _pair_grid(len(samples))
     for j, (s, pred) in enumerate(zip(samples, preds)):
         ax = axes.ravel()[j]
         a, b = _img(s["src_img"]), _img(s["tgt_img"])
-        h = max(a.shape[0], b.shape[0])
-        canvas = np.ones((h, a.shape[1] + b.shape[1], 3), dtype=np.float32)
-        canvas[: a.shape[0], : a.shape[1]] = a
-        canvas[: b.shape[0], a.shape[1]:] = b
+        canvas, off = side_by_side(a, b, dtype=np.float32)
         ax.imshow(canvas)
-        off = a.shape[1]
         src, gt = s["src_kps"].numpy(), s["tgt_kps"].numpy()
         thresh = s.get(f"thresh_{kind}", math.nan)
         if not (isinstance(thresh, float) and math.isfinite(thresh)):
@@ -129,22 +141,11 @@ def plot_keypoint_grid(samples: List[dict], preds: List[np.ndarray], path: Path,
             ax.plot(src[i, 0], src[i, 1], "o", ms=3, color=color)
             ax.plot(gt[i, 0] + off, gt[i, 1], "x", ms=5, mew=1.5, color="white")
         ax.set_title(f"{s['pair_id']}  [{n_ok}/{n_all} @ {alpha:g}]", fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save_grid(plt, fig, path, title)
 
 
 def plot_mask_grid(samples: List[dict], transferred: List[np.ndarray], path: Path, title: str = "") -> Path:
-    plt = _plt()
-    n = len(samples)
-    ncols = 2 if n > 1 else 1
-    nrows = max(1, math.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(7 * ncols, 3.6 * nrows), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
+    plt, fig, axes = _pair_grid(len(samples))
     for j, (s, tm) in enumerate(zip(samples, transferred)):
         ax = axes.ravel()[j]
         a, b = _img(s["src_img"]), _img(s["tgt_img"])
@@ -153,29 +154,21 @@ def plot_mask_grid(samples: List[dict], transferred: List[np.ndarray], path: Pat
         over = b.copy()
         over[gm] = over[gm] * 0.5 + 0.5 * np.array([0.1, 1.0, 0.1])
         over[tm] = over[tm] * 0.5 + 0.5 * np.array([1.0, 0.1, 0.1])
-        h = max(a.shape[0], b.shape[0])
-        canvas = np.ones((h, a.shape[1] + b.shape[1], 3), dtype=np.float32)
-        canvas[: a.shape[0], : a.shape[1]] = a
-        canvas[: b.shape[0], a.shape[1]:] = over
+        canvas, _ = side_by_side(a, over, dtype=np.float32)
         ax.imshow(np.clip(canvas, 0, 1))
         ax.set_title(s["pair_id"], fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save_grid(plt, fig, path, title)
 
 
-def _protocol_view(model_fn, sample: dict, protocol) -> tuple:
+def _protocol_view(sample: dict, pred: dict, protocol) -> tuple:
     """(plot sample, predictions) of one pair as ``protocol`` evaluates it: the query and reference images
-    shown at their evaluation-frame sizes, keypoints, ground truth and reference lengths in that frame."""
+    shown at their evaluation-frame sizes, keypoints, ground truth and reference lengths in that frame
+    (``pred``: the pair's prediction, :func:`semcorr.eval.inference.predict`)."""
     import torch.nn.functional as F
 
-    from .protocol_geometry import pair_inputs, transfer
+    from .protocol_geometry import pair_inputs
 
     x = pair_inputs(sample, protocol)
-    pred = transfer(protocol, x.geo, model_fn(x.q_in[None], x.r_in[None]), x.q_e) if len(x.q_e) else x.q_e
     q, r = ("src", "tgt") if protocol.direction == "s2t" else ("tgt", "src")
 
     def show(img, size):
@@ -185,16 +178,26 @@ def _protocol_view(model_fn, sample: dict, protocol) -> tuple:
     view = {"pair_id": sample["pair_id"], "src_img": show(sample[f"{q}_img"], x.geo.q_e_size),
             "tgt_img": show(sample[f"{r}_img"], x.geo.r_e_size), "src_kps": x.q_e.float(), "tgt_kps": x.gt.float()}
     view.update({f"thresh_{k}": float(v) for k, v in x.thresh.items()})
-    return view, pred.float().numpy()
+    return view, pred["pred"].float().numpy()
 
 
-def write_figures(results: dict, dataset, model, out: Path, device, indices: Sequence[int],
-                  kind: str, alpha: float, protocol=None) -> List[Path]:
-    """Write the run's figures into ``out``; returns their paths. ``protocol``: the paper protocol the run
-    used (None: the uniform setting), whose view of each pair the qualitative figure then shows."""
-    from .mask_transfer import transfer_mask
-    from .runner import collate_samples, run_model
+def _transferred_mask(sample: dict, pred: dict) -> np.ndarray:
+    """The transferred source mask at the target image's size: the uniform setting's dense transfer, or the
+    polygon protocol's predicted polygon (rasterised in its frame) resized to the image (nearest)."""
+    if "transferred" in pred:
+        return pred["transferred"].numpy()
+    import torch.nn.functional as F
 
+    size = tuple(sample["tgt_img"].shape[-2:])
+    return F.interpolate(pred["pred_mask"].float()[None, None], size=size, mode="nearest")[0, 0].bool().numpy()
+
+
+def write_figures(results: dict, samples: List[dict], preds: List[dict], out: Path, kind: str, alpha: float,
+                  protocol=None) -> List[Path]:
+    """Write the run's figures into ``out``; returns their paths. ``samples``: the qualitative pairs (dataset
+    items), ``preds``: their predictions (:func:`semcorr.eval.inference.predict`; figures never run a model);
+    ``protocol``: the paper protocol the run used (None: the uniform setting), whose view of each pair the
+    qualitative figure then shows."""
     out = Path(out)
     paths: List[Path] = []
     is_mask = "ltacc" in results["groups"].get("all", {})
@@ -202,36 +205,20 @@ def write_figures(results: dict, dataset, model, out: Path, device, indices: Seq
         paths.append(plot_mask_metrics(results, out / "mask_metrics.png"))
     elif results["groups"].get("all", {}).get("pck"):
         paths.append(plot_pck_curve(results, out / "pck_curve.png"))
-    if not indices:
+    if not samples:
         return paths
-    samples = [dataset[i] for i in indices]
     title = f"{results['method']} on {results['dataset']}"
     if is_mask:
-        masks = []
-        for s in samples:
-            b = collate_samples([s])
-            h, w = s["tgt_img"].shape[-2:]
-            ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32),
-                                    torch.arange(w, dtype=torch.float32), indexing="ij")
-            grid = torch.stack([xs, ys], -1).reshape(1, h * w, 2)
-            m = run_model(model, b["tgt_img"].to(device), b["src_img"].to(device))
-            back = m.transfer_keypoints(grid.to(device)).detach().double().cpu().reshape(h, w, 2)
-            masks.append(transfer_mask(s["src_mask"], back).numpy())
+        masks = [_transferred_mask(s, p) for s, p in zip(samples, preds)]
         paths.append(plot_mask_grid(samples, masks, out / "qualitative.png", title))
     elif protocol is not None:
-        views = [_protocol_view(lambda a, b: run_model(model, a.to(device), b.to(device)), s, protocol)
-                 for s in samples]
+        views = [_protocol_view(s, p, protocol) for s, p in zip(samples, preds)]
         what = "source | target" if protocol.direction == "s2t" else "target | source (T2S)"
         paths.append(plot_keypoint_grid([v for v, _ in views], [p for _, p in views], out / "qualitative.png",
                                         kind, alpha, f"{title}, protocol {protocol.key}: {what}\ngreen = within "
                                         f"{alpha:g} x L ({_KIND_LABEL.get(kind, kind)}), x = ground truth"))
     else:
-        preds = []
-        for s in samples:
-            b = collate_samples([s])
-            m = run_model(model, b["src_img"].to(device), b["tgt_img"].to(device))
-            preds.append(m.transfer_keypoints(b["src_kps"].to(device))[0].detach().float().cpu().numpy())
-        paths.append(plot_keypoint_grid(samples, preds, out / "qualitative.png", kind, alpha,
-                                        f"{title}: green = within {alpha:g} x L ({_KIND_LABEL.get(kind, kind)}),"
-                                        f" x = ground truth"))
+        paths.append(plot_keypoint_grid(samples, [p["pred"].numpy() for p in preds], out / "qualitative.png",
+                                        kind, alpha, f"{title}: green = within {alpha:g} x L "
+                                        f"({_KIND_LABEL.get(kind, kind)}), x = ground truth"))
     return paths

@@ -24,8 +24,7 @@ from .protocols import Frame, Protocol, Resize
 
 __all__ = ["input_scale", "frame_scale", "prepare_image", "normalize_points", "unnormalize_points",
            "ncnet_interp", "sfnet_lookup", "transfer", "evaluate_pair", "pair_inputs", "PairInputs",
-           "polygon_metrics",
-           "PairGeometry"]
+           "polygon_masks", "polygon_metrics", "PairGeometry"]
 
 Size = Tuple[int, int]
 
@@ -272,13 +271,11 @@ def evaluate_pair(model_fn, sample: dict, protocol: Protocol) -> Dict[str, objec
     return {"pred": pred.double(), "gt": x.gt, "thresh": x.thresh}
 
 
-def polygon_metrics(model_fn, sample: dict, protocol: Protocol) -> Dict[str, float]:
+def polygon_masks(model_fn, sample: dict, protocol: Protocol) -> Tuple[torch.Tensor, torch.Tensor]:
     """HPF's Caltech evaluation (``eval_caltech``): transfer the query polygon's vertices, rasterise the
     predicted and the ground-truth polygons at the reference image's size in the frame (HPF: the resized
-    target, ``int()``-truncated), and return LT-ACC (pixels with equal labels) and IoU."""
+    target, ``int()``-truncated); returns the two (h, w) bool masks (predicted, ground truth)."""
     from semcorr.data.datasets.caltech import polygon_mask
-
-    from .mask_transfer import label_transfer_accuracy, mask_iou
 
     x = pair_inputs(sample, protocol, points="poly")
     matches = model_fn(x.q_in[None], x.r_in[None])
@@ -287,4 +284,12 @@ def polygon_metrics(model_fn, sample: dict, protocol: Protocol) -> Dict[str, flo
              else (int(round(x.geo.r_e_size[0])), int(round(x.geo.r_e_size[1]))))
     pm = torch.from_numpy(polygon_mask(pred[:, 0].numpy(), pred[:, 1].numpy(), shape))
     gm = torch.from_numpy(polygon_mask(x.gt[:, 0].numpy(), x.gt[:, 1].numpy(), shape))
+    return pm, gm
+
+
+def polygon_metrics(model_fn, sample: dict, protocol: Protocol) -> Dict[str, float]:
+    """LT-ACC (pixels with equal labels) and IoU of the masks of :func:`polygon_masks`."""
+    from .mask_transfer import label_transfer_accuracy, mask_iou
+
+    pm, gm = polygon_masks(model_fn, sample, protocol)
     return {"ltacc": label_transfer_accuracy(pm, gm), "iou": mask_iou(pm, gm)}
