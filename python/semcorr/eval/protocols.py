@@ -157,13 +157,18 @@ _HPF = dict(resize=Resize("long_side", 300, downscale_only=True, interp="bilinea
 _SFNET = dict(resize=Resize("square", 288, interp="antialias"), direction="t2s", transfer="sfnet", pad=16,
               crop_cells=1, alphas=(0.1,),
               weights="--model-arg backbone=resnet101 --model-arg checkpoint=best_checkpoint.pt")
+# NC-Net's PF-PASCAL procedure (eval_pf_pascal.py), T2S in the 224x224 frame, bilinearInterpPointTnf
+_NCNET = dict(frame=_SCNET_224, thresh="img", direction="t2s", transfer="ncnet")
+# what both MaCoSNet protocols share (eval.py, pck_procedure='scnet'): 240 px, T2S, its affine + TPS transform
+_MACOSNET = dict(resize=Resize("square", 240, interp="align_corners"), frame=_SCNET_224, thresh="img",
+                 direction="t2s", transfer="transform",
+                 weights="--model-arg backbone=resnet101 --model-arg checkpoint=MACOSNET_CHECKPOINT")
 
 _ALL = [
     Protocol("ncnet/pfpascal", "ncnet", "pfpascal",
              "ignacio-rocco/ncnet eval_pf_pascal.py, lib/pf_dataset.py (pck_procedure='scnet'), "
              "lib/point_tnf.py (corr_to_matches, bilinearInterpPointTnf)",
-             Resize("square", 400, interp="align_corners"), _SCNET_224, "img", direction="t2s",
-             transfer="ncnet", alphas=(0.1,),
+             Resize("square", 400, interp="align_corners"), **_NCNET, alphas=(0.1,),
              published=(("PF-PASCAL PCK@0.1 (L = 224)", "78.9"),),
              weights="--model-arg checkpoint=ncnet_pfpascal.pth.tar",
              notes="softmax over the source cells of each target cell; keypoints and L = 224 in the 224x224 "
@@ -171,8 +176,7 @@ _ALL = [
     Protocol("pmnc/pfpascal", "pmnc", "pfpascal",
              "PMNC paper (Lee et al., CVPR 2021; code not available here): NC-Net's PF-PASCAL protocol, "
              "whose NC-Net number it reproduces (79.0), at the 800 px its 25x25 / 50x50 grids imply",
-             Resize("square", 800, interp="align_corners"), _SCNET_224, "img", direction="t2s",
-             transfer="ncnet", alphas=(0.1, 0.05, 0.03, 0.01),
+             Resize("square", 800, interp="align_corners"), **_NCNET, alphas=(0.1, 0.05, 0.03, 0.01),
              published=(("PF-PASCAL PCK@0.1/0.05/0.03/0.01, ResNet-101 layer 3 (50x50)", "90.6/82.4/71.6/29.1"),
                         ("same, layer 4 (25x25)", "86.8/74.5/58.0/14.7")),
              weights="--model-arg checkpoint=PMNC_CHECKPOINT",
@@ -230,16 +234,11 @@ _ALL = [
     Protocol("macosnet/pfpascal", "macosnet", "pfpascal",
              "YunChunChen/MaCoSNet-pytorch eval.py, util/eval_util.py (pck_metric), data/pf_pascal.py "
              "(PFPascalVal, pck_procedure='scnet')",
-             Resize("square", 240, interp="align_corners"), _SCNET_224, "img", direction="t2s",
-             transfer="transform", alphas=(0.1,),
-             published=(("PF-PASCAL PCK@0.1", "79.0"),),
-             weights="--model-arg backbone=resnet101 --model-arg checkpoint=MACOSNET_CHECKPOINT"),
+             **_MACOSNET, alphas=(0.1,), published=(("PF-PASCAL PCK@0.1", "79.0"),)),
     Protocol("macosnet/pfwillow", "macosnet", "pfwillow",
              "YunChunChen/MaCoSNet-pytorch eval.py, util/eval_util.py, data/pf_willow.py (pck_procedure='scnet')",
-             Resize("square", 240, interp="align_corners"), _SCNET_224, "img", direction="t2s",
-             transfer="transform", alphas=(0.05, 0.1, 0.15),
-             published=(("PF-WILLOW PCK@0.05/0.1/0.15 (L = 224)", "0.538/0.854/0.939"),),
-             weights="--model-arg backbone=resnet101 --model-arg checkpoint=MACOSNET_CHECKPOINT"),
+             **_MACOSNET, alphas=(0.05, 0.1, 0.15),
+             published=(("PF-WILLOW PCK@0.05/0.1/0.15 (L = 224)", "0.538/0.854/0.939"),)),
     Protocol("dino/spair", "dino", "spair",
              "Junyi42/GeoAware-SC pck_train.py --KPT_RESULT (per keypoint: its setting for zero-shot methods), "
              "utils/utils_dataset.py (load_spair_data: L = max side of the target box)",

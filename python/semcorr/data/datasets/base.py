@@ -28,6 +28,7 @@ the resized frame, at the image size reported by the runner.
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
 import math
 import os
@@ -39,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "PairDataset", "RawPair", "CheckReport", "read_image", "resize_image", "resolve_path",
+    "PairDataset", "FolderPairList", "RawPair", "CheckReport", "read_image", "resize_image", "resolve_path",
     "pad_keypoints", "normalize_size",
 ]
 
@@ -171,6 +172,26 @@ class CheckReport:
         return not self.missing and self.pairs_missing_images == 0 \
             and self.pairs_missing_annotations == 0 and self.n_pairs > 0
 
+    @classmethod
+    def for_root(cls, dataset: str, root: Path, split: str) -> "CheckReport":
+        """A report on ``root``; a root that is not a folder is listed missing (then there is nothing more
+        to check: callers return the report when ``missing`` is not empty)."""
+        rep = cls(dataset, str(root), split)
+        if not root.is_dir():
+            rep.missing.append(f"{root} (root folder)")
+        return rep
+
+    def count_missing(self, paths: Iterable[Path], annotations: bool = False) -> None:
+        """Count a pair whose files ``paths`` (images, or ``annotations``) are not all present; the first
+        absent one becomes an example."""
+        gone = [p for p in paths if not Path(p).is_file()]
+        if gone:
+            if annotations:
+                self.pairs_missing_annotations += 1
+            else:
+                self.pairs_missing_images += 1
+            self.add_example(gone[0])
+
     def add_example(self, path: Path | str, limit: int = 5) -> None:
         if len(self.examples) < limit:
             self.examples.append(str(path))
@@ -301,6 +322,26 @@ def valid_pairs(src: np.ndarray, tgt: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return src[keep], tgt[keep]
 
 
+def read_pair_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    """A published pair list (CSV): its header (cells stripped) and its rows, blank rows dropped (several
+    lists end with empty lines)."""
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = [h.strip() for h in next(reader)]
+        return header, [r for r in reader if r and not all(not c.strip() for c in r)]
+
+
+def folder_category(rel: str) -> str:
+    """The category of an image named in a pair list: the name of its folder."""
+    parts = rel.replace("\\", "/").split("/")
+    return parts[-2] if len(parts) >= 2 else "unknown"
+
+
+def stems(row: dict) -> str:
+    """``<source stem>-<target stem>`` of a pair list row ``{"src": path, "tgt": path}`` (pair ids)."""
+    return f"{Path(row['src']).stem}-{Path(row['tgt']).stem}"
+
+
 def parse_number_list(text: str, seps: Iterable[str] = (";", ",")) -> np.ndarray:
     """'1;2;3' or '1,2,3' (or a single number) -> float array."""
     text = str(text).strip().strip('"').strip("[]")
@@ -310,3 +351,52 @@ def parse_number_list(text: str, seps: Iterable[str] = (";", ",")) -> np.ndarray
         if sep in text:
             return np.array([float(v) for v in text.split(sep) if v.strip() != ""])
     return np.array([float(v) for v in text.split()])
+
+
+class FolderPairList(PairDataset):
+    """A benchmark given as a pair list of image paths whose folder names the category (PF-WILLOW,
+    Caltech-101): ``self.rows`` holds one dict a pair with the image paths ``src`` and ``tgt``."""
+
+    title: str = ""                    # the benchmark's name in messages
+    pair_files: tuple[str, ...] = ()   # the pair list's published names, first found wins
+    subfolder: str = ""                # the download's top folder, looked into when root is its parent
+
+    def __init__(self, root, split: str = "test", size=240, max_kps=None, pairs_csv=None):
+        super().__init__(root, split, size, max_kps)
+        self.csv_path = Path(pairs_csv) if pairs_csv else self.find_csv(self.root)
+        if self.csv_path is None:
+            what = f"{self.pair_files[0]} not" if len(self.pair_files) == 1 else f"none of {self.pair_files}"
+            raise FileNotFoundError(f"{self.title}: {what} under {self.root}. "
+                                    f"Run `semcorr data check {self.name} {self.root}`.")
+        self.rows: list[dict] = self.read_rows(self.csv_path)
+
+    @classmethod
+    def find_csv(cls, root: Path) -> Path | None:
+        for name in cls.pair_files:
+            for folder in (root, root / cls.subfolder):
+                if (folder / name).is_file():
+                    return folder / name
+        return None
+
+    @staticmethod
+    def read_rows(path: Path) -> list[dict]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    category_of = staticmethod(folder_category)
+
+    def pair_id(self, index: int) -> str:
+        r = self.rows[index]
+        return f"{self.category_of(r['src'])}/{stems(r)}"
+
+    def read_pair(self, index: int) -> tuple[dict, np.ndarray, np.ndarray]:
+        """(row, source image, target image) of pair ``index``."""
+        r = self.rows[index]
+        return r, read_image(resolve_path(self.root, r["src"])), read_image(resolve_path(self.root, r["tgt"]))
+
+    @staticmethod
+    def count_missing_images(rep: CheckReport, root: Path, rows: list[dict]) -> None:
+        for r in rows:
+            rep.count_missing((resolve_path(root, r["src"]), resolve_path(root, r["tgt"])))

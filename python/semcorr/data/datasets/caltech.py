@@ -16,13 +16,12 @@ The category is the image's folder name. Samples carry the object masks
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .base import CheckReport, PairDataset, RawPair, parse_number_list, read_image, resolve_path
+from .base import CheckReport, FolderPairList, RawPair, parse_number_list, read_pair_csv
 
 PAIR_FILE = "test_pairs_caltech_with_category.csv"
 
@@ -37,61 +36,23 @@ def polygon_mask(xs: np.ndarray, ys: np.ndarray, shape: tuple[int, int]) -> np.n
     return mask
 
 
-class Caltech101(PairDataset):
+class Caltech101(FolderPairList):
     name = "caltech"
     default_thresh = "img"
     default_max_kps = 0
 
-    def __init__(self, root, split: str = "test", size=240, max_kps=None, pairs_csv=None):
-        super().__init__(root, split, size, max_kps if max_kps is not None else 0)
-        self.csv_path = Path(pairs_csv) if pairs_csv else self.find_csv(self.root)
-        if self.csv_path is None:
-            raise FileNotFoundError(f"Caltech-101: {PAIR_FILE} not under {self.root}. "
-                                    f"Run `semcorr data check caltech {self.root}`.")
-        self.rows = self.read_rows(self.csv_path)
-
-    @staticmethod
-    def find_csv(root: Path) -> Path | None:
-        for folder in (root, root / "Caltech-101"):
-            if (folder / PAIR_FILE).is_file():
-                return folder / PAIR_FILE
-        return None
+    title, pair_files, subfolder = "Caltech-101", (PAIR_FILE,), "Caltech-101"
 
     @staticmethod
     def read_rows(path: Path) -> list[dict]:
-        rows = []
-        with open(path, newline="") as f:
-            reader = csv.reader(f)
-            next(reader)
-            for r in reader:
-                if not r or all(not c.strip() for c in r):
-                    continue
-                rows.append({"src": r[0].strip(), "tgt": r[1].strip(),
-                             "src_poly": (parse_number_list(r[3], (",", ";")),
-                                          parse_number_list(r[4], (",", ";"))),
-                             "tgt_poly": (parse_number_list(r[5], (",", ";")),
-                                          parse_number_list(r[6], (",", ";")))})
-        return rows
+        def poly(xs, ys):
+            return parse_number_list(xs, (",", ";")), parse_number_list(ys, (",", ";"))
 
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    @staticmethod
-    def category_of(rel: str) -> str:
-        parts = rel.replace("\\", "/").split("/")
-        return parts[-2] if len(parts) >= 2 else "unknown"
-
-    def pair_id(self, index: int) -> str:
-        r = self.rows[index]
-        return f"{self.category_of(r['src'])}/{Path(r['src']).stem}-{Path(r['tgt']).stem}"
-
-    def image_path(self, rel: str) -> Path:
-        return resolve_path(self.root, rel)
+        return [{"src": r[0].strip(), "tgt": r[1].strip(), "src_poly": poly(r[3], r[4]), "tgt_poly": poly(r[5], r[6])}
+                for r in read_pair_csv(path)[1]]
 
     def load_raw(self, index: int) -> RawPair:
-        r = self.rows[index]
-        src_img = read_image(self.image_path(r["src"]))
-        tgt_img = read_image(self.image_path(r["tgt"]))
+        r, src_img, tgt_img = self.read_pair(index)
         empty = np.zeros((0, 2))
         return RawPair(self.pair_id(index), self.category_of(r["src"]), src_img, tgt_img,
                        empty, empty, extra={"src_poly": r["src_poly"], "tgt_poly": r["tgt_poly"]})
@@ -111,9 +72,8 @@ class Caltech101(PairDataset):
     @classmethod
     def check(cls, root, split: str = "test") -> CheckReport:
         root = Path(root)
-        rep = CheckReport("caltech", str(root), split)
-        if not root.is_dir():
-            rep.missing.append(f"{root} (root folder)")
+        rep = CheckReport.for_root("caltech", root, split)
+        if rep.missing:
             return rep
         if not (root / "101_ObjectCategories").is_dir():
             rep.missing.append("101_ObjectCategories/")
@@ -123,10 +83,5 @@ class Caltech101(PairDataset):
             return rep
         rows = cls.read_rows(csv_path)
         rep.n_pairs = len(rows)
-        for r in rows:
-            gone = [p for p in (resolve_path(root, r["src"]), resolve_path(root, r["tgt"]))
-                    if not p.is_file()]
-            if gone:
-                rep.pairs_missing_images += 1
-                rep.add_example(gone[0])
+        cls.count_missing_images(rep, root, rows)
         return rep

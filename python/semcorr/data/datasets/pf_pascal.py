@@ -26,14 +26,13 @@ Pairs' ``trn`` flip column (an augmentation flag) is ignored: evaluation uses im
 """
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
 import numpy as np
 
-from .base import CheckReport, PairDataset, RawPair, parse_number_list, read_image, \
-    resolve_path, valid_pairs
+from .base import (CheckReport, PairDataset, RawPair, parse_number_list, read_image, read_pair_csv, resolve_path,
+                   stems, valid_pairs)
 
 VOC_CLASSES = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
                "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
@@ -97,32 +96,26 @@ class PFPascal(PairDataset):
 
     @staticmethod
     def read_rows(path: Path) -> list[dict]:
-        with open(path, newline="") as f:
-            reader = csv.reader(f)
-            header = [h.strip() for h in next(reader)]
-            rows = []
-            has_kps = {"XA", "YA", "XB", "YB"} <= set(header)
-            for r in reader:
-                if not r or all(not c.strip() for c in r):
-                    continue
-                cls = r[2].strip()
-                cls_name = VOC_CLASSES[int(float(cls)) - 1] if _is_number(cls) else cls
-                row = {"src": r[0].strip(), "tgt": r[1].strip(), "category": cls_name}
-                if has_kps:
-                    get = {h: r[i] for i, h in enumerate(header) if i < len(r)}
-                    row["src_kps"] = np.stack([parse_number_list(get["XA"]),
-                                               parse_number_list(get["YA"])], 1)
-                    row["tgt_kps"] = np.stack([parse_number_list(get["XB"]),
-                                               parse_number_list(get["YB"])], 1)
-                rows.append(row)
-        return rows
+        header, rows = read_pair_csv(path)
+        has_kps = {"XA", "YA", "XB", "YB"} <= set(header)
+        out = []
+        for r in rows:
+            cls = r[2].strip()
+            cls_name = VOC_CLASSES[int(float(cls)) - 1] if _is_number(cls) else cls
+            row = {"src": r[0].strip(), "tgt": r[1].strip(), "category": cls_name}
+            if has_kps:
+                get = {h: r[i] for i, h in enumerate(header) if i < len(r)}
+                row["src_kps"] = np.stack([parse_number_list(get["XA"]), parse_number_list(get["YA"])], 1)
+                row["tgt_kps"] = np.stack([parse_number_list(get["XB"]), parse_number_list(get["YB"])], 1)
+            out.append(row)
+        return out
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def pair_id(self, index: int) -> str:
         r = self.rows[index]
-        return f"{Path(r['src']).stem}-{Path(r['tgt']).stem}:{r['category']}"
+        return f"{stems(r)}:{r['category']}"
 
     def image_path(self, rel: str) -> Path:
         return resolve_path(self.root, rel, [self.data_dir / "JPEGImages"])
@@ -160,9 +153,8 @@ class PFPascal(PairDataset):
     @classmethod
     def check(cls, root, split: str = "test") -> CheckReport:
         root = Path(root)
-        rep = CheckReport("pfpascal", str(root), split)
-        if not root.is_dir():
-            rep.missing.append(f"{root} (root folder)")
+        rep = CheckReport.for_root("pfpascal", root, split)
+        if rep.missing:
             return rep
         data_dir = _data_dir(root)
         if not (data_dir / "JPEGImages").is_dir():
@@ -182,18 +174,10 @@ class PFPascal(PairDataset):
         probe = object.__new__(cls)
         probe.root, probe.data_dir = root, data_dir
         for r in rows:
-            paths = [probe.image_path(r["src"]), probe.image_path(r["tgt"])]
-            gone = [p for p in paths if not p.is_file()]
-            if gone:
-                rep.pairs_missing_images += 1
-                rep.add_example(gone[0])
+            rep.count_missing((probe.image_path(r["src"]), probe.image_path(r["tgt"])))
             if not has_kps:
-                anns = [probe.annotation_path(r["src"], r["category"]),
-                        probe.annotation_path(r["tgt"], r["category"])]
-                gone = [p for p in anns if not p.is_file()]
-                if gone:
-                    rep.pairs_missing_annotations += 1
-                    rep.add_example(gone[0])
+                rep.count_missing((probe.annotation_path(r["src"], r["category"]),
+                                   probe.annotation_path(r["tgt"], r["category"])), annotations=True)
         return rep
 
 

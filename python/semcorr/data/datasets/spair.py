@@ -105,9 +105,8 @@ class SPair(PairDataset):
     @classmethod
     def check(cls, root, split: str = "test", layout: str = "large") -> CheckReport:
         root = cls.data_root(Path(root))
-        rep = CheckReport("spair", str(root), split)
-        if not root.is_dir():
-            rep.missing.append(f"{root} (root folder)")
+        rep = CheckReport.for_root("spair", root, split)
+        if rep.missing:
             return rep
         sd = _split_dir(split)
         for rel in ("JPEGImages", f"PairAnnotation/{sd}", f"Layout/{layout}/{sd}.txt"):
@@ -129,8 +128,5 @@ class SPair(PairDataset):
             cat = ann.get("category", name.rsplit(":", 1)[-1])
             imgs = [root / "JPEGImages" / cat / ann["src_imname"],
                     root / "JPEGImages" / cat / ann["trg_imname"]]
-            gone = [p for p in imgs if not p.is_file()]
-            if gone:
-                rep.pairs_missing_images += 1
-                rep.add_example(gone[0])
+            rep.count_missing(imgs)
         return rep

@@ -157,9 +157,8 @@ class TSS(PairDataset):
     @classmethod
     def check(cls, root, split: str = "test") -> CheckReport:
         root = cls.data_root(Path(root))
-        rep = CheckReport("tss", str(root), split)
-        if not root.is_dir():
-            rep.missing.append(f"{root} (root folder)")
+        rep = CheckReport.for_root("tss", root, split)
+        if rep.missing:
             return rep
         for g in GROUPS:
             if not (root / g).is_dir():
