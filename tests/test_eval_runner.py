@@ -111,6 +111,19 @@ def test_resume_skips_recorded_pairs_and_reproduces_a_fresh_run(tmp_path):
     assert again.calls == 2 and sorted(read_records(tmp_path / "run")) == [0, 1]
 
 
+def test_figures_draw_the_loop_s_predictions_without_running_the_model_again(tmp_path):
+    model = CountingIdentity()
+    evaluate(_cfg(dataset="synthetic", limit=3, batch_size=2, out=str(tmp_path / "run"), figures=True,
+                  n_qualitative=2), model=model)
+    assert model.calls == 3                                  # each pair once, the two drawn ones included
+    assert (tmp_path / "run" / "qualitative.png").is_file()
+    # resumed: pairs 0-2 were predicted by the earlier run, so only the drawn ones among them run again
+    more = CountingIdentity()
+    evaluate(_cfg(dataset="synthetic", limit=5, batch_size=2, out=str(tmp_path / "run"), figures=True,
+                  n_qualitative=2, resume=True), model=more)
+    assert more.calls == 2 + 2
+
+
 def test_resume_refuses_a_different_configuration(tmp_path):
     evaluate(_cfg(dataset="synthetic", limit=1, out=str(tmp_path / "run")))
     with pytest.raises(SystemExit, match="size"):
