@@ -45,6 +45,7 @@ from torch import nn
 
 from semcorr_ext import flow, ops
 
+from ..backbone_factory import fuse_features
 from ..backbones_vit import DINOV2_MODELS, DINOv2Features, dinov2_hub_checkpoint_path
 from . import register_model
 from .base import CorrespondenceModel, Matches
@@ -257,10 +258,7 @@ class DinoMatcher(CorrespondenceModel):
         self.eval()
 
     def features(self, img: torch.Tensor) -> torch.Tensor:
-        feats = self.backbone(img)
-        if isinstance(feats, (list, tuple)):
-            feats = feats[0] if len(feats) == 1 else torch.cat([F.normalize(f, dim=1) for f in feats], 1)
-        return feats
+        return fuse_features(self.backbone(img))  # the layers of one ViT share its patch grid: no resize
 
     def _band_rows(self, Hs: int, Ws: int, Nt: int, itemsize: int) -> int:
         """Source rows per correlation band: all of them up to ``dense_max_cells`` volume cells, else as many
