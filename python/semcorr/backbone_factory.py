@@ -51,19 +51,20 @@ class ModelBackbone(NamedTuple):
                             ("checkpoint" if checkpoint else "random"))
 
 
-def make_backbone(backbone: Union[str, nn.Module], model: str, weights="auto", layers: Optional[Sequence[str]] = None,
-                  stride: Optional[int] = None, **kwargs) -> ModelBackbone:
+def make_backbone(backbone: Union[str, nn.Module], model: str, weights="auto",
+                  default_layers: Optional[Sequence[str]] = None, stride: Optional[int] = None,
+                  **kwargs) -> ModelBackbone:
     """Build ``backbone`` for ``model`` (named in the warning when ``weights="auto"`` finds no ImageNet weights).
 
-    ``weights`` and ``layers`` (the model's default; ``layers=`` in ``kwargs`` wins) apply to ResNets;
+    ``weights`` and ``default_layers`` (the model's; ``layers=`` in ``kwargs`` wins) apply to ResNets;
     ``stride`` (default 8) to DAISY / HOG; the other ``kwargs`` go to :func:`semcorr.backbones.build_backbone`.
     An ``nn.Module`` is used as it is."""
     if not isinstance(backbone, str):
         return ModelBackbone(backbone, type(backbone).__name__, None, False, False)
     if is_resnet(backbone):
         weights = resolve_resnet_weights(resnet_depth(backbone), weights, model)
-        if layers is not None:
-            kwargs.setdefault("layers", tuple(layers))
+        if default_layers is not None:
+            kwargs.setdefault("layers", tuple(default_layers))
         return ModelBackbone(build_backbone(backbone, weights=weights, **kwargs), backbone, weights, weights is None,
                              True)
     if backbone in ("daisy", "hog"):

@@ -202,7 +202,7 @@ class HyperpixelFlow(CorrespondenceModel):
                 raise ValueError("ResNet-%d has hyperpixel ids 0..%d, got %s" % (depth, len(self.geometry) - 1,
                                                                                  self.ids))
             # only the deepest layer is asked for: layer_features reads every block up to it
-            net = make_backbone(backbone, "HPF", weights, layers=(self.geometry[max(self.ids)][0],))
+            net = make_backbone(backbone, "HPF", weights, default_layers=(self.geometry[max(self.ids)][0],))
             self.extractor = net.module
             if net.random:
                 self.mark_untrained("backbone")  # HPF has no weights of its own: only the ImageNet ResNet

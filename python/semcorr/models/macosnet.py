@@ -316,7 +316,7 @@ class MaCoSNet(CorrespondenceModel):
                 backbone = TinyBackbone(**backbone_kwargs)
                 self.mark_untrained("backbone")
             elif is_resnet(backbone):
-                net = make_backbone(backbone, "MaCoSNet", weights, layers=("layer3",), **backbone_kwargs)
+                net = make_backbone(backbone, "MaCoSNet", weights, default_layers=("layer3",), **backbone_kwargs)
                 pretrained = not net.random
                 backbone = net.module
                 if net.random:

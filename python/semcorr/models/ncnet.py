@@ -156,7 +156,7 @@ class NCNet(CorrespondenceModel):
             kernel_sizes, channels = _layout_from_args(args, sd)
             if checkpoint_backbone and weights == "auto":
                 weights = None  # the checkpoint carries the backbone: no ImageNet look-up, no warning
-        net = make_backbone(backbone, "NCNet", weights, layers=("layer3",), **backbone_kwargs)
+        net = make_backbone(backbone, "NCNet", weights, default_layers=("layer3",), **backbone_kwargs)
         self.backbone_name = net.label(checkpoint=sd is not None)
         self.backbone = net.module
         self.consensus = NeighConsensus(kernel_sizes=list(kernel_sizes), channels=list(channels), symmetric=symmetric)

@@ -284,7 +284,7 @@ class PMNC(CorrespondenceModel):
         elif image_size is not None and (isinstance(image_size, str) or int(image_size) < 1):
             raise ValueError("PMNC: image_size must be 'paper', None or a positive int, got %r" % (image_size,))
         self.image_size = None if image_size is None else int(image_size)
-        net = make_backbone(backbone, "PMNC", weights, layers=("layer4",), stride=stride, **backbone_kwargs)
+        net = make_backbone(backbone, "PMNC", weights, default_layers=("layer4",), stride=stride, **backbone_kwargs)
         if net.random:
             self.mark_untrained("backbone")
         self.backbone_name = net.label()

@@ -113,7 +113,7 @@ def build_sfnet_backbone(name: str = "resnet101", weights="auto") -> Tuple[nn.Mo
         m = _TorchvisionResNet18(None if random else weights)
         return m, m.channels, "resnet18 (%s)" % ("random" if random else weights), random
     if name in ("resnet50", "resnet101"):
-        net = make_backbone(name, "SFNet", weights, layers=("layer3", "layer4"))
+        net = make_backbone(name, "SFNet", weights, default_layers=("layer3", "layer4"))
         return net.module, (1024, 2048), net.label(), net.random
     raise ValueError("SFNet backbone must be resnet101, resnet50, auto, resnet18 or tiny, got %r" % (name,))
 

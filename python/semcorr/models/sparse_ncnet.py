@@ -178,7 +178,7 @@ class SparseNCNet(CorrespondenceModel):
         if union not in ("sum", "unique"):
             raise ValueError("SparseNCNet: union must be 'sum' (published) or 'unique', got %r" % (union,))
         # random until a checkpoint's backbone.* tensors load
-        net = make_backbone(backbone, "SparseNCNet", weights, layers=("layer3",), **backbone_kwargs)
+        net = make_backbone(backbone, "SparseNCNet", weights, default_layers=("layer3",), **backbone_kwargs)
         is_resnet = net.resnet
         self.backbone_name = net.label(checkpoint=sd is not None)
         self.backbone = net.module

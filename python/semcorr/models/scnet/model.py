@@ -90,7 +90,7 @@ class _Substitute(nn.Module):
 
     def __init__(self, name: str, weights):
         super().__init__()
-        self.net = make_backbone(name, "SCNet", weights, layers=("layer3",)).module
+        self.net = make_backbone(name, "SCNet", weights, default_layers=("layer3",)).module
         self.stride, self.channels = (16, 1024) if is_resnet(name) else (self.net.stride, self.net.channels)
 
     def forward(self, img01):
