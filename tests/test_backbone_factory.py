@@ -1,6 +1,7 @@
 """semcorr.backbone_factory: the one backbone set-up every model calls."""
 import ast
 import pathlib
+import warnings
 
 import pytest
 import torch
@@ -66,3 +67,13 @@ def test_no_model_imports_another_models_module_for_backbone_code():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and "nearest_neighbour" in node.module:
                 pytest.fail("%s imports from %s" % (path.name, node.module))
+
+
+def test_dinov2_auto_without_cache_is_random_and_silent(tmp_path, monkeypatch):
+    pytest.importorskip("timm")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the model's UNTRAINED line announces it, not a second warning
+        net = make_backbone("dinov2_vits14", "M", depth=1, layers=(0,))
+    assert net.random and net.weights is None and net.name == "dinov2_vits14" and net.module.layers == (0,)
+    assert not net.module.pretrained

@@ -6,6 +6,7 @@ layer3, PMNC layer4, SFNet layer3 + layer4...), the weights default (``"auto"``:
 when it is there, else random with a warning, :func:`semcorr.backbones.resolve_resnet_weights`), and the grid step
 of the hand-crafted descriptors. Multi-layer outputs become one map with :func:`fuse_features`.
 """
+import os
 from typing import List, NamedTuple, Optional, Sequence, Union
 
 import torch
@@ -36,9 +37,9 @@ class ModelBackbone(NamedTuple):
     module: nn.Module
     #: the name given (``"resnet101"``, ``"daisy"``) or the class name of a user's module
     name: str
-    #: resolved ResNet weights (``None``: random); ``None`` for other backbones too
+    #: resolved ResNet / DINOv2 weights (``None``: random); ``None`` for other backbones too
     weights: object
-    #: a ResNet with random weights (a user's module is the user's business: False)
+    #: a ResNet or DINOv2 with random weights (a user's module is the user's business: False)
     random: bool
     resnet: bool
 
@@ -56,8 +57,9 @@ def make_backbone(backbone: Union[str, nn.Module], model: str, weights="auto",
                   **kwargs) -> ModelBackbone:
     """Build ``backbone`` for ``model`` (named in the warning when ``weights="auto"`` finds no ImageNet weights).
 
-    ``weights`` and ``default_layers`` (the model's; ``layers=`` in ``kwargs`` wins) apply to ResNets;
-    ``stride`` (default 8) to DAISY / HOG; the other ``kwargs`` go to :func:`semcorr.backbones.build_backbone`.
+    ``weights`` and ``default_layers`` (the model's; ``layers=`` in ``kwargs`` wins) apply to ResNets, ``weights``
+    to DINOv2 too (``"auto"``: ``"hub"`` when cached, else random); ``stride`` (default 8) to DAISY / HOG; the
+    other ``kwargs`` go to :func:`semcorr.backbones.build_backbone`.
     An ``nn.Module`` is used as it is."""
     if not isinstance(backbone, str):
         return ModelBackbone(backbone, type(backbone).__name__, None, False, False)
@@ -67,6 +69,13 @@ def make_backbone(backbone: Union[str, nn.Module], model: str, weights="auto",
             kwargs.setdefault("layers", tuple(default_layers))
         return ModelBackbone(build_backbone(backbone, weights=weights, **kwargs), backbone, weights, weights is None,
                              True)
+    if backbone.startswith("dinov2_"):
+        from .backbones_vit import dinov2_hub_checkpoint_path
+
+        if weights == "auto":  # no warning of its own: the model's UNTRAINED line names the random backbone
+            weights = "hub" if os.path.isfile(dinov2_hub_checkpoint_path(backbone)) else None
+        return ModelBackbone(build_backbone(backbone, weights=weights, **kwargs), backbone, weights, weights is None,
+                             False)
     if backbone in ("daisy", "hog"):
         kwargs.setdefault("stride", DESCRIPTOR_STRIDE if stride is None else stride)
     return ModelBackbone(build_backbone(backbone, **kwargs), backbone, None, False, False)

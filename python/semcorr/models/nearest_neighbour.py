@@ -41,7 +41,7 @@ class NearestNeighbour(CorrespondenceModel):
         super().__init__()
         # randomly initialised ResNet features match nothing: ImageNet weights unless told otherwise (read from
         # the torch hub cache; a clear error if they are not there)
-        weights = backbone_kwargs.pop("weights", "imagenet") if is_resnet(backbone) else "auto"
+        weights = backbone_kwargs.pop("weights", "imagenet" if is_resnet(backbone) else "auto")
         net = make_backbone(backbone, "NearestNeighbour", weights, stride=stride, **backbone_kwargs)
         if net.random:
             self.mark_untrained("backbone")
