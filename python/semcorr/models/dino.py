@@ -245,10 +245,7 @@ class DinoMatcher(CorrespondenceModel):
             raise ValueError("backbone must be a DINOv2 name (%s) or a module, got %r"
                              % (", ".join(DINOV2_MODELS), backbone))
         net = make_backbone(backbone, "DinoMatcher", weights, layers=layers, facet=facet, **backbone_kwargs)
-        if net.random:
-            self.mark_untrained("backbone")
-        self.backbone_name = net.name
-        self.backbone = net.module
+        self.set_backbone(net)
         self.eval()
 
     def features(self, img: torch.Tensor) -> torch.Tensor:

@@ -157,13 +157,12 @@ class NCNet(CorrespondenceModel):
             if checkpoint_backbone and weights == "auto":
                 weights = None  # the checkpoint carries the backbone: no ImageNet look-up, no warning
         net = make_backbone(backbone, "NCNet", weights, default_layers=("layer3",), **backbone_kwargs)
-        self.backbone_name = net.label(checkpoint=sd is not None)
-        self.backbone = net.module
+        self.set_backbone(net, net.label(checkpoint=sd is not None))  # random until a checkpoint loads
         self.consensus = NeighConsensus(kernel_sizes=list(kernel_sizes), channels=list(channels), symmetric=symmetric)
         self.relocalization_k = int(relocalization_k)
         self.image_size = image_size
         # random until a checkpoint says otherwise (a user-given backbone module is the user's business)
-        self.mark_untrained(*(["backbone"] if net.random else []), "consensus")
+        self.mark_untrained("consensus")
         if sd is not None:
             self.load_ncnet_state_dict(sd, with_backbone=checkpoint_backbone)
         self.eval()

@@ -43,10 +43,7 @@ class NearestNeighbour(CorrespondenceModel):
         # the torch hub cache; a clear error if they are not there)
         weights = backbone_kwargs.pop("weights", "imagenet" if is_resnet(backbone) else "auto")
         net = make_backbone(backbone, "NearestNeighbour", weights, stride=stride, **backbone_kwargs)
-        if net.random:
-            self.mark_untrained("backbone")
-        self.backbone_name = net.name
-        self.backbone = net.module
+        self.set_backbone(net)
         self.eval()
 
     def features(self, img: torch.Tensor) -> torch.Tensor:

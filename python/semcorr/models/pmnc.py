@@ -285,10 +285,7 @@ class PMNC(CorrespondenceModel):
             raise ValueError("PMNC: image_size must be 'paper', None or a positive int, got %r" % (image_size,))
         self.image_size = None if image_size is None else int(image_size)
         net = make_backbone(backbone, "PMNC", weights, default_layers=("layer4",), stride=stride, **backbone_kwargs)
-        if net.random:
-            self.mark_untrained("backbone")
-        self.backbone_name = net.label()
-        self.backbone = net.module
+        self.set_backbone(net, net.label())
         self.scorer = PMNCScorer(kernel_sizes, channels, symmetric, init)
         # no published scorer weights exist: hand-set or random until a checkpoint of `semcorr train pmnc` loads
         self.mark_untrained("scorer")

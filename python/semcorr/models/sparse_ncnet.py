@@ -177,11 +177,9 @@ class SparseNCNet(CorrespondenceModel):
             raise ValueError("SparseNCNet: reloc_crop_size must be 2 or 3, got %r" % (reloc_crop_size,))
         if union not in ("sum", "unique"):
             raise ValueError("SparseNCNet: union must be 'sum' (published) or 'unique', got %r" % (union,))
-        # random until a checkpoint's backbone.* tensors load
         net = make_backbone(backbone, "SparseNCNet", weights, default_layers=("layer3",), **backbone_kwargs)
         is_resnet = net.resnet
-        self.backbone_name = net.label(checkpoint=sd is not None)
-        self.backbone = net.module
+        self.set_backbone(net, net.label(checkpoint=sd is not None))  # random until its backbone.* tensors load
         self.change_stride = bool(change_stride) and is_resnet
         if self.change_stride:
             self._set_layer3_stride_1()
@@ -194,7 +192,7 @@ class SparseNCNet(CorrespondenceModel):
         self.image_size = image_size
         self.consensus = SparseNeighConsensus(kernel_sizes=tuple(kernel_sizes), channels=tuple(channels),
                                               symmetric=symmetric, in_channels=1)
-        self.mark_untrained(*(["backbone"] if net.random else []), "consensus")
+        self.mark_untrained("consensus")
         if sd is not None:
             self.load_sparse_ncnet_state_dict(sd, is_resnet)
         self.eval()
