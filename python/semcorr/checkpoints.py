@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterable, Mapping, Optional
 import numpy as np
 import torch
 
-__all__ = ["load_checkpoint", "SAFE_GLOBALS", "unwrap_state_dict", "check_keys", "CheckpointError"]
+__all__ = ["load_checkpoint", "SAFE_GLOBALS", "unwrap_state_dict", "rename_prefix", "check_keys", "CheckpointError"]
 
 
 class CheckpointError(ValueError):
@@ -72,6 +72,15 @@ def unwrap_state_dict(obj: Any, keys: Iterable[str] = ("state_dict",), strip_pre
                               % (" / ".join(repr(k) for k in keys), type(obj).__name__))
     return OrderedDict(((k[len(strip_prefix):] if strip_prefix and k.startswith(strip_prefix) else k), v)
                        for k, v in obj.items())
+
+
+def rename_prefix(key: str, prefixes: Mapping[str, str]) -> str:
+    """``key`` with the first of ``prefixes`` (old -> new) it starts with replaced; unchanged if none does
+    (a key of neither layout is then reported as unexpected by :func:`check_keys`)."""
+    for old, new in prefixes.items():
+        if key.startswith(old):
+            return new + key[len(old):]
+    return key
 
 
 def check_keys(expected: Mapping[str, torch.Tensor], got: Mapping[str, Any], what: str,

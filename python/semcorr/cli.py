@@ -3,8 +3,9 @@
 
 A subcommand module ``semcorr.commands.<name>`` exposes ``add_parser(subparsers)``, which adds its parser
 (``semcorr <name with - for _>``) and sets ``func`` (called with the parsed arguments; returns an exit code or
-None). Every module listed in :data:`SUBCOMMANDS` must exist: a broken subcommand fails the whole command loudly
-instead of vanishing.
+None). Every module listed in :data:`SUBCOMMANDS` must exist, and the one being run must import: a missing
+module fails the whole command loudly (``ModuleNotFoundError``) and a broken one fails its command with a
+:class:`SubcommandImportError` naming the module and its import error (exit code 1), instead of vanishing.
 
 Start-up is fast: only the module of the subcommand being run is imported (``semcorr --help`` imports neither
 torch nor any subcommand module; the one-line summaries are :data:`SUMMARIES`), and subcommand modules import
@@ -22,8 +23,8 @@ import os
 import sys
 from typing import List, Optional
 
-__all__ = ["main", "build_parser", "SUBCOMMANDS", "SUMMARIES", "CommandError", "HelpFormatter", "USER_ERRORS",
-           "show_defaults"]
+__all__ = ["main", "build_parser", "SUBCOMMANDS", "SUMMARIES", "CommandError", "SubcommandImportError",
+           "HelpFormatter", "USER_ERRORS", "show_defaults"]
 
 #: subcommand modules, in the order shown by --help (command name: ``_`` -> ``-``)
 SUBCOMMANDS = ["match", "eval", "data", "train", "hpf_search"]
@@ -94,6 +95,22 @@ def _selected(argv: List[str]) -> Optional[str]:
     return None
 
 
+class SubcommandImportError(ImportError):
+    """A subcommand module that exists but does not import (a typo, a missing dependency): a bug of the
+    installation, not of the user, so it is raised with the original error chained, never skipped."""
+
+
+def _import_subcommand(full: str):
+    try:
+        module = importlib.import_module(full)
+    except Exception as e:
+        raise SubcommandImportError("subcommand module %s failed to import: %s: %s"
+                                    % (full, type(e).__name__, e), name=full) from e
+    if not callable(getattr(module, "add_parser", None)):
+        raise SubcommandImportError("subcommand module %s has no add_parser(subparsers)" % full, name=full)
+    return module
+
+
 def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
     """The ``semcorr`` parser. Only the subcommand module ``command`` (None: none) is imported and gets its full
     parser; the others are listed with their :data:`SUMMARIES` line (and must exist)."""
@@ -109,7 +126,7 @@ def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
     for mod in SUBCOMMANDS:
         full = "semcorr.commands.%s" % mod
         if mod == command:
-            p = importlib.import_module(full).add_parser(sub)
+            p = _import_subcommand(full).add_parser(sub)
         else:
             if importlib.util.find_spec(full) is None:
                 raise ModuleNotFoundError("subcommand module %s does not exist" % full, name=full)

@@ -1,9 +1,11 @@
 """``semcorr train METHOD ...``: one training loop per method, in ``semcorr.train.<method>``.
 
-A method module exposes ``add_arguments(parser)`` and ``run(args)``; methods whose module does not exist
-(yet) are not listed, so each can be added without editing this file. ``--help`` of every method shows the
+A method module exposes ``RECIPE`` (a :class:`semcorr.train._engine.Recipe`: the engine's options and loop), or
+for a loop of its own ``add_arguments(parser)`` and ``run(args)``; methods whose module does not exist (yet)
+are not listed, so each can be added without editing this file. ``--help`` of every method shows the
 defaults (:class:`semcorr.cli.HelpFormatter`).
 """
+import functools
 import importlib
 import pkgutil
 
@@ -34,10 +36,22 @@ def add_parser(subparsers):
         mp = sub.add_parser(cmd, aliases=[name] if cmd != name else [], help=doc.splitlines()[0] if doc else None,
                             description=doc or None, formatter_class=HelpFormatter,
                             epilog=_config_summary(recipe.default_config) if recipe is not None else None)
-        show_defaults(mod.add_arguments(mp) or mp)
-        mp.set_defaults(func=_checked(mod.run))
+        add_arguments, run = _entry_points(mod)
+        show_defaults(add_arguments(mp) or mp)
+        mp.set_defaults(func=_checked(run))
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
     return p
+
+
+def _entry_points(mod):
+    """(add_arguments(parser), run(args)) of a method module: the engine's for a ``RECIPE``, else its own."""
+    recipe = getattr(mod, "RECIPE", None)
+    if recipe is None:
+        return mod.add_arguments, mod.run
+    from semcorr.train import _engine as E
+
+    add_arguments = functools.partial(E.add_engine_arguments, default_config=recipe.default_config)
+    return add_arguments, functools.partial(E.run, recipe)
 
 
 def _config_summary(name: str) -> str:

@@ -113,6 +113,14 @@ class CorrespondenceModel(nn.Module, abc.ABC):
         raise NotImplementedError
 
     # ---- random weights: every model says which of its parts are untrained ----
+    def set_backbone(self, net, name: Optional[str] = None) -> None:
+        """Hold the feature extractor :func:`semcorr.backbone_factory.make_backbone` built as ``self.backbone``,
+        shown as ``name`` (default: its name); a random one is marked untrained."""
+        self.backbone = net.module
+        self.backbone_name = net.name if name is None else name
+        if net.random:
+            self.mark_untrained("backbone")
+
     def mark_untrained(self, *parts: str) -> None:
         """Record parts (e.g. ``"backbone"``, ``"consensus"``) whose weights are random."""
         current = self.__dict__.setdefault("_untrained_parts", [])

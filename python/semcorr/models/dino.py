@@ -35,7 +35,6 @@ pixel-centre mapping of the resize (``(x + 0.5) * s - 0.5 + pad``) and the proje
 (``14 * cell + 6.5``), a difference below one canvas pixel, and give the match field on a source grid that tiles
 the source image (:class:`Matches`): the canvas field is sampled bilinearly at that grid's cell centres.
 """
-import os
 from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -45,7 +44,8 @@ from torch import nn
 
 from semcorr_ext import flow, ops
 
-from ..backbones_vit import DINOV2_MODELS, DINOv2Features, dinov2_hub_checkpoint_path
+from ..backbone_factory import fuse_features, make_backbone
+from ..backbones_vit import DINOV2_MODELS
 from . import register_model
 from .base import CorrespondenceModel, Matches
 
@@ -241,26 +241,15 @@ class DinoMatcher(CorrespondenceModel):
         self.img_size, self.readout, self.window = int(img_size), readout, int(window)
         self.beta, self.sigma, self.mutual, self.consensus = float(beta), float(sigma), bool(mutual), consensus
         self.topk, self.dense_max_cells, self.band_bytes = int(topk), int(dense_max_cells), int(band_bytes)
-        if isinstance(backbone, str):
-            if backbone not in DINOV2_MODELS:
-                raise ValueError("backbone must be a DINOv2 name (%s) or a module, got %r"
-                                 % (", ".join(DINOV2_MODELS), backbone))
-            if weights == "auto":
-                weights = "hub" if os.path.isfile(dinov2_hub_checkpoint_path(backbone)) else None
-            self.backbone_name = backbone
-            backbone = DINOv2Features(backbone, layers=layers, facet=facet, weights=weights, **backbone_kwargs)
-            if weights is None:
-                self.mark_untrained("backbone")
-        else:
-            self.backbone_name = type(backbone).__name__
-        self.backbone = backbone
+        if isinstance(backbone, str) and backbone not in DINOV2_MODELS:
+            raise ValueError("backbone must be a DINOv2 name (%s) or a module, got %r"
+                             % (", ".join(DINOV2_MODELS), backbone))
+        net = make_backbone(backbone, "DinoMatcher", weights, layers=layers, facet=facet, **backbone_kwargs)
+        self.set_backbone(net)
         self.eval()
 
     def features(self, img: torch.Tensor) -> torch.Tensor:
-        feats = self.backbone(img)
-        if isinstance(feats, (list, tuple)):
-            feats = feats[0] if len(feats) == 1 else torch.cat([F.normalize(f, dim=1) for f in feats], 1)
-        return feats
+        return fuse_features(self.backbone(img))  # the layers of one ViT share its patch grid: no resize
 
     def _band_rows(self, Hs: int, Ws: int, Nt: int, itemsize: int) -> int:
         """Source rows per correlation band: all of them up to ``dense_max_cells`` volume cells, else as many

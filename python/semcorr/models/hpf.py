@@ -30,7 +30,8 @@ from torch import nn
 
 from semcorr_ext import flow, ops
 
-from ..backbones import DenseDescriptor, ResNetFeatures, imagenet_checkpoint_path
+from ..backbone_factory import make_backbone
+from ..backbones import imagenet_cached
 from . import register_model
 from .base import CorrespondenceModel, Matches
 
@@ -173,10 +174,9 @@ class HyperpixelFlow(CorrespondenceModel):
                  weights="auto", ncells: int = 8192, side: Optional[int] = None, daisy_stride: int = 8):
         super().__init__()
         if backbone == "auto":
-            import os
             import warnings
 
-            backbone = "resnet101" if os.path.isfile(imagenet_checkpoint_path(101)) else "daisy"
+            backbone = "resnet101" if imagenet_cached(101) else "daisy"
             if backbone == "daisy":
                 warnings.warn("HPF: ResNet-101 ImageNet weights are not in the torch hub cache; using DAISY "
                               "hyperpixels (backbone='daisy'). Pass backbone='resnet101' to use the published "
@@ -187,7 +187,7 @@ class HyperpixelFlow(CorrespondenceModel):
         self.side = side
         if backbone == "daisy":
             self.ids = (0,)
-            self.extractor = DenseDescriptor(kind="daisy", stride=daisy_stride)
+            self.extractor = make_backbone("daisy", "HPF", stride=daisy_stride).module
             self.geometry = None
         elif backbone in ("resnet50", "resnet101"):
             depth = int(backbone[len("resnet"):])
@@ -201,21 +201,10 @@ class HyperpixelFlow(CorrespondenceModel):
             if max(self.ids) >= len(self.geometry):
                 raise ValueError("ResNet-%d has hyperpixel ids 0..%d, got %s" % (depth, len(self.geometry) - 1,
                                                                                  self.ids))
-            if weights == "auto":
-                import os
-                import warnings
-
-                if os.path.isfile(imagenet_checkpoint_path(depth)):
-                    weights = "imagenet"
-                else:
-                    warnings.warn("HPF: ImageNet weights for ResNet-%d are not in the torch hub cache; using random "
-                                  "weights (the pipeline runs, matches are poor). Pass weights='imagenet' once the "
-                                  "checkpoint is cached." % depth)
-                    weights = None
-            deepest = self.geometry[max(self.ids)][0]
-            self.extractor = ResNetFeatures(depth=depth, layers=(deepest if deepest != "stem" else "stem",),
-                                            weights=weights)
-            if weights is None:
+            # only the deepest layer is asked for: layer_features reads every block up to it
+            net = make_backbone(backbone, "HPF", weights, default_layers=(self.geometry[max(self.ids)][0],))
+            self.extractor = net.module
+            if net.random:
                 self.mark_untrained("backbone")  # HPF has no weights of its own: only the ImageNet ResNet
         else:
             raise ValueError("HPF backbone must be resnet50, resnet101 or daisy, got %r" % (backbone,))

@@ -50,10 +50,10 @@ from torch import nn
 
 from semcorr_ext import flow, ops
 
-from ..backbones import IMAGENET_MEAN, IMAGENET_STD, build_backbone, resolve_resnet_weights
+from ..backbone_factory import fuse_features, is_resnet, make_backbone
+from ..backbones import IMAGENET_MEAN, IMAGENET_STD
 from . import register_model
 from .base import CorrespondenceModel, Matches
-from .nearest_neighbour import fuse_features
 
 __all__ = ["MaCoSNet", "GeometricTransform", "TinyBackbone", "TransformRegressor", "CosegDecoder", "feature_l2norm",
            "tps_identity_parameters", "tps_parameters_to_displacement", "convert_released_state_dict"]
@@ -315,12 +315,11 @@ class MaCoSNet(CorrespondenceModel):
             if backbone == "tiny":
                 backbone = TinyBackbone(**backbone_kwargs)
                 self.mark_untrained("backbone")
-            elif backbone.startswith("resnet"):
-                weights = resolve_resnet_weights(int(backbone[len("resnet"):]), weights, "MaCoSNet")
-                backbone_kwargs.setdefault("layers", ("layer3",))
-                pretrained = weights is not None
-                backbone = build_backbone(backbone, weights=weights, **backbone_kwargs)
-                if not pretrained:
+            elif is_resnet(backbone):
+                net = make_backbone(backbone, "MaCoSNet", weights, default_layers=("layer3",), **backbone_kwargs)
+                pretrained = not net.random
+                backbone = net.module
+                if net.random:
                     self.mark_untrained("backbone")
             else:
                 raise ValueError("macosnet backbone must be 'resnet101', 'resnet50', 'tiny' or an nn.Module, "

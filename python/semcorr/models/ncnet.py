@@ -32,13 +32,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from semcorr_ext import flow, ops
-from semcorr.backbones import resolve_resnet_weights
-from semcorr.checkpoints import CheckpointError, check_keys, load_checkpoint, unwrap_state_dict
+from semcorr.backbone_factory import fuse_features, make_backbone
+from semcorr.checkpoints import CheckpointError, check_keys, load_checkpoint, rename_prefix, unwrap_state_dict
 from semcorr_ext.nn import Conv4d, NeighConsensus
 
 from . import register_model
 from .base import CorrespondenceModel, Matches
-from .nearest_neighbour import fuse_features
 
 __all__ = ["NCNet", "convert_ncnet_state_dict", "read_ncnet_checkpoint", "load_ncnet_checkpoint"]
 
@@ -82,12 +81,7 @@ def convert_ncnet_state_dict(state) -> Dict[str, torch.Tensor]:
                 v = Conv4d.ncnet_to_standard(v)
             out[nk] = v
             continue
-        for old, new in _NCNET_BACKBONE_PREFIXES.items():
-            if k.startswith(old):
-                out[new + k[len(old):]] = v
-                break
-        else:
-            out[k] = v
+        out[rename_prefix(k, _NCNET_BACKBONE_PREFIXES)] = v
     return out
 
 
@@ -154,8 +148,6 @@ class NCNet(CorrespondenceModel):
                  relocalization_k: int = 0, image_size: Optional[int] = None, checkpoint=None,
                  checkpoint_backbone: bool = True, **backbone_kwargs):
         super().__init__()
-        from semcorr.backbones import build_backbone
-
         sd = None
         if checkpoint is not None:
             raw, args = read_ncnet_checkpoint(checkpoint)
@@ -164,28 +156,13 @@ class NCNet(CorrespondenceModel):
             kernel_sizes, channels = _layout_from_args(args, sd)
             if checkpoint_backbone and weights == "auto":
                 weights = None  # the checkpoint carries the backbone: no ImageNet look-up, no warning
-        random_backbone = False
-        if isinstance(backbone, str):
-            if backbone.startswith("resnet"):
-                depth = int(backbone[len("resnet"):])
-                weights = resolve_resnet_weights(depth, weights, "NCNet")
-                random_backbone = weights is None
-                backbone_kwargs.setdefault("layers", ("layer3",))
-                self.backbone_name = "%s (%s)" % (backbone, weights if weights is not None else
-                                                  ("checkpoint" if sd is not None else "random"))
-                net = build_backbone(backbone, weights=weights, **backbone_kwargs)
-            else:
-                self.backbone_name = backbone
-                net = build_backbone(backbone, **backbone_kwargs)
-        else:
-            self.backbone_name = type(backbone).__name__
-            net = backbone
-        self.backbone = net
+        net = make_backbone(backbone, "NCNet", weights, default_layers=("layer3",), **backbone_kwargs)
+        self.set_backbone(net, net.label(checkpoint=sd is not None))  # random until a checkpoint loads
         self.consensus = NeighConsensus(kernel_sizes=list(kernel_sizes), channels=list(channels), symmetric=symmetric)
         self.relocalization_k = int(relocalization_k)
         self.image_size = image_size
         # random until a checkpoint says otherwise (a user-given backbone module is the user's business)
-        self.mark_untrained(*(["backbone"] if random_backbone else []), "consensus")
+        self.mark_untrained("consensus")
         if sd is not None:
             self.load_ncnet_state_dict(sd, with_backbone=checkpoint_backbone)
         self.eval()

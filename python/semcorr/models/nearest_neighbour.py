@@ -1,36 +1,18 @@
 """Nearest-neighbour matching: the simplest dense correspondence, and the baseline every learned method
 improves on. Features -> ``semcorr_ext.ops.corr4d`` (cosine similarity) -> for each source cell the target
 cell of highest similarity."""
-from typing import List, Optional, Union
+from typing import Optional, Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from semcorr_ext import flow, ops
 
-from ..backbones import build_backbone
+from ..backbone_factory import fuse_features, is_resnet, make_backbone
 from . import register_model
 from .base import CorrespondenceModel, Matches
 
 __all__ = ["NearestNeighbour", "fuse_features"]
-
-
-def fuse_features(feats: Union[torch.Tensor, List[torch.Tensor]]) -> torch.Tensor:
-    """One (B, C, h, w) map from a backbone output: a tensor is returned as is; a list of maps is
-    L2-normalised per map, resized (bilinear) to the largest grid and concatenated along channels."""
-    if isinstance(feats, torch.Tensor):
-        return feats
-    if len(feats) == 1:
-        return feats[0]
-    size = max((f.shape[-2:] for f in feats), key=lambda s: s[0] * s[1])
-    out = []
-    for f in feats:
-        f = F.normalize(f, dim=1)
-        if f.shape[-2:] != size:
-            f = F.interpolate(f, size=tuple(size), mode="bilinear", align_corners=False)
-        out.append(f)
-    return torch.cat(out, 1)
 
 
 @register_model("nn")
@@ -57,20 +39,11 @@ class NearestNeighbour(CorrespondenceModel):
 
     def __init__(self, backbone: Union[str, nn.Module] = "daisy", stride: Optional[int] = None, **backbone_kwargs):
         super().__init__()
-        if isinstance(backbone, str):
-            if backbone in ("daisy", "hog"):
-                backbone_kwargs.setdefault("stride", 8 if stride is None else stride)
-            elif backbone.startswith("resnet"):
-                # randomly initialised ResNet features match nothing: ImageNet weights unless told otherwise
-                # (read from the torch hub cache; a clear error if they are not there)
-                backbone_kwargs.setdefault("weights", "imagenet")
-                if backbone_kwargs["weights"] is None:
-                    self.mark_untrained("backbone")
-            self.backbone_name = backbone
-            backbone = build_backbone(backbone, **backbone_kwargs)
-        else:
-            self.backbone_name = type(backbone).__name__
-        self.backbone = backbone
+        # randomly initialised ResNet features match nothing: ImageNet weights unless told otherwise (read from
+        # the torch hub cache; a clear error if they are not there)
+        weights = backbone_kwargs.pop("weights", "imagenet" if is_resnet(backbone) else "auto")
+        net = make_backbone(backbone, "NearestNeighbour", weights, stride=stride, **backbone_kwargs)
+        self.set_backbone(net)
         self.eval()
 
     def features(self, img: torch.Tensor) -> torch.Tensor:

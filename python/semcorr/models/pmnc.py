@@ -51,12 +51,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from semcorr_ext import flow, ops
-from semcorr.backbones import resolve_resnet_weights
+from semcorr.backbone_factory import fuse_features, is_resnet, make_backbone
 from semcorr_ext.ops.patchmatch import PMNC_OFFSETS
 
 from . import register_model
 from .base import CorrespondenceModel, Matches
-from .nearest_neighbour import fuse_features
 
 __all__ = ["PMNCScorer", "PMNC", "PatchMatchResult", "initial_matches"]
 
@@ -278,33 +277,15 @@ class PMNC(CorrespondenceModel):
             raise ValueError("PMNC: need k >= 1 and iterations >= 0, got k=%d, iterations=%d" % (k, iterations))
         if readout not in ("mutual", "search"):
             raise ValueError("PMNC: readout must be 'mutual' or 'search', got %r" % (readout,))
-        from semcorr.backbones import build_backbone
-
-        is_resnet = isinstance(backbone, str) and backbone.startswith("resnet")
         #: the backbone's name (None for a module): a scorer checkpoint records the one it was trained on
         self.backbone_kind = backbone if isinstance(backbone, str) else None
         if image_size == "paper":
-            image_size = self.PAPER_IMAGE_SIZE if is_resnet else None
+            image_size = self.PAPER_IMAGE_SIZE if is_resnet(backbone) else None
         elif image_size is not None and (isinstance(image_size, str) or int(image_size) < 1):
             raise ValueError("PMNC: image_size must be 'paper', None or a positive int, got %r" % (image_size,))
         self.image_size = None if image_size is None else int(image_size)
-        if is_resnet:
-            depth = int(backbone[len("resnet"):])
-            weights = resolve_resnet_weights(depth, weights, "PMNC")
-            backbone_kwargs.setdefault("layers", ("layer4",))
-            self.backbone_name = "%s (%s)" % (backbone, weights if weights is not None else "random")
-            net = build_backbone(backbone, weights=weights, **backbone_kwargs)
-            if weights is None:
-                self.mark_untrained("backbone")
-        elif isinstance(backbone, str):
-            if backbone in ("daisy", "hog"):
-                backbone_kwargs.setdefault("stride", 8 if stride is None else stride)
-            self.backbone_name = backbone
-            net = build_backbone(backbone, **backbone_kwargs)
-        else:
-            self.backbone_name = type(backbone).__name__
-            net = backbone
-        self.backbone = net
+        net = make_backbone(backbone, "PMNC", weights, default_layers=("layer4",), stride=stride, **backbone_kwargs)
+        self.set_backbone(net, net.label())
         self.scorer = PMNCScorer(kernel_sizes, channels, symmetric, init)
         # no published scorer weights exist: hand-set or random until a checkpoint of `semcorr train pmnc` loads
         self.mark_untrained("scorer")

@@ -37,7 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from semcorr_ext import flow, ops
-from semcorr.backbones import imagenet_cached, resolve_resnet_weights
+from semcorr.backbone_factory import make_backbone
+from semcorr.backbones import imagenet_cached
 from semcorr.checkpoints import CheckpointError, check_keys, load_checkpoint, unwrap_state_dict
 
 from . import register_model
@@ -112,12 +113,8 @@ def build_sfnet_backbone(name: str = "resnet101", weights="auto") -> Tuple[nn.Mo
         m = _TorchvisionResNet18(None if random else weights)
         return m, m.channels, "resnet18 (%s)" % ("random" if random else weights), random
     if name in ("resnet50", "resnet101"):
-        from semcorr.backbones import ResNetFeatures
-
-        depth = int(name[len("resnet"):])
-        weights = resolve_resnet_weights(depth, weights, "SFNet")
-        m = ResNetFeatures(depth=depth, layers=("layer3", "layer4"), weights=weights)
-        return m, (1024, 2048), "%s (%s)" % (name, weights or "random"), weights is None
+        net = make_backbone(name, "SFNet", weights, default_layers=("layer3", "layer4"))
+        return net.module, (1024, 2048), net.label(), net.random
     raise ValueError("SFNet backbone must be resnet101, resnet50, auto, resnet18 or tiny, got %r" % (name,))
 
 

@@ -37,13 +37,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from semcorr_ext import flow, ops
-from semcorr.backbones import resolve_resnet_weights
+from semcorr.backbone_factory import fuse_features, make_backbone
 from semcorr.checkpoints import CheckpointError, check_keys
 from semcorr_ext.nn import SparseNeighConsensus
 
 from . import register_alias, register_model
 from .base import CorrespondenceModel, Matches
-from .nearest_neighbour import fuse_features
 from .sparse_ncnet_convert import consensus_layout, read_sparse_ncnet_checkpoint
 from .sparse_ncnet_relocalize import RELOCALIZATIONS, relocalize
 
@@ -160,8 +159,6 @@ class SparseNCNet(CorrespondenceModel):
                  union: str = "sum", mutual: bool = False, num_matches: Optional[int] = 2000,
                  image_size: Optional[int] = None, checkpoint=None, **backbone_kwargs):
         super().__init__()
-        from semcorr.backbones import build_backbone
-
         sd = None
         if checkpoint is not None:
             cfg, sd = read_sparse_ncnet_checkpoint(checkpoint)
@@ -180,24 +177,9 @@ class SparseNCNet(CorrespondenceModel):
             raise ValueError("SparseNCNet: reloc_crop_size must be 2 or 3, got %r" % (reloc_crop_size,))
         if union not in ("sum", "unique"):
             raise ValueError("SparseNCNet: union must be 'sum' (published) or 'unique', got %r" % (union,))
-        random_backbone, is_resnet = False, False
-        if isinstance(backbone, str):
-            if backbone.startswith("resnet"):
-                is_resnet = True
-                depth = int(backbone[len("resnet"):])
-                weights = resolve_resnet_weights(depth, weights, "SparseNCNet")
-                random_backbone = weights is None  # until a checkpoint's backbone.* tensors load
-                backbone_kwargs.setdefault("layers", ("layer3",))
-                self.backbone_name = "%s (%s)" % (backbone, weights if weights is not None else
-                                                  ("checkpoint" if sd is not None else "random"))
-                net = build_backbone(backbone, weights=weights, **backbone_kwargs)
-            else:
-                self.backbone_name = backbone
-                net = build_backbone(backbone, **backbone_kwargs)
-        else:
-            self.backbone_name = type(backbone).__name__
-            net = backbone
-        self.backbone = net
+        net = make_backbone(backbone, "SparseNCNet", weights, default_layers=("layer3",), **backbone_kwargs)
+        is_resnet = net.resnet
+        self.set_backbone(net, net.label(checkpoint=sd is not None))  # random until its backbone.* tensors load
         self.change_stride = bool(change_stride) and is_resnet
         if self.change_stride:
             self._set_layer3_stride_1()
@@ -210,7 +192,7 @@ class SparseNCNet(CorrespondenceModel):
         self.image_size = image_size
         self.consensus = SparseNeighConsensus(kernel_sizes=tuple(kernel_sizes), channels=tuple(channels),
                                               symmetric=symmetric, in_channels=1)
-        self.mark_untrained(*(["backbone"] if random_backbone else []), "consensus")
+        self.mark_untrained("consensus")
         if sd is not None:
             self.load_sparse_ncnet_state_dict(sd, is_resnet)
         self.eval()

@@ -26,7 +26,7 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-from semcorr.checkpoints import CheckpointError, load_checkpoint, unwrap_state_dict
+from semcorr.checkpoints import CheckpointError, load_checkpoint, rename_prefix, unwrap_state_dict
 
 # the same FeatureExtraction.model layout as NC-Net's ImMatchNet (Sequential(conv1, bn1, relu, maxpool, layer1,
 # layer2, layer3)): share NC-Net's table of its module indices -> semcorr.backbones.ResNetFeatures names
@@ -131,12 +131,7 @@ def convert_sparse_ncnet_state_dict(state: Mapping[str, torch.Tensor],
             else:
                 out["consensus.layers.%d.%s" % (i, name)] = v  # reported as unexpected by the loader
             continue
-        for old, new in _BACKBONE_PREFIXES.items():
-            if key.startswith(old):
-                out[new + key[len(old):]] = v
-                break
-        else:
-            out[key] = v
+        out[rename_prefix(key, _BACKBONE_PREFIXES)] = v
     return out
 
 

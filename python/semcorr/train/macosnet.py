@@ -34,10 +34,10 @@ from typing import Any, Dict
 import torch
 from torch.utils.data import Dataset
 
-from ._engine import Recipe, add_engine_arguments, run as _run
+from ._engine import Recipe
 from ._engine_data import PairsCSV, SyntheticTrainPairs, build_pair_dataset
 
-__all__ = ["RECIPE", "CroppedPairsCSV", "build_data", "macosnet_loss", "add_arguments", "run"]
+__all__ = ["RECIPE", "CroppedPairsCSV", "build_data", "macosnet_loss"]
 
 
 class CroppedPairsCSV(PairsCSV):
@@ -169,10 +169,3 @@ RECIPE = Recipe(name="macosnet", default_config="macosnet_pfpascal", loss=macosn
                 partner_fields=("src_img", "category"), build=build, build_data=build_data,
                 trained_parts=trained_parts)
 
-
-def add_arguments(p):
-    return add_engine_arguments(p, RECIPE.default_config)
-
-
-def run(args) -> int:
-    return _run(RECIPE, args)

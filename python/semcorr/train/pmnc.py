@@ -26,10 +26,9 @@ from typing import Any, Dict, List
 import numpy as np
 import torch
 
-from ._engine import Recipe, add_engine_arguments, run as _run
+from ._engine import Recipe
 
-__all__ = ["RECIPE", "keypoint_probability_map", "keypoint_ce_loss", "gt_probability_map", "dense_ce_loss",
-           "add_arguments", "run"]
+__all__ = ["RECIPE", "keypoint_probability_map", "keypoint_ce_loss", "gt_probability_map", "dense_ce_loss"]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -193,10 +192,3 @@ def trained_parts(model):
 RECIPE = Recipe(name="pmnc", default_config="pmnc_pfpascal", loss=keypoint_ce_loss, param_groups=param_groups,
                 build_data=build_data, trained_parts=trained_parts)
 
-
-def add_arguments(p):
-    return add_engine_arguments(p, RECIPE.default_config)
-
-
-def run(args) -> int:
-    return _run(RECIPE, args)

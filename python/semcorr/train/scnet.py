@@ -26,10 +26,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ._engine import Recipe, add_engine_arguments, run as _run
+from ._engine import Recipe
 
-__all__ = ["RECIPE", "ProposalPairs", "PFPascalProposalPairs", "active_proposals", "keypoint_warp", "hinge_loss",
-           "add_arguments", "run"]
+__all__ = ["RECIPE", "ProposalPairs", "PFPascalProposalPairs", "active_proposals", "keypoint_warp", "hinge_loss"]
 
 
 class ProposalPairs(Dataset):
@@ -181,10 +180,3 @@ def trained_parts(model):
 RECIPE = Recipe(name="scnet", default_config="scnet_pfpascal", loss=hinge_loss, param_groups=param_groups,
                 on_epoch_start=reset_momentum, build_data=build_data, trained_parts=trained_parts)
 
-
-def add_arguments(p):
-    return add_engine_arguments(p, RECIPE.default_config)
-
-
-def run(args) -> int:
-    return _run(RECIPE, args)

@@ -28,9 +28,9 @@ from typing import Any, Dict
 import torch
 from torch.utils.data import Dataset
 
-from ._engine import Recipe, add_engine_arguments, run as _run
+from ._engine import Recipe
 
-__all__ = ["RECIPE", "build_data", "sfnet_loss", "add_arguments", "run"]
+__all__ = ["RECIPE", "build_data", "sfnet_loss"]
 
 
 def build_data(spec: Dict[str, Any]) -> Dataset:
@@ -85,10 +85,3 @@ def sfnet_loss(model, batch: Dict[str, Any], cfg: Dict[str, Any]) -> Dict[str, t
 RECIPE = Recipe(name="sfnet", default_config="sfnet_voc", loss=sfnet_loss, build_data=build_data,
                 trained_parts=("adaptation layers",))
 
-
-def add_arguments(p):
-    return add_engine_arguments(p, RECIPE.default_config)
-
-
-def run(args) -> int:
-    return _run(RECIPE, args)

@@ -14,9 +14,9 @@ Deviations: those of the loss module, plus the engine's (last incomplete batch d
 """
 from typing import Any, Dict
 
-from ._engine import Recipe, add_engine_arguments, run as _run
+from ._engine import Recipe
 
-__all__ = ["RECIPE", "weak_loss", "add_arguments", "run"]
+__all__ = ["RECIPE", "weak_loss"]
 
 
 def weak_loss(model, batch: Dict[str, Any], cfg: Dict[str, Any] = None) -> Dict[str, Any]:
@@ -30,10 +30,3 @@ def weak_loss(model, batch: Dict[str, Any], cfg: Dict[str, Any] = None) -> Dict[
 RECIPE = Recipe(name="sparse-ncnet", default_config="sparse_ncnet_ivd", loss=weak_loss, partner_fields=("src_img",),
                 trained_parts=("consensus",))
 
-
-def add_arguments(p):
-    return add_engine_arguments(p, RECIPE.default_config)
-
-
-def run(args) -> int:
-    return _run(RECIPE, args)

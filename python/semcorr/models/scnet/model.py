@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...backbones import IMAGENET_MEAN, IMAGENET_STD, build_backbone, imagenet_checkpoint_path
+from ...backbone_factory import is_resnet, make_backbone, resnet_depth
+from ...backbones import IMAGENET_MEAN, IMAGENET_STD, imagenet_cached
 from ...checkpoints import CheckpointError, check_keys
 from .. import register_model
 from ..base import CorrespondenceModel, Matches
@@ -89,12 +90,8 @@ class _Substitute(nn.Module):
 
     def __init__(self, name: str, weights):
         super().__init__()
-        if name.startswith("resnet"):
-            self.net = build_backbone(name, layers=("layer3",), weights=weights)
-            self.stride, self.channels = 16, 1024
-        else:
-            self.net = build_backbone("daisy", stride=8)
-            self.stride, self.channels = 8, self.net.channels
+        self.net = make_backbone(name, "SCNet", weights, default_layers=("layer3",)).module
+        self.stride, self.channels = (16, 1024) if is_resnet(name) else (self.net.stride, self.net.channels)
 
     def forward(self, img01):
         f = self.net(img01)
@@ -165,8 +162,8 @@ class SCNet(CorrespondenceModel):
             backbone_trained = vgg_w is not None
         else:
             rw = weights
-            if backbone.startswith("resnet") and weights == "auto":
-                rw = "imagenet" if os.path.isfile(imagenet_checkpoint_path(int(backbone[6:]))) else None
+            if is_resnet(backbone) and weights == "auto":  # no warning: the UNTRAINED line below says it
+                rw = "imagenet" if imagenet_cached(resnet_depth(backbone)) else None
             self.backbone = _Substitute(backbone, rw)
             backbone_trained = backbone == "daisy" or rw is not None
         C = self.backbone.channels
