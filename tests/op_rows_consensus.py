@@ -163,7 +163,7 @@ KERNEL_MAP4D = OpRow(
                   opts=dict(backend="aot_eager"))],
     empty=[Case("no-points", lambda: (torch.zeros(0, 5, dtype=I64),), lambda c: km_tuple(ops.kernel_map4d(c, 3)),
                 check=lambda o, i: _no_pairs(o, 82))],
-    bad_input=[bad(f"{m[:28]}", lambda c=c: (c, ks), ops.kernel_map4d, m, (RuntimeError, ValueError)) for c, ks, m in [
+    bad_input=[bad(f"{m[:28]}", lambda c=c, ks=ks: (c, ks), ops.kernel_map4d, m, (RuntimeError, ValueError)) for c, ks, m in [
         (torch.zeros(3, 4, dtype=I64), 3, r"`coords` must have 5 columns"),
         (torch.zeros(3, 5), 3, r"`coords` must be int32 or int64, got Float"),
         (torch.tensor([[0, 0, 0, 0, 0], [0, 1, -1, 0, 0]]), 3, r"`coords` must be >= 0, got -1 in column 2"),

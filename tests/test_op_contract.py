@@ -13,7 +13,8 @@ from semcorr_ext import ops
 
 def _cases(check, with_dtype=False):
     return [pytest.param(row, case, *([d] if with_dtype else []),
-                         id=f"{row.name}-{case.id}" + (f"-{str(d)[6:]}" if d is not None else ""))
+                         id=f"{row.name}-{case.id}" + (f"-{str(d)[6:]}" if d is not None else ""),
+                         marks=[pytest.mark.xfail(strict=True, reason=case.xfail)] if case.xfail else [])
             for row in ROWS for case in getattr(row, check) for d in (row.dtypes if with_dtype else (None,))]
 
 
