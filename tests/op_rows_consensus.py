@@ -200,9 +200,10 @@ def _sparse_inputs(dtype=F64, bias=True, k4=(3, 3, 3, 3), n=90, cin=3, cout=4, d
     return f, coords, w, (rnd(cout, dtype=dtype, seed=2) if bias else None)
 
 
-def _emu_maps(bias=True, dtype=F64):
-    coords, km = kmap(1, (3, 3, 3, 3), 20, 3, 3)
-    return (rnd(20, 3, dtype=dtype), rnd(2, 3, 3, 3, 3, 3, dtype=dtype, seed=1),
+def _emu_maps(bias=True, dtype=F64, n=20, ks=(3, 3, 3, 3)):
+    """Emulator arguments (feats, weight, bias, in_rows, out_rows, offsets_ptr) on n points of a 3^4 grid."""
+    coords, km = kmap(1, (3, 3, 3, 3), n, 3, ks)
+    return (rnd(n, 3, dtype=dtype), rnd(2, 3, *ks, dtype=dtype, seed=1),
             rnd(2, dtype=dtype, seed=2) if bias else None, *km_tuple(km))
 
 
@@ -280,8 +281,8 @@ SPARSE_CONV4D = OpRow(
         _sparse_bad("raw-int32-rows", lambda: (_bad_args()["f"], _bad_args()["w"], None,
                                                _bad_args()["maps"][0].int(), *_bad_args()["maps"][1:]),
                     r"`in_rows` must be a 1-D int64 tensor", raw=True)],
-    emu=[Case("fwd-bwd", _emu_maps, sparse_fwd_bwd, tol=(1e-10, 1e-12)),
-         Case("float32-no-bias", lambda: _emu_maps(False, F32), lambda O, *a: O.sparse_conv4d(*a))],
+    emu=[Case("fwd-bwd", lambda: _emu_maps(ks=(3, 1, 1, 3)), sparse_fwd_bwd, tol=(1e-10, 1e-12)),
+         Case("float32-full-kernel-no-bias", lambda: _emu_maps(False, F32, n=30), lambda O, *a: O.sparse_conv4d(*a))],
     emu_empty=[Case("no-points", lambda: (torch.zeros(0, 3, dtype=F64), rnd(2, 3, 3, 3, 3, 3), None,
                                           *km_tuple(ops.kernel_map4d(torch.zeros(0, 5, dtype=I64), 3))),
                     lambda O, *a: O.sparse_conv4d(*a), check=out_shapes(lambda *a: (0, 2)))],

@@ -84,7 +84,7 @@ CORR4D = OpRow(
         _corr_bad((2, 4, 3, 3), (2, 4, 3, 3), dict(power=2.0), r"`power` != 1 requires `relu=True`"),
         _corr_bad((2, 4, 3, 3), (2, 4, 3, 3), dict(eps=-1.0), r"`eps` must be >= 0"),
     ],
-    emu=[Case(f"fwd-bwd-{kw_id(kw)}", lambda: pair((2, 5, 3, 4), (2, 5, 4, 3), F64),
+    emu=[Case(f"fwd-bwd-{kw_id(kw)}", lambda: pair((1, 3, 2, 3), (1, 3, 3, 2), F64),
               lambda O, s, t, kw=kw: corr4d_fwd_bwd(O, s, t, kw), tol=(1e-10, 1e-12))
          for kw in (dict(), dict(relu=True, power=3.0))] + [
         Case("float32-single-cell", lambda: pair((1, 3, 1, 1), (1, 3, 1, 1)), lambda O, s, t: corr4d_raw(O, s, t, {})),
@@ -188,7 +188,7 @@ MUTUAL_MATCHING = OpRow(
         bad("6d-2-channels", lambda: (volume(2, 2, 3, 3, 3, 3),), ops.mutual_matching, r"`corr` must be"),
         bad("int", lambda: (torch.ones(1, 2, 2, 2, 2, dtype=torch.int64),), ops.mutual_matching,
             r"`corr` must be a floating tensor")],
-    emu=[Case("fwd-bwd", lambda: (volume(2, 3, 4, 3, 5, dtype=F64),), mm_fwd_bwd, tol=(1e-10, 1e-12))],
+    emu=[Case("fwd-bwd", lambda: (volume(1, 2, 3, 2, 3, dtype=F64),), mm_fwd_bwd, tol=(1e-10, 1e-12))],
     emu_empty=[Case("batch0", lambda: (volume(0, 2, 2, 2, 2, dtype=F64),), lambda O, c: O.mutual_matching(c, 1e-5),
                     check=out_shapes(lambda c: c.shape))],
     emu_bad_input=[bad("4d", lambda: (volume(2, 3, 3, 3, dtype=F64),), lambda O, c: O.mutual_matching(c, 1e-5),

@@ -134,8 +134,9 @@ def test_bad_input(row, case):
 
 @pytest.mark.emu
 @pytest.mark.parametrize("row,case", _cases("emu"))
-def test_emulated_kernel(emu, emu_schedule, row, case):
-    """The CUDA kernel under the host emulator, in both serial thread orders, against the CPU kernel."""
+def test_emulated_kernel(emu, row, case):
+    """The CUDA kernel under the host emulator against the CPU kernel, on the row's small inputs (the per-op
+    tests/test_emu_*.py cross the kernels' tile edges under both serial thread orders)."""
     inputs = case.make()
     _compare(case.fn(emu, *inputs), case.fn(CPU, *inputs), case.tol, what=case.id)
 
