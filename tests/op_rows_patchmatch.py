@@ -96,6 +96,21 @@ def dup_points():
     return p
 
 
+def window_reference(op, ref, index, cases):
+    """Reference cases of a window op: (volume shape, n, window) on a random volume and index(shape, n), the n
+    candidates per source position or the n points (bitwise: windows are copies)."""
+    return [Case(f"{shape_id(s)}-n{n}-w{w}", lambda d, s=s, n=n: (rnd(*s, dtype=d), index(s, n)),
+                 lambda c, i, w=w: op(c, i, w), lambda c, i, w=w: ref(f64(c), i, w), tol=None) for s, n, w in cases]
+
+
+def window_gradcheck(op, shape, index, small, small_index):
+    """gradcheck cases of a window op: windows 1, 3, 5 in fast mode (random projections: the full Jacobian has one
+    backward call per output element, n w^4 per volume), and the full Jacobian of a small volume `shape[small]`."""
+    return [Case(f"w{w}", lambda: grad_(rnd(*shape)), lambda x, w=w: op(x, index(), w), opts=dict(fast_mode=True))
+            for w in (1, 3, 5)] + [Case("w3-full-jacobian", lambda: grad_(rnd(*shape)[small].contiguous()),
+                                        lambda x: op(x, small_index(), 3))]
+
+
 def windows_fwd_bwd(O, corr, cand):
     out = O.gather_windows4d(corr, cand, 3)
     return out, O.gather_windows4d_backward(rnd(*out.shape, seed=2), cand, list(corr.shape), 3)
@@ -117,17 +132,13 @@ def _win_bad(corr, cand, w, match):
 _Z = functools.partial(torch.zeros, dtype=I64)
 GATHER_WINDOWS4D = OpRow(
     "gather_windows4d", double_backward=True,
-    reference=[Case(f"{shape_id(s)}-N{N}-w{w}", lambda d, s=s, N=N: (rnd(*s, dtype=d), grid_pairs(*s[:3], N, *s[3:],
-                                                                                                 spill=3)),
-                    lambda c, cand, w=w: ops.gather_windows4d(c, cand, w),
-                    lambda c, cand, w=w: reference.gather_windows4d(f64(c), cand, w), tol=None)
-               for s, N, w in [((2, 4, 5, 6, 3), 3, 5), ((1, 1, 1, 1, 1), 2, 3), ((1, 3, 2, 4, 4), 1, 1),
-                               ((2, 5, 5, 5, 5), 4, 7)]],
-    # fast mode (random projections): the full Jacobian has one backward call per output element (N w^4 per pixel)
-    gradcheck=[Case(f"w{w}", lambda: grad_(rnd(1, 3, 4, 3, 4)), lambda x, w=w: ops.gather_windows4d(x, dup_candidates(), w),
-                    opts=dict(fast_mode=True)) for w in (1, 3, 5)] + [
-        Case("w3-full-jacobian", lambda: grad_(rnd(1, 3, 4, 3, 4)[:, :2, :2, :2, :3].contiguous()),
-             lambda x: ops.gather_windows4d(x, dup_candidates()[:, :2, :2, :1].clamp(0, 1), 3))],
+    reference=window_reference(ops.gather_windows4d, reference.gather_windows4d,
+                               lambda s, n: grid_pairs(*s[:3], n, *s[3:], spill=3),
+                               [((2, 4, 5, 6, 3), 3, 5), ((1, 1, 1, 1, 1), 2, 3), ((1, 3, 2, 4, 4), 1, 1),
+                                ((2, 5, 5, 5, 5), 4, 7)]),
+    gradcheck=window_gradcheck(ops.gather_windows4d, (1, 3, 4, 3, 4), dup_candidates,
+                               (slice(None), slice(2), slice(2), slice(2), slice(3)),
+                               lambda: dup_candidates()[:, :2, :2, :1].clamp(0, 1)),
     opcheck=[Case("w3", lambda: (*grad_(rnd(1, 3, 3, 4, 3, dtype=F32)), grid_pairs(1, 3, 3, 2, 4, 3, spill=3), 3),
                   S.gather_windows4d.default)],
     compile=[Case("after-corr4d", lambda: (*pair((2, 4, 3, 3), (2, 4, 3, 4)), grid_pairs(2, 3, 3, 2, 3, 4, spill=3)),
@@ -164,15 +175,11 @@ def _pts_bad(corr, pts, w, match):
 
 GATHER_WINDOWS4D_POINTS = OpRow(
     "gather_windows4d_points", double_backward=True,
-    reference=[Case(f"{shape_id(s)}-M{M}-w{w}", lambda d, s=s, M=M: (rnd(*s, dtype=d), points(M, s)),
-                    lambda c, p, w=w: ops.gather_windows4d_points(c, p, w),
-                    lambda c, p, w=w: reference.gather_windows4d_points(f64(c), p, w), tol=None)
-               for s, M, w in [((2, 4, 5, 6, 3), 40, 5), ((1, 1, 1, 1, 1), 3, 3), ((1, 3, 2, 4, 4), 7, 1),
-                               ((2, 5, 5, 5, 5), 30, 7)]],
-    gradcheck=[Case(f"w{w}", lambda: grad_(rnd(2, 3, 4, 3, 4)), lambda x, w=w: ops.gather_windows4d_points(x, dup_points(), w),
-                    opts=dict(fast_mode=True)) for w in (1, 3, 5)] + [
-        Case("w3-full-jacobian", lambda: grad_(rnd(2, 3, 4, 3, 4)[:1, :2, :2, :2, :3].contiguous()),
-             lambda x: ops.gather_windows4d_points(x, dup_points()[:4], 3))],
+    reference=window_reference(ops.gather_windows4d_points, reference.gather_windows4d_points,
+                               lambda s, n: points(n, s), [((2, 4, 5, 6, 3), 40, 5), ((1, 1, 1, 1, 1), 3, 3),
+                                                           ((1, 3, 2, 4, 4), 7, 1), ((2, 5, 5, 5, 5), 30, 7)]),
+    gradcheck=window_gradcheck(ops.gather_windows4d_points, (2, 3, 4, 3, 4), dup_points,
+                               (slice(1), slice(2), slice(2), slice(2), slice(3)), lambda: dup_points()[:4]),
     opcheck=[Case("w3", lambda: (*grad_(rnd(1, 3, 3, 4, 3, dtype=F32)), points(6, (1, 3, 3, 4, 3)), 3),
                   S.gather_windows4d_points.default)],
     compile=[Case("after-corr4d", lambda: (*pair((2, 4, 3, 3), (2, 4, 3, 4)), points(7, (2, 3, 3, 3, 4))),

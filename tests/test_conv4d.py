@@ -10,25 +10,13 @@ from benchmarks import baselines_consensus as bl
 from semcorr_ext import nn as snn
 from semcorr_ext import ops, reference
 from conftest import assert_close
+from op_rows_consensus import CONV_CASES as CASES  # (x shape, weight shape, padding)
 
 PLANS = ["gather1", "gather2", "scatter1", "scatter2"]
 
 
 def rand(*shape, dtype=torch.float32, seed=0):
     return torch.randn(*shape, dtype=dtype, generator=torch.Generator().manual_seed(seed))
-
-
-CASES = [  # (x shape, weight shape, padding)
-    ((2, 3, 5, 6, 4, 5), (4, 3, 3, 3, 3, 3), None),
-    ((1, 16, 6, 5, 6, 5), (1, 16, 5, 5, 5, 5), None),      # thin output (NC-Net's last layer)
-    ((1, 1, 6, 5, 6, 5), (16, 1, 5, 5, 5, 5), None),       # thin input (NC-Net's first layer)
-    ((2, 2, 4, 5, 6, 7), (3, 2, 3, 3, 5, 5), None),        # ANC-Net's non-isotropic 3x3x5x5
-    ((1, 2, 5, 4, 6, 3), (2, 2, 1, 3, 1, 3), (0, 1, 0, 1)),
-    ((1, 3, 4, 4, 5, 5), (2, 3, 3, 3, 3, 3), (2, 0, 1, 3)),  # padding > k // 2, and = 0
-    ((1, 2, 7, 3, 3, 4), (2, 2, 5, 3, 3, 3), (0, 1, 1, 1)),  # "valid" along dim 1
-    ((1, 1, 1, 1, 1, 1), (1, 1, 1, 1, 1, 1), None),
-    ((1, 1, 1, 1, 1, 1), (2, 1, 3, 3, 3, 3), None),
-]
 
 
 @pytest.mark.parametrize("plan", PLANS)
