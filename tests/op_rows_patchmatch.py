@@ -111,6 +111,16 @@ def window_gradcheck(op, shape, index, small, small_index):
                                         lambda x: op(x, small_index(), 3))]
 
 
+def check_window_backward(op, ref, corr, index, grad):
+    """A window op's backward twice (bitwise equal: a scatter without atomics) and against autograd through the
+    float64 reference."""
+    (g1,) = torch.autograd.grad(op(corr, index), corr, grad)
+    (g2,) = torch.autograd.grad(op(corr, index), corr, grad)
+    (gr,) = torch.autograd.grad(ref(corr.double(), index), corr, grad.double())
+    assert torch.equal(g1, g2)
+    torch.testing.assert_close(g1, gr.float(), rtol=1e-5, atol=1e-5)
+
+
 def windows_fwd_bwd(O, corr, cand):
     out = O.gather_windows4d(corr, cand, 3)
     return out, O.gather_windows4d_backward(rnd(*out.shape, seed=2), cand, list(corr.shape), 3)

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from semcorr_ext import ops, reference
 from op_contract import points
+from op_rows_patchmatch import check_window_backward
 
 
 def volume(*shape, dtype=torch.float64, seed=0):
@@ -50,11 +51,7 @@ def test_backward_matches_reference_and_is_deterministic():
     corr = volume(2, 5, 4, 6, 5, dtype=torch.float32).requires_grad_()
     p = points(300, corr.shape)
     g = volume(300, 5, 5, 5, 5, dtype=torch.float32, seed=1)
-    (g1,) = torch.autograd.grad(ops.gather_windows4d_points(corr, p), corr, g)
-    (g2,) = torch.autograd.grad(ops.gather_windows4d_points(corr, p), corr, g)
-    (gr,) = torch.autograd.grad(reference.gather_windows4d_points(corr.double(), p), corr, g.double())
-    assert torch.equal(g1, g2)
-    torch.testing.assert_close(g1, gr.float(), rtol=1e-5, atol=1e-5)
+    check_window_backward(ops.gather_windows4d_points, reference.gather_windows4d_points, corr, p, g)
 
 
 @settings(max_examples=25, deadline=None)
