@@ -1,5 +1,6 @@
-"""conv4d: CPU op vs the float64 brute-force reference and NC-Net's conv3d loop; every CPU plan; gradients,
-opcheck, compile, errors; the Conv4d / NeighConsensus modules."""
+"""conv4d's own cases: NC-Net's conv3d loop, every CPU plan, the Conv4d / NeighConsensus modules, strides,
+fuzzing.
+The op contract (reference, gradcheck, opcheck, compile, empty and bad input) is in tests/test_op_contract.py."""
 import pytest
 import torch
 from hypothesis import given, settings
@@ -9,37 +10,13 @@ from benchmarks import baselines_consensus as bl
 from semcorr_ext import nn as snn
 from semcorr_ext import ops, reference
 from conftest import assert_close
+from op_rows_consensus import CONV_CASES as CASES  # (x shape, weight shape, padding)
 
 PLANS = ["gather1", "gather2", "scatter1", "scatter2"]
 
 
 def rand(*shape, dtype=torch.float32, seed=0):
     return torch.randn(*shape, dtype=dtype, generator=torch.Generator().manual_seed(seed))
-
-
-CASES = [  # (x shape, weight shape, padding)
-    ((2, 3, 5, 6, 4, 5), (4, 3, 3, 3, 3, 3), None),
-    ((1, 16, 6, 5, 6, 5), (1, 16, 5, 5, 5, 5), None),      # thin output (NC-Net's last layer)
-    ((1, 1, 6, 5, 6, 5), (16, 1, 5, 5, 5, 5), None),       # thin input (NC-Net's first layer)
-    ((2, 2, 4, 5, 6, 7), (3, 2, 3, 3, 5, 5), None),        # ANC-Net's non-isotropic 3x3x5x5
-    ((1, 2, 5, 4, 6, 3), (2, 2, 1, 3, 1, 3), (0, 1, 0, 1)),
-    ((1, 3, 4, 4, 5, 5), (2, 3, 3, 3, 3, 3), (2, 0, 1, 3)),  # padding > k // 2, and = 0
-    ((1, 2, 7, 3, 3, 4), (2, 2, 5, 3, 3, 3), (0, 1, 1, 1)),  # "valid" along dim 1
-    ((1, 1, 1, 1, 1, 1), (1, 1, 1, 1, 1, 1), None),
-    ((1, 1, 1, 1, 1, 1), (2, 1, 3, 3, 3, 3), None),
-]
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("xs,ws,pad", CASES)
-def test_matches_brute_force(dtype, xs, ws, pad):
-    x, w, b = rand(*xs, dtype=dtype), rand(*ws, dtype=dtype, seed=1), rand(ws[0], dtype=dtype, seed=2)
-    out = ops.conv4d(x, w, b, pad)
-    expected = reference.conv4d(x.double(), w.double(), b.double(), pad)
-    assert out.shape == expected.shape and out.dtype == dtype
-    # float32: 1e-5 relative to the output's scale (a sum of up to 10^4 products cancels)
-    scale = float(expected.abs().max()) if expected.numel() else 1.0
-    assert_close(out, expected, rtol=1e-5, atol=(1e-5 if dtype == torch.float32 else 1e-12) * max(scale, 1.0))
 
 
 @pytest.mark.parametrize("plan", PLANS)
@@ -138,59 +115,12 @@ def test_no_bias_and_zero_input_channels():
     assert out.shape == (1, 2, 3, 3, 3, 3) and torch.equal(out[:, 0], torch.full((1, 3, 3, 3, 3), 1.5))
 
 
-@pytest.mark.parametrize("xs", [(0, 2, 3, 3, 3, 3), (1, 2, 0, 3, 3, 3), (2, 2, 3, 3, 3, 0)])
-def test_empty(xs):
-    x = torch.zeros(*xs, requires_grad=True)
-    w = rand(3, 2, 3, 3, 3, 3, seed=1).requires_grad_()
-    b = torch.zeros(3, requires_grad=True)
-    out = ops.conv4d(x, w, b)
-    expected = (xs[0], 3) + tuple(xs[2:])
-    assert out.shape == expected and out.numel() == 0
-    out.sum().backward()
-    assert x.grad.shape == x.shape and torch.equal(w.grad, torch.zeros_like(w)) and torch.equal(b.grad, torch.zeros(3))
-
-
-@pytest.mark.parametrize("xs,ws,pad", [((1, 2, 3, 4, 3, 3), (2, 2, 3, 3, 3, 3), None),
-                                       ((1, 4, 3, 3, 4, 3), (1, 4, 3, 1, 3, 3), (1, 0, 2, 1)),
-                                       ((2, 1, 3, 3, 3, 3), (4, 1, 3, 3, 3, 3), (0, 1, 1, 0))])
-def test_gradcheck(xs, ws, pad):
-    x = rand(*xs, dtype=torch.float64).requires_grad_()
-    w = rand(*ws, dtype=torch.float64, seed=1).requires_grad_()
-    b = rand(ws[0], dtype=torch.float64, seed=2).requires_grad_()
-    assert torch.autograd.gradcheck(lambda a, c, d: ops.conv4d(a, c, d, pad), (x, w, b))
-
-
 def test_gradient_only_where_needed():
     x = rand(1, 2, 3, 3, 3, 3).requires_grad_()
     w, b = rand(2, 2, 3, 3, 3, 3, seed=1), rand(2, seed=2)
     ops.conv4d(x, w, b).sum().backward()
     expected = torch.autograd.grad(reference.conv4d(x.double(), w.double(), b.double()).sum(), x)[0]
     assert_close(x.grad, expected)
-
-
-def test_double_backward_raises_clearly():
-    x = rand(1, 1, 3, 3, 3, 3, dtype=torch.float64).requires_grad_()
-    w = rand(1, 1, 3, 3, 3, 3, dtype=torch.float64, seed=1).requires_grad_()
-    (gx,) = torch.autograd.grad(ops.conv4d(x, w).pow(2).sum(), (x,), create_graph=True)
-    with pytest.raises(RuntimeError, match="double backward"):
-        gx.sum().backward()
-
-
-@pytest.mark.parametrize("with_bias", [True, False])
-def test_opcheck(with_bias):
-    x = rand(1, 2, 3, 4, 3, 3).requires_grad_()
-    w = rand(3, 2, 3, 3, 1, 3, seed=1).requires_grad_()
-    b = rand(3, seed=2).requires_grad_() if with_bias else None
-    torch.library.opcheck(torch.ops.semcorr.conv4d.default, (x, w, b, [1, 1, 0, 1]))
-
-
-def test_torch_compile_fullgraph():
-    def f(x, w, b):
-        return torch.relu(ops.conv4d(x, w, b)).sum(dim=(4, 5))
-
-    x, w, b = rand(1, 2, 4, 3, 4, 3), rand(3, 2, 3, 3, 3, 3, seed=1), rand(3, seed=2)
-    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
-    assert_close(compiled(x, w, b), f(x, w, b), atol=1e-5)
 
 
 def test_torch_compile_inductor_module_backward():
@@ -202,26 +132,6 @@ def test_torch_compile_inductor_module_backward():
     assert_close(out, net(x))
     out.sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
-
-
-@pytest.mark.parametrize("args,match", [
-    ((rand(1, 2, 3, 3, 3), rand(1, 2, 3, 3, 3, 3), None, None), r"`x` must be a 6-D tensor \(B, Cin, H1, W1, H2, W2\), got shape \[1, 2, 3, 3, 3\]"),
-    ((rand(1, 2, 3, 3, 3, 3), rand(1, 2, 3, 3, 3), None, [1, 1, 1, 1]), r"`weight` must be a 6-D tensor"),
-    ((rand(1, 2, 3, 3, 3, 3), rand(1, 3, 3, 3, 3, 3), None, None), r"`weight` dim 1 \(Cin\) must equal `x` dim 1"),
-    ((rand(1, 2, 3, 3, 3, 3), rand(1, 2, 3, 3, 3, 3).double(), None, None), r"`x` and `weight` must have the same dtype"),
-    ((rand(1, 2, 3, 3, 3, 3), rand(2, 2, 3, 3, 3, 3), rand(3), None), r"`bias` must have Cout = 2 entries, got shape \[3\]"),
-    ((rand(1, 2, 3, 3, 3, 3), rand(1, 2, 3, 3, 3, 3), None, [1, -1, 1, 1]), r"`padding` must be >= 0"),
-    ((rand(1, 2, 3, 3, 3, 3), rand(1, 2, 5, 3, 3, 3), None, 0), r"input dim 2 \(size 3\) with padding 0 is smaller than the kernel \(size 5\)"),
-    ((torch.ones(1, 2, 3, 3, 3, 3, dtype=torch.int32), torch.ones(1, 2, 3, 3, 3, 3, dtype=torch.int32), None, None), r"`x` must be a floating"),
-])
-def test_bad_input(args, match):
-    with pytest.raises(RuntimeError, match=match):
-        ops.conv4d(*args)
-
-
-def test_bad_padding_spec():
-    with pytest.raises(ValueError, match=r"`padding` must be an int or a sequence of 4 ints"):
-        ops.conv4d(rand(1, 1, 3, 3, 3, 3), rand(1, 1, 3, 3, 3, 3), None, (1, 1))
 
 
 @settings(max_examples=30, deadline=None)

@@ -1,5 +1,5 @@
-"""corr4d_topk: CPU op vs float64 reference and Sparse NC-Net's dense top-k; ties, tiles, gradients, opcheck,
-compile, errors, fuzzing."""
+"""corr4d_topk's own cases: Sparse NC-Net's dense top-k, ties, tiles, the dense gradient, fuzzing.
+The op contract (reference, gradcheck, opcheck, compile, empty and bad input) is in tests/test_op_contract.py."""
 import pytest
 import torch
 from hypothesis import given, settings
@@ -21,14 +21,6 @@ def check_against_reference(src, tgt, k, **flags):
     assert i.shape == v.shape and i.dtype == torch.int64
     assert_close(v, rv)
     assert torch.equal(i, ri)  # random data: no ties
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("flags", [dict(), dict(normalize=False), dict(eps=0.0)])
-@pytest.mark.parametrize("shape,k", [(((2, 8, 5, 7), (2, 8, 6, 3)), 5), (((1, 1, 1, 1), (1, 1, 1, 1)), 1),
-                                     (((3, 33, 4, 1), (3, 33, 1, 9)), 9), (((1, 16, 3, 3), (1, 16, 4, 4)), 16)])
-def test_matches_reference(dtype, flags, shape, k):
-    check_against_reference(rand(*shape[0], dtype=dtype), rand(*shape[1], dtype=dtype, seed=1), k, **flags)
 
 
 def test_crosses_cpu_tiles():
@@ -80,26 +72,9 @@ def test_non_contiguous():
     check_against_reference(src, tgt, 4)
 
 
-@pytest.mark.parametrize("s_shape,t_shape,k", [((0, 4, 3, 3), (0, 4, 2, 2), 2), ((2, 4, 0, 3), (2, 4, 2, 2), 2),
-                                               ((2, 4, 3, 3), (2, 4, 2, 2), 0), ((2, 4, 3, 3), (2, 4, 2, 0), 0)])
-def test_empty(s_shape, t_shape, k):
-    src, tgt = rand(*s_shape).requires_grad_(), rand(*t_shape).requires_grad_()
-    v, i = ops.corr4d_topk(src, tgt, k)
-    assert v.shape == i.shape == (s_shape[0], *s_shape[2:], k)
-    v.sum().backward()
-    assert torch.equal(src.grad, torch.zeros_like(src)) and torch.equal(tgt.grad, torch.zeros_like(tgt))
-
-
 def test_zero_channels_gives_zeros_and_first_indices():
     v, i = ops.corr4d_topk(rand(2, 0, 3, 3), rand(2, 0, 2, 2), 3)
     assert torch.equal(v, torch.zeros(2, 3, 3, 3)) and torch.equal(i, torch.arange(3).expand(2, 3, 3, 3))
-
-
-@pytest.mark.parametrize("normalize", [True, False])
-def test_gradcheck(normalize):
-    src = rand(2, 5, 3, 2, dtype=torch.float64).requires_grad_()
-    tgt = rand(2, 5, 2, 3, dtype=torch.float64, seed=1).requires_grad_()
-    assert torch.autograd.gradcheck(lambda a, b: ops.corr4d_topk(a, b, 3, normalize=normalize)[0], (src, tgt))
 
 
 def test_gradient_matches_dense_autograd():
@@ -112,60 +87,6 @@ def test_gradient_matches_dense_autograd():
     g2 = torch.autograd.grad((torch.gather(dense, -1, i) * w).sum(), (src, tgt))
     for a, b in zip(g1, g2):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
-
-
-def test_double_backward_raises_clearly():
-    src = rand(1, 3, 2, 2, dtype=torch.float64).requires_grad_()
-    tgt = rand(1, 3, 2, 2, dtype=torch.float64, seed=1).requires_grad_()
-    (gs,) = torch.autograd.grad(ops.corr4d_topk(src, tgt, 2)[0].pow(2).sum(), (src,), create_graph=True)
-    with pytest.raises(RuntimeError, match="double backward"):
-        gs.sum().backward()
-
-
-@pytest.mark.parametrize("normalize", [True, False])
-def test_opcheck(normalize):
-    src, tgt = rand(2, 4, 3, 3).requires_grad_(), rand(2, 4, 2, 3, seed=1).requires_grad_()
-    torch.library.opcheck(torch.ops.semcorr.corr4d_topk.default, (src, tgt, 3, normalize, 1e-6))
-
-
-def test_torch_compile_fullgraph():
-    def f(a, b):
-        v, i = ops.corr4d_topk(a, b, 3)
-        return v.sum(-1) + i[..., 0].to(v.dtype)
-
-    src, tgt = rand(2, 4, 3, 3), rand(2, 4, 5, 2, seed=1)
-    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
-    assert_close(compiled(src, tgt), f(src, tgt))
-
-
-def test_torch_compile_inductor_backward():
-    src = rand(1, 4, 3, 3).requires_grad_()
-    tgt = rand(1, 4, 2, 4, seed=1).requires_grad_()
-    f = lambda a, b: ops.corr4d_topk(a, b, 2)[0].square().sum()
-    g_expected = torch.autograd.grad(f(src, tgt), (src, tgt))
-    g = torch.autograd.grad(torch.compile(f, fullgraph=True)(src, tgt), (src, tgt))
-    for a, b in zip(g, g_expected):
-        assert_close(a, b)
-
-
-@pytest.mark.parametrize("src,tgt,k,match", [
-    (rand(2, 4, 3), rand(2, 4, 3, 3), 1, r"`src` must be a 4-D tensor \(B, C, Hs, Ws\), got shape \[2, 4, 3\]"),
-    (rand(2, 4, 3, 3), rand(2, 4, 3, 3, 1), 1, r"`tgt` must be a 4-D tensor"),
-    (rand(2, 4, 3, 3), rand(2, 5, 3, 3), 1, r"same number of channels.*\[2, 4, 3, 3\] and \[2, 5, 3, 3\]"),
-    (rand(2, 4, 3, 3), rand(3, 4, 3, 3), 1, r"same batch size"),
-    (rand(2, 4, 3, 3), rand(2, 4, 3, 3).double(), 1, r"`src` and `tgt` must have the same dtype"),
-    (torch.ones(2, 4, 3, 3, dtype=torch.int32), torch.ones(2, 4, 3, 3, dtype=torch.int32), 1, r"`src` must be a floating"),
-    (rand(2, 4, 3, 3), rand(2, 4, 2, 3), 7, r"`k` must be in \[0, Ht\*Wt\] = \[0, 6\], got k=7"),
-    (rand(2, 4, 3, 3), rand(2, 4, 2, 3), -1, r"`k` must be in \[0, Ht\*Wt\]"),
-])
-def test_bad_input(src, tgt, k, match):
-    with pytest.raises(RuntimeError, match=match):
-        ops.corr4d_topk(src, tgt, k)
-
-
-def test_bad_eps():
-    with pytest.raises(RuntimeError, match=r"`eps` must be >= 0"):
-        ops.corr4d_topk(rand(1, 2, 2, 2), rand(1, 2, 2, 2), 1, eps=-1.0)
 
 
 def test_backward_rejects_bad_indices():

@@ -59,13 +59,6 @@ def test_conv4d_block_orders(emu):
             emu.set_block_order("forward", 0)
 
 
-def test_conv4d_empty_and_errors(emu):
-    out = emu.conv4d(torch.zeros(0, 1, 3, 3, 3, 3), torch.zeros(2, 1, 3, 3, 3, 3), None, [1, 1, 1, 1])
-    assert out.shape == (0, 2, 3, 3, 3, 3)
-    with pytest.raises(RuntimeError, match=r"`weight` dim 1 \(Cin\) must equal `x` dim 1"):
-        emu.conv4d(feats(1, 2, 3, 3, 3, 3), feats(1, 3, 3, 3, 3, 3), None, [1, 1, 1, 1])
-
-
 @pytest.mark.parametrize("shape,k", [((2, 1, 8, 6, 5, 9), [2, 2, 2, 2]), ((1, 3, 7, 7, 4, 4), [3, 2, 1, 4])])
 def test_max_pool4d_forward_backward(emu, emu_schedule, shape, k):
     x = feats(*shape)

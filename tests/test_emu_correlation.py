@@ -29,13 +29,6 @@ def test_corr4d_forward_backward(emu, emu_schedule, flags):
     assert_close(gt, et, rtol=1e-10, atol=1e-12)
 
 
-def test_corr4d_float32_and_single_cell(emu):
-    src, tgt = feats(1, 3, 1, 1, dtype=torch.float32), feats(1, 3, 1, 1, dtype=torch.float32, seed=1)
-    assert_close(emu.corr4d(src, tgt, True, False, 1.0, 1e-6), ops.corr4d(src, tgt))
-    src, tgt = feats(3, 40, 5, 3, dtype=torch.float32), feats(3, 40, 2, 4, dtype=torch.float32, seed=1)
-    assert_close(emu.corr4d(src, tgt, True, True, 2.0, 1e-6), ops.corr4d(src, tgt, relu=True, power=2.0))
-
-
 def test_corr4d_block_orders(emu):
     src, tgt = feats(2, 5, 9, 8), feats(2, 5, 9, 8, seed=1)
     expected = ops.corr4d(src, tgt)
@@ -45,11 +38,6 @@ def test_corr4d_block_orders(emu):
             assert_close(emu.corr4d(src, tgt, True, False, 1.0, 1e-6), expected, rtol=1e-12, atol=1e-12)
         finally:
             emu.set_block_order("forward", 0)
-
-
-def test_corr4d_errors_name_arguments(emu):
-    with pytest.raises(RuntimeError, match="`power` != 1 requires `relu=True`"):
-        emu.corr4d(feats(1, 2, 2, 2), feats(1, 2, 2, 2), True, False, 2.0, 1e-6)
 
 
 @pytest.mark.parametrize("shape", [(2, 5, 3, 4, 5), (1, 1, 1, 1, 1), (1, 9, 37, 1, 1)])

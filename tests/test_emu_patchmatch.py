@@ -9,15 +9,9 @@ import torch
 
 from semcorr_ext import ops
 from semcorr_ext.ops.patchmatch import pmnc_offsets
+from op_contract import grid_pairs as rand_matches
 
 pytestmark = pytest.mark.emu
-
-
-def rand_matches(B, Hs, Ws, K, Ht, Wt, seed=0, spill=0):
-    g = torch.Generator().manual_seed(seed)
-    r = torch.randint(-spill, Ht + spill, (B, Hs, Ws, K, 1), generator=g)
-    c = torch.randint(-spill, Wt + spill, (B, Hs, Ws, K, 1), generator=g)
-    return torch.cat([r, c], -1)
 
 
 @pytest.mark.parametrize("K,R,radius,seed,it", [(1, 0, 0, 0, 0), (2, 3, 2, 5, 7), (1, 4, 6, -3, 1)])
@@ -30,7 +24,7 @@ def test_patchmatch_propagate_identical(emu, emu_schedule, K, R, radius, seed, i
     assert torch.equal(c, ec) and torch.equal(v, ev)
 
 
-def test_patchmatch_propagate_block_orders_and_empty(emu):
+def test_patchmatch_propagate_block_orders(emu):
     m = rand_matches(1, 12, 12, 1, 6, 6)
     expected = ops.patchmatch_propagate(m, pmnc_offsets(), target_size=(6, 6), random_samples=2, radius=3, seed=9)
     for order in ("reverse", "shuffle"):
@@ -40,13 +34,6 @@ def test_patchmatch_propagate_block_orders_and_empty(emu):
         finally:
             emu.set_block_order("forward", 0)
         assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
-    c, v = emu.patchmatch_propagate(torch.zeros(0, 3, 3, 1, 2, dtype=torch.int64), pmnc_offsets(), [4, 4], 0, 0, 0, 0)
-    assert c.shape == (0, 3, 3, 30, 2) and v.shape == (0, 3, 3, 30)
-
-
-def test_patchmatch_propagate_errors_name_arguments(emu):
-    with pytest.raises(RuntimeError, match=r"semcorr::patchmatch_propagate: `matches` must be int64"):
-        emu.patchmatch_propagate(torch.zeros(1, 2, 2, 1, 2), pmnc_offsets(), [4, 4], 0, 0, 0, 0)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -61,13 +48,6 @@ def test_gather_windows4d_forward_backward(emu, emu_schedule, dtype, w):
     got = emu.gather_windows4d_backward(grad, cand, list(corr.shape), w)
     exp = torch.ops.semcorr._gather_windows4d_backward(grad, cand, list(corr.shape), w)
     assert torch.equal(got, exp)  # same order of additions: bitwise equal
-
-
-def test_gather_windows4d_empty_and_errors(emu):
-    out = emu.gather_windows4d(torch.rand(1, 2, 2, 2, 2), torch.zeros(1, 2, 2, 0, 2, dtype=torch.int64), 3)
-    assert out.shape == (1, 2, 2, 0, 3, 3, 3, 3)
-    with pytest.raises(RuntimeError, match=r"semcorr::gather_windows4d: `window` must be odd"):
-        emu.gather_windows4d(torch.rand(1, 2, 2, 2, 2), torch.zeros(1, 2, 2, 1, 2, dtype=torch.int64), 2)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -85,26 +65,6 @@ def test_gather_windows4d_points_forward_backward(emu, emu_schedule, dtype, w):
     got = emu.gather_windows4d_points_backward(grad, pts, list(corr.shape), w)
     exp = torch.ops.semcorr._gather_windows4d_points_backward(grad, pts, list(corr.shape), w)
     assert torch.equal(got, exp)  # same order of additions: bitwise equal
-
-
-@pytest.mark.parametrize("with_bias", [True, False])
-def test_gather_windows4d_linear(emu, emu_schedule, with_bias):
-    # the launch sequence: the gather kernel, then a GEMM (cuBLAS on a GPU, the CPU BLAS under the emulator)
-    g = torch.Generator().manual_seed(3)
-    corr = torch.randn(2, 4, 3, 5, 4, generator=g, dtype=torch.float64)
-    pts = torch.stack([torch.randint(-1, 3, (20,), generator=g)] +
-                      [torch.randint(-2, n + 2, (20,), generator=g) for n in corr.shape[1:]], 1)
-    weight = torch.randn(5, 3, 3, 3, 3, generator=g, dtype=torch.float64)
-    bias = torch.randn(5, generator=g, dtype=torch.float64) if with_bias else None
-    torch.testing.assert_close(emu.gather_windows4d_linear(corr, pts, weight, bias),
-                               ops.gather_windows4d_linear(corr, pts, weight, bias), rtol=1e-12, atol=1e-12)
-
-
-def test_gather_windows4d_points_empty_and_errors(emu):
-    out = emu.gather_windows4d_points(torch.rand(1, 2, 2, 2, 2), torch.zeros(0, 5, dtype=torch.int64), 3)
-    assert out.shape == (0, 3, 3, 3, 3)
-    with pytest.raises(RuntimeError, match=r"semcorr::gather_windows4d_points: `points` must be int64"):
-        emu.gather_windows4d_points(torch.rand(1, 2, 2, 2, 2), torch.zeros(1, 5), 3)
 
 
 @pytest.mark.parametrize("k", [1, 3, 40])

@@ -1,6 +1,5 @@
-"""hough_match: CPU op vs float64 reference and HPF's published rhm; gradients, opcheck, compile, errors."""
-import math
-
+"""hough_match's own cases: HPF's published rhm, per-pair sizes, clamping, fuzzing.
+The op contract (reference, gradcheck, opcheck, compile, empty and bad input) is in tests/test_op_contract.py."""
 import pytest
 import torch
 from hypothesis import given, settings
@@ -10,24 +9,7 @@ from benchmarks import baselines_hough as bh
 from semcorr_ext import ops, reference
 from semcorr_ext.reference import hough as ref_hough
 from conftest import assert_close
-
-
-def make(B, Ns, Nt, src_wh=(50.0, 40.0), tgt_wh=(60.0, 30.0), dtype=torch.float32, cdtype=torch.float32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    app = torch.rand(B, Ns, Nt, generator=g, dtype=torch.float64).pow(3).to(dtype)
-    sc = (torch.rand(B, Ns, 2, generator=g, dtype=torch.float64) * torch.tensor(src_wh, dtype=torch.float64)).to(cdtype)
-    tc = (torch.rand(B, Nt, 2, generator=g, dtype=torch.float64) * torch.tensor(tgt_wh, dtype=torch.float64)).to(cdtype)
-    return app, sc, tc
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("smooth", [True, False])
-@pytest.mark.parametrize("shape,ncells", [((2, 37, 41), 64), ((1, 1, 1), 8192), ((3, 5, 70), 17), ((1, 64, 9), 1)])
-def test_matches_reference(dtype, smooth, shape, ncells):
-    app, sc, tc = make(*shape, dtype=dtype)
-    out = ops.hough_match(app, sc, tc, (50, 40), (60, 30), ncells=ncells, smooth=smooth)
-    assert out.shape == app.shape and out.dtype == dtype
-    assert_close(out, reference.hough_match(app, sc, tc, (50, 40), (60, 30), ncells=ncells, smooth=smooth))
+from op_contract import hough_inputs as make
 
 
 def test_per_pair_sizes_and_tensor_sizes():
@@ -113,92 +95,6 @@ def test_non_contiguous():
     assert not app_t.is_contiguous() and not sc_nc.is_contiguous()
     assert_close(ops.hough_match(app_t, sc_nc, tc, (50, 40), (60, 30), ncells=20),
                  reference.hough_match(app, sc, tc, (50, 40), (60, 30), ncells=20))
-
-
-@pytest.mark.parametrize("shape", [(0, 3, 4), (2, 0, 4), (2, 3, 0)])
-def test_empty(shape):
-    app, sc, tc = make(*shape)
-    app.requires_grad_()
-    out = ops.hough_match(app, sc, tc, (50, 40), (60, 30))
-    assert out.shape == shape
-    out.sum().backward()
-    assert app.grad.shape == shape
-
-
-@pytest.mark.parametrize("smooth", [True, False])
-def test_gradcheck(smooth):
-    app, sc, tc = make(2, 6, 5, dtype=torch.float64, cdtype=torch.float64)
-    app.requires_grad_()
-    assert torch.autograd.gradcheck(lambda a: ops.hough_match(a, sc, tc, (50, 40), (60, 30), ncells=12, smooth=smooth),
-                                    (app,))
-
-
-def test_gradient_matches_reference_autograd():
-    app, sc, tc = make(2, 9, 11, dtype=torch.float64, cdtype=torch.float64)
-    app.requires_grad_()
-    w = torch.randn(app.shape, dtype=torch.float64)
-    g1 = torch.autograd.grad((ops.hough_match(app, sc, tc, (50, 40), (60, 30), ncells=30) * w).sum(), app)[0]
-    g2 = torch.autograd.grad((reference.hough_match(app, sc, tc, (50, 40), (60, 30), ncells=30) * w).sum(), app)[0]
-    torch.testing.assert_close(g1, g2, rtol=1e-10, atol=1e-12)
-
-
-def test_double_backward_raises_clearly():
-    app, sc, tc = make(1, 3, 4, dtype=torch.float64)
-    app.requires_grad_()
-    (g,) = torch.autograd.grad(ops.hough_match(app, sc, tc, (50, 40), (60, 30)).pow(2).sum(), app, create_graph=True)
-    with pytest.raises(RuntimeError, match="double backward"):
-        g.sum().backward()
-
-
-@pytest.mark.parametrize("smooth", [True, False])
-def test_opcheck(smooth):
-    app, sc, tc = make(2, 5, 6)
-    app.requires_grad_()
-    torch.library.opcheck(torch.ops.semcorr.hough_match.default,
-                          (app, sc, tc, [50.0, 40.0], [60.0, 30.0, 61.0, 33.0], 20, smooth))
-
-
-def test_torch_compile_fullgraph():
-    def f(a, s, t):
-        return ops.hough_match(a, s, t, (50, 40), (60, 30), ncells=20).sum(dim=2)
-
-    app, sc, tc = make(2, 5, 6)
-    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
-    assert_close(compiled(app, sc, tc), f(app, sc, tc))
-
-
-def test_torch_compile_inductor():
-    def f(a, s, t):
-        return ops.hough_match(a, s, t, (50, 40), (60, 30), ncells=20) * 2.0
-
-    app, sc, tc = make(1, 4, 6)
-    assert_close(torch.compile(f, fullgraph=True)(app, sc, tc), f(app, sc, tc))
-
-
-A, S, T = make(2, 4, 5)
-
-
-@pytest.mark.parametrize("args,match", [
-    ((A[0], S, T, (5, 4), (6, 3)), r"`app` must be a 3-D tensor \(B, Ns, Nt\), got shape \[4, 5\]"),
-    ((A.int(), S, T, (5, 4), (6, 3)), r"`app` must be a floating tensor"),
-    ((A, S[:, :3], T, (5, 4), (6, 3)), r"`src_centers` must have shape \(B, Ns, 2\) = \[2, 4, 2\].*got \[2, 3, 2\]"),
-    ((A, S, T[..., :1], (5, 4), (6, 3)), r"`tgt_centers` must have shape \(B, Nt, 2\)"),
-    ((A, S.int(), T.int(), (5, 4), (6, 3)), r"`src_centers` must be a float32/float64 tensor"),
-    ((A, S, T.double(), (5, 4), (6, 3)), r"`src_centers` and `tgt_centers` must have the same dtype"),
-    ((A, S, T, (5, 4, 3, 2, 1, 0), (6, 3)), r"`src_size` must hold 2 floats"),
-    ((A, S, T, (5, -4), (6, 3)), r"`src_size` values must be finite and > 0"),
-    ((A, S, T, (5, 4), (6, float("inf"))), r"`tgt_size` values must be finite"),
-])
-def test_bad_input(args, match):
-    with pytest.raises(RuntimeError, match=match):
-        ops.hough_match(*args)
-
-
-def test_bad_ncells_and_odd_size_list():
-    with pytest.raises(RuntimeError, match=r"`ncells` must be >= 1, got 0"):
-        ops.hough_match(A, S, T, (5, 4), (6, 3), ncells=0)
-    with pytest.raises(ValueError, match=r"`src_size` must be \(W, H\)"):
-        ops.hough_match(A, S, T, (5, 4, 3), (6, 3))
 
 
 @settings(max_examples=30, deadline=None)

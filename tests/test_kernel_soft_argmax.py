@@ -1,5 +1,5 @@
-"""kernel_soft_argmax: CPU op vs float64 reference and SFNet's published algorithm; gradients, opcheck,
-compile, errors, fuzzing."""
+"""kernel_soft_argmax's own cases: SFNet's published algorithm, ties, stability, fuzzing, CUDA.
+The op contract (reference, gradcheck, opcheck, compile, empty and bad input) is in tests/test_op_contract.py."""
 import math
 
 import pytest
@@ -16,21 +16,6 @@ def volume(*shape, dtype=torch.float32, seed=0, relu=False):
     g = torch.Generator().manual_seed(seed)
     c = torch.randn(*shape, generator=g, dtype=dtype)
     return c.clamp(min=0) if relu else c
-
-
-SETTINGS = [dict(), dict(sigma=None), dict(normalize=False, beta=3.0), dict(sigma=1.5, beta=10.0),
-            dict(sigma=None, normalize=False, beta=2.0)]
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("shape", [(2, 3, 4, 5, 6), (1, 1, 1, 1, 1), (1, 2, 2, 1, 7), (2, 1, 3, 6, 1),
-                                   (1, 3, 3, 9, 11)])
-@pytest.mark.parametrize("kw", SETTINGS)
-def test_matches_reference(dtype, shape, kw):
-    c = volume(*shape, dtype=dtype)
-    out = ops.kernel_soft_argmax(c, **kw)
-    assert out.shape == shape[:3] + (2,) and out.dtype == dtype
-    assert_close(out, reference.kernel_soft_argmax(c.double(), **kw), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("grid", [(20, 20), (9, 13)])
@@ -98,35 +83,6 @@ def test_non_contiguous():
     assert_close(c.grad, c2.grad, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("shape", [(0, 2, 2, 2, 2), (2, 0, 3, 3, 3), (1, 2, 0, 0, 0)])
-def test_empty(shape):
-    c = torch.rand(*shape, requires_grad=True)
-    out = ops.kernel_soft_argmax(c)
-    assert out.shape == shape[:3] + (2,)
-    out.sum().backward()
-    assert c.grad.shape == c.shape
-
-
-@pytest.mark.parametrize("kw", SETTINGS)
-@pytest.mark.parametrize("shape", [(2, 2, 3, 3, 4), (1, 1, 2, 1, 5)])
-def test_gradcheck(kw, shape):
-    # scores well separated so that finite differences never move the argmax
-    base = torch.randperm(math.prod(shape), generator=torch.Generator().manual_seed(1)).double().reshape(shape)
-    c = (base / base.numel()).requires_grad_()
-    kw = dict(kw)
-    kw.setdefault("beta", 5.0)
-    assert torch.autograd.gradcheck(lambda x: ops.kernel_soft_argmax(x, **kw), (c,))
-
-
-@pytest.mark.parametrize("kw", SETTINGS)
-def test_gradient_matches_reference(kw):
-    c = volume(2, 3, 2, 4, 5, dtype=torch.float64).requires_grad_()
-    w = torch.randn(2, 3, 2, 2, dtype=torch.float64)
-    g1 = torch.autograd.grad((ops.kernel_soft_argmax(c, **kw) * w).sum(), c)[0]
-    g2 = torch.autograd.grad((reference.kernel_soft_argmax(c, **kw) * w).sum(), c)[0]
-    torch.testing.assert_close(g1, g2, rtol=1e-9, atol=1e-12)
-
-
 def test_gradient_matches_sfnet_float32():
     c = volume(1, 4, 4, 6, 6, relu=True).requires_grad_()
     w = torch.randn(1, 4, 4, 2)
@@ -134,59 +90,6 @@ def test_gradient_matches_sfnet_float32():
     c2 = c.detach().clone().requires_grad_()
     g2 = torch.autograd.grad((sfnet.sfnet_find_correspondence(sfnet.to_target_major(c2), 6, 6) * w).sum(), c2)[0]
     torch.testing.assert_close(g1, g2, rtol=1e-4, atol=1e-5)
-
-
-def test_double_backward_raises():
-    c = volume(1, 2, 2, 3, 3, dtype=torch.float64).requires_grad_()
-    (g,) = torch.autograd.grad(ops.kernel_soft_argmax(c).sum(), c, create_graph=True)
-    with pytest.raises(RuntimeError, match="double backward"):
-        g.sum().backward()
-
-
-@pytest.mark.parametrize("args", [(50.0, 5.0, True), (7.0, 0.0, False)])
-def test_opcheck(args):
-    c = volume(2, 3, 2, 3, 4).requires_grad_()
-    torch.library.opcheck(torch.ops.semcorr.kernel_soft_argmax.default, (c,) + args)
-
-
-def test_torch_compile_fullgraph():
-    def f(a, b):
-        return ops.kernel_soft_argmax(ops.corr4d(a, b, relu=True), sigma=2.0).sum(-1)
-
-    a, b = torch.randn(2, 4, 3, 3), torch.randn(2, 4, 4, 5)
-    assert_close(torch.compile(f, fullgraph=True, backend="aot_eager")(a, b), f(a, b))
-
-
-def test_torch_compile_inductor_with_grad():
-    c = volume(1, 3, 3, 4, 4).requires_grad_()
-    f = torch.compile(lambda x: ops.kernel_soft_argmax(x, sigma=None).square().sum(), fullgraph=True)
-    (g1,) = torch.autograd.grad(f(c), c)
-    (g2,) = torch.autograd.grad(ops.kernel_soft_argmax(c, sigma=None).square().sum(), c)
-    assert_close(g1, g2)
-
-
-@pytest.mark.parametrize("c,kw,match", [
-    (torch.rand(2, 3, 3, 3), {}, r"`corr` must be a 5-D tensor \(B, Hs, Ws, Ht, Wt\), got shape \[2, 3, 3, 3\]"),
-    (torch.ones(1, 2, 2, 2, 2, dtype=torch.int64), {}, r"`corr` must be a floating tensor"),
-    (torch.rand(1, 2, 2, 2, 2), dict(beta=-1.0), r"`beta` must be finite and >= 0, got -1"),
-    (torch.rand(1, 2, 2, 2, 2), dict(beta=float("inf")), r"`beta` must be finite"),
-    (torch.rand(1, 2, 2, 2, 2), dict(sigma=float("nan")), r"`sigma` must be a number"),
-    (torch.rand(1, 2, 2, 0, 3), {}, r"the target grid \(Ht, Wt\) must be non-empty"),
-])
-def test_bad_input(c, kw, match):
-    with pytest.raises(RuntimeError, match=match):
-        ops.kernel_soft_argmax(c, **kw)
-
-
-def test_bad_sigma_type():
-    with pytest.raises(TypeError, match="`sigma` must be a number or None"):
-        ops.kernel_soft_argmax(torch.rand(1, 1, 1, 2, 2), sigma="5")
-
-
-def test_backward_bad_grad_shape():
-    with pytest.raises(RuntimeError, match=r"`grad` must have shape \[1, 2, 2, 2\]"):
-        torch.ops.semcorr._kernel_soft_argmax_backward(torch.rand(1, 2, 2, 3), torch.rand(1, 2, 2, 3, 3), 50.0, 5.0,
-                                                       True)
 
 
 @settings(max_examples=30, deadline=None)

@@ -1,5 +1,5 @@
-"""mutual_matching: CPU op vs float64 reference and NC-Net's MutualMatching; gradients, opcheck, compile, errors."""
-import pytest
+"""mutual_matching's own cases: NC-Net's MutualMatching, values by hand, gradient routing, fuzzing.
+The op contract (reference, gradcheck, opcheck, compile, empty and bad input) is in tests/test_op_contract.py."""
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -7,20 +7,7 @@ from hypothesis import strategies as st
 from benchmarks import baselines
 from semcorr_ext import ops, reference
 from conftest import assert_close
-
-
-def volume(*shape, dtype=torch.float32, seed=0):
-    # non-negative, like the ReLU'd / softmaxed volumes NC-Net filters; continuous so maxima are unique
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(*shape, generator=g, dtype=dtype)
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("shape", [(2, 3, 4, 5, 2), (1, 1, 1, 1, 1), (2, 1, 5, 1, 3, 3), (1, 7, 1, 1, 6)])
-@pytest.mark.parametrize("eps", [1e-5, 0.1])
-def test_matches_reference(dtype, shape, eps):
-    c = volume(*shape, dtype=dtype)
-    assert_close(ops.mutual_matching(c, eps=eps), reference.mutual_matching(c.double(), eps=eps))
+from op_rows_correlation import volume
 
 
 def test_matches_ncnet():
@@ -42,21 +29,6 @@ def test_non_contiguous():
     assert_close(ops.mutual_matching(c), reference.mutual_matching(c))
 
 
-@pytest.mark.parametrize("shape", [(0, 2, 2, 2, 2), (2, 0, 3, 3, 3), (2, 3, 3, 0, 1)])
-def test_empty(shape):
-    c = torch.rand(*shape, requires_grad=True)
-    out = ops.mutual_matching(c)
-    assert out.shape == c.shape
-    out.sum().backward()
-    assert c.grad.shape == c.shape
-
-
-@pytest.mark.parametrize("shape", [(2, 2, 3, 3, 2), (1, 1, 3, 2, 2, 2)])
-def test_gradcheck(shape):
-    c = volume(*shape, dtype=torch.float64).requires_grad_()
-    assert torch.autograd.gradcheck(lambda x: ops.mutual_matching(x), (c,))
-
-
 def test_gradient_matches_torch_max_routing():
     # the gradient through the maxima goes to the first maximal entry, as torch.max(dim) does in the reference
     c = volume(2, 3, 2, 2, 3, dtype=torch.float64).requires_grad_()
@@ -64,29 +36,6 @@ def test_gradient_matches_torch_max_routing():
     g1 = torch.autograd.grad((ops.mutual_matching(c) * w).sum(), c)[0]
     g2 = torch.autograd.grad((baselines.ncnet_mutual_matching(c.unsqueeze(1)).squeeze(1) * w).sum(), c)[0]
     torch.testing.assert_close(g1, g2, rtol=1e-10, atol=1e-12)
-
-
-def test_opcheck():
-    c = volume(2, 3, 2, 3, 2).requires_grad_()
-    torch.library.opcheck(torch.ops.semcorr.mutual_matching.default, (c, 1e-5))
-
-
-def test_torch_compile_fullgraph():
-    def f(a, b):
-        return ops.mutual_matching(ops.corr4d(a, b, relu=True)).amax(dim=(3, 4))
-
-    a, b = torch.randn(2, 4, 3, 3), torch.randn(2, 4, 2, 3)
-    assert_close(torch.compile(f, fullgraph=True)(a, b), f(a, b))
-
-
-@pytest.mark.parametrize("c,match", [
-    (torch.rand(2, 3, 3, 3), r"`corr` must be \(B, Hs, Ws, Ht, Wt\) or \(B, 1, Hs, Ws, Ht, Wt\), got shape \[2, 3, 3, 3\]"),
-    (torch.rand(2, 2, 3, 3, 3, 3), r"`corr` must be"),
-    (torch.ones(1, 2, 2, 2, 2, dtype=torch.int64), r"`corr` must be a floating tensor"),
-])
-def test_bad_input(c, match):
-    with pytest.raises(RuntimeError, match=match):
-        ops.mutual_matching(c)
 
 
 @settings(max_examples=30, deadline=None)

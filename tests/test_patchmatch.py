@@ -1,38 +1,19 @@
-"""patchmatch_propagate and patchmatch_select: CPU ops vs the reference, values by hand, the hash, autograd of the
-selected scores, opcheck, torch.compile, bad input, fuzzing."""
-import pytest
+"""patchmatch_propagate and patchmatch_select's own cases: values by hand, the hash, the published
+propagation, the routing of the selected scores' gradient, fuzzing.
+The op contract (reference, gradcheck, opcheck, compile, empty and bad input) is in tests/test_op_contract.py."""
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmarks import baselines_pmnc
 from semcorr_ext import ops, reference
-from semcorr_ext.ops.patchmatch import PMNC_OFFSETS, num_candidates, pmnc_offsets
+from semcorr_ext.ops.patchmatch import PMNC_OFFSETS, pmnc_offsets
 from semcorr_ext.reference.patchmatch import pm_hash
-
-
-def rand_matches(B, Hs, Ws, K, Ht, Wt, seed=0, spill=0):
-    g = torch.Generator().manual_seed(seed)
-    r = torch.randint(-spill, Ht + spill, (B, Hs, Ws, K, 1), generator=g)
-    c = torch.randint(-spill, Wt + spill, (B, Hs, Ws, K, 1), generator=g)
-    return torch.cat([r, c], -1)
+from op_contract import grid_pairs as rand_matches
+from op_rows_patchmatch import select_inputs
 
 
 # ---------------------------------------------------------------- patchmatch_propagate
-
-
-@pytest.mark.parametrize("B,Hs,Ws,K,Ht,Wt", [(2, 4, 5, 1, 6, 7), (1, 3, 3, 2, 4, 4), (1, 1, 1, 1, 1, 1),
-                                             (2, 6, 2, 3, 2, 9)])
-@pytest.mark.parametrize("R,radius", [(0, 0), (3, 2), (2, 0)])
-def test_propagate_matches_reference(B, Hs, Ws, K, Ht, Wt, R, radius):
-    m = rand_matches(B, Hs, Ws, K, Ht, Wt, spill=2)
-    off = pmnc_offsets()
-    kw = dict(target_size=(Ht, Wt), random_samples=R, radius=radius, seed=7, iteration=3)
-    c, v = ops.patchmatch_propagate(m, off, **kw)
-    rc, rv = reference.patchmatch_propagate(m, off, **kw)
-    assert c.shape == (B, Hs, Ws, num_candidates(K, 21, R), 2)
-    assert torch.equal(c, rc)
-    assert torch.equal(v, rv)
 
 
 def test_propagate_by_hand():
@@ -94,13 +75,6 @@ def test_propagate_agrees_with_plain_shift_propagation():
                 assert ours == theirs
 
 
-@pytest.mark.parametrize("shape", [(0, 3, 3, 1), (2, 0, 3, 1), (2, 3, 3, 0)])
-def test_propagate_empty(shape):
-    m = torch.zeros(*shape, 2, dtype=torch.int64)
-    c, v = ops.patchmatch_propagate(m, pmnc_offsets(), target_size=(4, 4), random_samples=1, radius=1)
-    assert c.shape == (*shape[:3], num_candidates(shape[3], 21, 1), 2) and v.shape == c.shape[:4]
-
-
 def test_propagate_non_contiguous():
     m = rand_matches(2, 5, 4, 2, 6, 6).transpose(1, 2)
     off = pmnc_offsets().flip(0).t().contiguous().t()
@@ -108,35 +82,6 @@ def test_propagate_non_contiguous():
     c, v = ops.patchmatch_propagate(m, off, target_size=(6, 6), random_samples=1, radius=1)
     rc, rv = reference.patchmatch_propagate(m, off, target_size=(6, 6), random_samples=1, radius=1)
     assert torch.equal(c, rc) and torch.equal(v, rv)
-
-
-def test_propagate_opcheck_and_compile():
-    m = rand_matches(1, 3, 4, 1, 5, 5)
-    off = pmnc_offsets()
-    torch.library.opcheck(torch.ops.semcorr.patchmatch_propagate.default, (m, off, [5, 5], 2, 1, 3, 0))
-
-    def f(x):
-        c, v = ops.patchmatch_propagate(x, off, target_size=(5, 5), random_samples=2, radius=1, seed=3)
-        return c * v.unsqueeze(-1)
-
-    assert torch.equal(torch.compile(f, fullgraph=True, backend="aot_eager")(m), f(m))
-
-
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(m=torch.zeros(1, 2, 2, 2, dtype=torch.int64)), r"`matches` must be a 5-D tensor \(B, Hs, Ws, K, 2\)"),
-    (dict(m=torch.zeros(1, 2, 2, 1, 2)), r"`matches` must be int64, got Float"),
-    (dict(off=torch.zeros(3, 3, dtype=torch.int64)), r"`offsets` must be a 2-D tensor \(P, 2\), got shape \[3, 3\]"),
-    (dict(off=torch.zeros(3, 2, dtype=torch.int32)), r"`offsets` must be int64"),
-    (dict(size=(0, 4)), r"`target_size` must be \[Ht, Wt\] with both > 0"),
-    (dict(R=-1), r"`random_samples` must be >= 0, got -1"),
-    (dict(radius=-2), r"`radius` must be in \[0, 2\^30\), got -2"),
-])
-def test_propagate_bad_input(kwargs, match):
-    m = kwargs.get("m", torch.zeros(1, 2, 2, 1, 2, dtype=torch.int64))
-    off = kwargs.get("off", pmnc_offsets())
-    with pytest.raises(RuntimeError, match=match):
-        ops.patchmatch_propagate(m, off, target_size=kwargs.get("size", (4, 4)), random_samples=kwargs.get("R", 1),
-                                 radius=kwargs.get("radius", 1))
 
 
 @settings(max_examples=25, deadline=None)
@@ -157,26 +102,6 @@ def test_propagate_fuzz(B, hs, ws, K, ht, wt, R, radius, P, seed, it, tr):
 # ---------------------------------------------------------------- patchmatch_select
 
 
-def select_inputs(B=2, Hs=3, Ws=4, N=9, seed=0, dtype=torch.float32, ties=False):
-    g = torch.Generator().manual_seed(seed)
-    cand = torch.randint(0, 20, (B, Hs, Ws, N, 2), generator=g)
-    scores = (torch.randint(0, 3, (B, Hs, Ws, N), generator=g).to(dtype) if ties
-              else torch.randn(B, Hs, Ws, N, generator=g, dtype=dtype))
-    valid = torch.rand(B, Hs, Ws, N, generator=g) < 0.7
-    return cand, scores, valid
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("k", [1, 3, 9, 12])
-@pytest.mark.parametrize("ties", [False, True])
-def test_select_matches_reference(dtype, k, ties):
-    cand, scores, valid = select_inputs(dtype=dtype, ties=ties)
-    got = ops.patchmatch_select(cand, scores, valid, k, return_indices=True)
-    exp = reference.patchmatch_select(cand, scores, valid, k, return_indices=True)
-    for a, b in zip(got, exp):
-        assert torch.equal(a, b)
-
-
 def test_select_by_hand():
     cand = torch.tensor([[0, 0], [1, 1], [2, 2], [3, 3], [4, 4], [5, 5]]).view(1, 1, 1, 6, 2)
     scores = torch.tensor([0.5, 2.0, float("nan"), 2.0, 9.0, 1.0]).view(1, 1, 1, 6)
@@ -192,8 +117,6 @@ def test_select_by_hand():
 def test_select_gradient():
     cand, scores, valid = select_inputs(dtype=torch.float64)
     scores.requires_grad_()
-    assert torch.autograd.gradcheck(lambda x: ops.patchmatch_select(cand, x, valid, 3)[1].clamp(-1e3, 1e3),
-                                    (scores,))
     _, s, i = ops.patchmatch_select(cand, scores, valid, 3, return_indices=True)
     w = torch.randn_like(s)
     (g,) = torch.autograd.grad((torch.where(i >= 0, s, 0) * w).sum(), scores)
@@ -203,34 +126,6 @@ def test_select_gradient():
     assert torch.equal(g, exp)
 
 
-def test_select_opcheck_and_compile():
-    cand, scores, valid = select_inputs()
-    scores.requires_grad_()
-    # test_aot_dispatch_dynamic is left out: its harness sums all outputs into one accumulator starting with the
-    # first (int64) output and then fails to add the float scores; the compiled backward below covers AOT autograd.
-    torch.library.opcheck(torch.ops.semcorr.patchmatch_select.default, (cand, scores, valid, 2),
-                          test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
-
-    def f(x):
-        return ops.patchmatch_select(cand, x, valid, 2)[1].exp().sum()
-
-    out = torch.compile(f, fullgraph=True, backend="aot_eager")(scores)
-    (g,) = torch.autograd.grad(out, scores)
-    (g_eager,) = torch.autograd.grad(f(scores), scores)
-    torch.testing.assert_close(out, f(scores))
-    torch.testing.assert_close(g, g_eager)
-
-
-@pytest.mark.parametrize("shape,k", [((0, 2, 2, 3), 2), ((1, 2, 2, 0), 2), ((1, 2, 2, 3), 0)])
-def test_select_empty(shape, k):
-    cand = torch.zeros(*shape, 2, dtype=torch.int64)
-    scores = torch.zeros(shape)
-    m, s, i = ops.patchmatch_select(cand, scores, torch.ones(shape, dtype=torch.bool), k, return_indices=True)
-    assert m.shape == (*shape[:3], k, 2) and s.shape == i.shape == (*shape[:3], k)
-    if shape[3] == 0 and k:
-        assert (i == -1).all() and (s == float("-inf")).all()
-
-
 def test_select_non_contiguous():
     cand, scores, valid = select_inputs(B=1, Hs=4, Ws=4)
     c2, s2, v2 = cand.transpose(1, 2), scores.transpose(1, 2), valid.transpose(1, 2)
@@ -238,19 +133,6 @@ def test_select_non_contiguous():
     exp = reference.patchmatch_select(c2.contiguous(), s2.contiguous(), v2.contiguous(), 4, return_indices=True)
     for a, b in zip(got, exp):
         assert torch.equal(a, b)
-
-
-@pytest.mark.parametrize("args,match", [
-    (lambda c, s, v: (c[..., 0], s, v, 1), r"`candidates` must be a 5-D tensor \(B, Hs, Ws, N, 2\)"),
-    (lambda c, s, v: (c.float(), s, v, 1), r"`candidates` must be int64"),
-    (lambda c, s, v: (c, s[..., :2], v, 1), r"`scores` must have shape \[2, 3, 4, 9\] \(B, Hs, Ws, N\)"),
-    (lambda c, s, v: (c, s.long(), v, 1), r"`scores` must be a floating tensor"),
-    (lambda c, s, v: (c, s, v.int(), 1), r"`valid` must be a bool tensor, got Int"),
-    (lambda c, s, v: (c, s, v, -1), r"`k` must be >= 0, got -1"),
-])
-def test_select_bad_input(args, match):
-    with pytest.raises(RuntimeError, match=match):
-        ops.patchmatch_select(*args(*select_inputs()))
 
 
 @settings(max_examples=30, deadline=None)

@@ -21,10 +21,12 @@ export OMP_NUM_THREADS=1 MPLBACKEND=Agg
 ASAN_TESTS="tests/test_emu_*.py tests/test_bounds.py tests/test_corr4d.py tests/test_mutual_matching.py
   tests/test_conv4d.py tests/test_max_pool4d.py tests/test_corr4d_topk.py tests/test_sparse_conv4d.py
   tests/test_gather_windows4d.py tests/test_gather_windows4d_points.py tests/test_patchmatch.py
-  tests/test_hough_match.py tests/test_hough_vote.py tests/test_kernel_soft_argmax.py"
+  tests/test_hough_match.py tests/test_hough_vote.py tests/test_kernel_soft_argmax.py tests/test_op_contract.py"
 TSAN_TESTS="tests/test_emu_consensus.py tests/test_emu_correlation.py tests/test_emu_hough.py
   tests/test_emu_kernel_soft_argmax.py tests/test_emu_patchmatch.py tests/test_emu_sparse.py
-  tests/test_emu_half.py tests/test_emu_launch.py tests/test_emu_mma.py tests/test_emu_tensor_cores.py"
+  tests/test_emu_half.py tests/test_emu_launch.py tests/test_emu_mma.py tests/test_emu_tensor_cores.py
+  tests/test_op_contract.py::test_emulated_kernel tests/test_op_contract.py::test_emulated_kernel_empty
+  tests/test_op_contract.py::test_emulated_kernel_bad_input"
 # SANITIZE_TESTS=quick (the default, and CI's run): a reduced set that still reaches every kernel — every emulated CUDA op
 # forward and backward in float16/bfloat16 (test_emu_half; the two integer ops
 # in their own files; the tensor-core kernels), every CPU op over the GPU table's rows (test_cuda_ops'
@@ -32,7 +34,7 @@ TSAN_TESTS="tests/test_emu_consensus.py tests/test_emu_correlation.py tests/test
 # full lists above take hours on 2 cores under ASan (every emulated thread is an instrumented OS thread).
 case "${SANITIZE_TESTS:=quick}" in quick|full) ;; *) echo "SANITIZE_TESTS must be quick or full, got '$SANITIZE_TESTS'"; exit 2;; esac
 if [ "$SANITIZE_TESTS" = quick ]; then
-  INT_OPS="tests/test_emu_sparse.py::test_kernel_map4d tests/test_emu_patchmatch.py::test_patchmatch_propagate_block_orders_and_empty"
+  INT_OPS="tests/test_emu_sparse.py::test_kernel_map4d tests/test_emu_patchmatch.py::test_patchmatch_propagate_block_orders"
   # the tensor-core kernels (emulated mma.sync), one small case of each kernel and direction
   TC="tests/test_emu_mma.py tests/test_emu_tensor_cores.py::test_path_selection
     tests/test_emu_tensor_cores.py::test_conv4d_path_selection tests/test_emu_tensor_cores.py::test_corr4d_topk_tc_kernel_forward
