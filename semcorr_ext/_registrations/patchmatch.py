@@ -161,12 +161,13 @@ def _gather_windows4d_linear_backward(ctx, grad):
     C, w = weight.shape[0], weight.shape[-1]
     g_corr = g_weight = g_bias = None
     if ctx.needs_input_grad[0]:
-        g_win = (grad @ weight.reshape(C, -1)).view(-1, w, w, w, w)
+        # w**4, not -1: with no output channels (C = 0) a (0, -1) reshape is ambiguous and raises
+        g_win = (grad @ weight.reshape(C, w ** 4)).view(-1, w, w, w, w)
         g_corr = torch.ops.semcorr._gather_windows4d_points_backward.default(g_win, points, list(corr.shape), w)
     if ctx.needs_input_grad[2]:
         win = torch.ops.semcorr.gather_windows4d_points.default(corr, points, w)
         # the window size, not -1: with no points a (0, -1) reshape is ambiguous and raises
-        g_weight = (grad.t() @ win.reshape(win.shape[0], weight[0].numel())).view(weight.shape)
+        g_weight = (grad.t() @ win.reshape(win.shape[0], w ** 4)).view(weight.shape)
     if ctx.has_bias and ctx.needs_input_grad[3]:
         g_bias = grad.sum(0)
     return g_corr, None, g_weight, g_bias

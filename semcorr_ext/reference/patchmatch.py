@@ -112,6 +112,8 @@ def gather_windows4d_points(corr: Tensor, points: Tensor, window: int = 5) -> Te
         view = [1, 1, 1, 1, 1]
         view[k + 1] = window
         pos.append(points[:, k + 1].view(M, 1, 1, 1, 1) + d.view(view))
+    if corr.numel() == 0:  # every tap is outside an empty volume (and indexing it would raise)
+        return corr.new_zeros(shape)
     inside = torch.ones(shape, dtype=torch.bool, device=corr.device)
     for p, n in zip(pos, (B, Hs, Ws, Ht, Wt)):
         inside &= (p >= 0) & (p < n)
