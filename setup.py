@@ -143,10 +143,13 @@ def extensions():
         _write_build_info(with_cuda, archs)
     exts = [ext]
     if want_emulator(sys.argv[1:], os.environ):
-        # The CUDA kernels (csrc/*/*_kernel.cuh) compiled as host code against csrc/common/simt.h.
+        # The CUDA entries and kernels (csrc/<op>/<op>_launch.h, *_kernel.cuh) compiled as host code against
+        # csrc/common/simt.h (whose emulator half is csrc/emu/simt_emu.h): csrc/emu/ holds the module and the
+        # emulator's own self-tests, csrc/<op>/<op>_emu.cpp each op's bindings.
         emu_cxx = (["-O0", "-g"] if debug else ["-O1"]) + san + ["-pthread", "-DSC_EMULATION"]
         exts.append(CppExtension(
-            "semcorr_ext._emu", _sources("csrc/emu/*.cpp"), include_dirs=[os.path.join(ROOT, "csrc")],
+            "semcorr_ext._emu", _sources("csrc/emu/*.cpp") + _sources("csrc/*/*_emu.cpp"),
+            include_dirs=[os.path.join(ROOT, "csrc")],
             define_macros=[("TORCH_EXTENSION_NAME", "_emu")],
             extra_compile_args={"cxx": emu_cxx}, extra_link_args=san + ["-pthread"]))
     return exts

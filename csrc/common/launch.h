@@ -1,7 +1,13 @@
-// Torch-aware launch helpers for code shared by the real CUDA host glue (*_cuda.cu) and the emulated one
-// (csrc/emu/emu_*.cpp): the same launch sequence runs on a GPU and, in tests, on the host emulator.
+// Torch-aware launch helpers for the launch sequences and CUDA entries (csrc/<op>/<op>_launch.h), which run on
+// a GPU (<op>_cuda.cu) and, in tests, on the host emulator (<op>_emu.cpp).
 // Include after torch headers and before nothing else of ours that needs simt.h first.
 #pragma once
+#include <ATen/core/Tensor.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+
 #ifdef SC_EMULATION
 #include "common/simt.h"
 #define SEMCORR_LAUNCH_CHECK() ((void)0)
@@ -10,9 +16,6 @@
 #include "common/simt.h"
 #define SEMCORR_LAUNCH_CHECK() C10_CUDA_KERNEL_LAUNCH_CHECK()
 #endif
-
-#include <algorithm>
-#include <cstdint>
 
 namespace semcorr {
 
@@ -36,5 +39,14 @@ inline int64_t sc_chunk_cap(int64_t cuda_cap) {
   return cuda_cap;
 #endif
 }
+
+#ifndef SC_EMULATION
+// The device of a CUDA entry point's guard (*_cuda.cu): `t`'s device when it is a CUDA tensor, none otherwise.
+// The guard is set before the entry's argument checks run, so a CPU tensor that reached the CUDA kernel
+// (because another argument is on the GPU) must not trip the guard: the op's device check refuses it by name.
+inline std::optional<c10::Device> cuda_device_of(const at::Tensor& t) {
+  return t.is_cuda() ? std::optional<c10::Device>(t.device()) : std::nullopt;
+}
+#endif
 
 }  // namespace semcorr

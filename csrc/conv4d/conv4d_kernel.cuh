@@ -1,5 +1,5 @@
 // CUDA kernels of conv4d, torch-free so that the same text also compiles under the host emulator
-// (csrc/common/simt.h). Host glue: conv4d_cuda.cu (real GPU), csrc/emu/emu_conv4d.cpp (emulation).
+// (csrc/common/simt.h). Host glue: conv4d_cuda.cu (real GPU), conv4d_emu.cpp (emulation).
 //
 // conv4d as an implicit GEMM: out[b, m, n] = bias[m] + sum_k W[m, k] * X[b, k, n] with
 //   m = output channel, n = flat output position (i1, i2, i3, i4), k = (input channel c, tap a1..a4),

@@ -1,6 +1,6 @@
 // Launch sequences of conv4d's CUDA kernels, shared by the GPU host glue (conv4d_cuda.cu) and the host
-// emulator (csrc/emu/emu_conv4d.cpp), so tests exercise exactly what runs on a GPU. Callers check
-// arguments, set the device guard and pass the stream; inputs are contiguous and non-empty.
+// emulator (conv4d_emu.cpp), so tests exercise exactly what runs on a GPU. The entries at the end
+// (conv4d, conv4d_backward) check the arguments; their callers set the device guard and pass the stream.
 #pragma once
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
@@ -166,6 +166,23 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const at::Tensor&
     gb = at::zeros({g.Cout}, x.options());
   }
   return {gx, gw, gb};
+}
+
+// The CUDA entries of semcorr::conv4d and semcorr::_conv4d_backward: argument checks around the launch
+// sequences above.
+inline at::Tensor conv4d(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                         at::IntArrayRef padding, cudaStream_t stream) {
+  const auto g = conv4d_host::check_args(x, weight, bias, padding, /*allow_half=*/true);
+  return forward(x.contiguous(), weight.contiguous(), bias, g, stream);
+}
+
+inline std::tuple<at::Tensor, at::Tensor, at::Tensor> conv4d_backward(const at::Tensor& grad, const at::Tensor& x,
+                                                                      const at::Tensor& weight,
+                                                                      at::IntArrayRef padding,
+                                                                      std::array<bool, 3> output_mask,
+                                                                      cudaStream_t stream) {
+  const auto g = conv4d_host::check_backward_args(grad, x, weight, padding, /*allow_half=*/true);
+  return backward(grad.contiguous(), x.contiguous(), weight.contiguous(), g, output_mask, stream);
 }
 
 }  // namespace conv4d_launch

@@ -13,9 +13,9 @@
 
 #include "common/checks_cpu.h"
 #include "corr4d/corr4d.h"
-#include "corr4d/corr4d_inv_norm_cpu.h"
+#include "corr4d/corr4d_cpu.h"
 #include "corr4d/corr4d_host.h"
-#include "corr4d/corr4d_epilogue.h"
+#include "corr4d/corr4d_math.h"
 
 namespace semcorr {
 namespace {

@@ -1,5 +1,5 @@
 // CUDA kernels of corr4d, torch-free so that the same text also compiles under the host emulator
-// (csrc/common/simt.h). Host glue: corr4d_cuda.cu (real GPU), csrc/emu/emu_corr4d.cpp (emulation).
+// (csrc/common/simt.h). Host glue: corr4d_cuda.cu (real GPU), corr4d_emu.cpp (emulation).
 //
 // Layouts (all contiguous):
 //   src (B, C, Ns)   tgt (B, C, Nt)   Ns = Hs*Ws, Nt = Ht*Wt
@@ -7,7 +7,7 @@
 //   out / grad (B, Ns, Nt)
 #pragma once
 #include "common/reduce.cuh"
-#include "corr4d/corr4d_epilogue.h"
+#include "corr4d/corr4d_math.h"
 
 namespace semcorr {
 namespace corr4d_kernels {

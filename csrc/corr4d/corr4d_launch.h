@@ -1,6 +1,7 @@
 // Launch sequences of corr4d's CUDA kernels, shared by the GPU host glue (corr4d_cuda.cu) and the host
-// emulator (csrc/emu/emu_corr4d.cpp), so tests exercise exactly what runs on a GPU. Callers check
-// arguments, set the device guard and pass the stream.
+// emulator (corr4d_emu.cpp), so tests exercise exactly what runs on a GPU. The entries at the end
+// (corr4d, corr4d_backward) check the arguments, return empty inputs' outputs and reshape; their callers set
+// the device guard and pass the stream (nullptr under emulation).
 #pragma once
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
@@ -114,6 +115,31 @@ inline std::tuple<at::Tensor, at::Tensor> backward(const at::Tensor& g, const at
     }
   });
   return corr4d_host::finish_backward(src3, tgt3, dp, normalize, inv_s, inv_t, rowsum, colsum);
+}
+
+// The CUDA entries of semcorr::corr4d and semcorr::_corr4d_backward (src, tgt (B, C, H, W) of any layout).
+inline at::Tensor corr4d(const at::Tensor& src, const at::Tensor& tgt, bool normalize, bool relu, double power,
+                         double eps, cudaStream_t stream) {
+  corr4d_host::check_args(src, tgt, relu, power, eps, /*allow_half=*/true);
+  const int64_t B = src.size(0), C = src.size(1), Ns = src.size(2) * src.size(3), Nt = tgt.size(2) * tgt.size(3);
+  if (B * Ns * Nt == 0) return corr4d_host::empty_output(src, tgt);
+  const auto out = forward(src.contiguous().view({B, C, Ns}), tgt.contiguous().view({B, C, Nt}), normalize, relu,
+                           power, eps, stream);
+  return out.view({B, src.size(2), src.size(3), tgt.size(2), tgt.size(3)});
+}
+
+inline std::tuple<at::Tensor, at::Tensor> corr4d_backward(const at::Tensor& grad, const at::Tensor& src,
+                                                          const at::Tensor& tgt, const at::Tensor& out,
+                                                          bool normalize, bool relu, double power, double eps,
+                                                          cudaStream_t stream) {
+  corr4d_host::check_args(src, tgt, relu, power, eps, /*allow_half=*/true);
+  corr4d_host::check_backward_args(grad, src, tgt, out);
+  const int64_t B = src.size(0), C = src.size(1), Ns = src.size(2) * src.size(3), Nt = tgt.size(2) * tgt.size(3);
+  if (B * Ns * Nt * C == 0) return {at::zeros_like(src), at::zeros_like(tgt)};
+  auto [gs, gt] = backward(grad.contiguous().view({B, Ns, Nt}), out.contiguous().view({B, Ns, Nt}),
+                           src.contiguous().view({B, C, Ns}), tgt.contiguous().view({B, C, Nt}), normalize, relu,
+                           power, eps, stream);
+  return {gs.view(src.sizes()), gt.view(tgt.sizes())};
 }
 
 }  // namespace corr4d_launch

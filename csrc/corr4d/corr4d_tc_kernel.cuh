@@ -3,7 +3,7 @@
 // epilogue as the SIMT kernel (inverse norms, relu, power). Chosen by corr4d_launch.h (common/tensor_cores.h).
 #pragma once
 #include "common/mma_tile.cuh"
-#include "corr4d/corr4d_epilogue.h"
+#include "corr4d/corr4d_math.h"
 
 namespace semcorr {
 namespace corr4d_kernels {

@@ -25,9 +25,9 @@
 #include <vector>
 
 #include "common/checks_cpu.h"
-#include "corr4d/corr4d_inv_norm_cpu.h"
+#include "corr4d/corr4d_cpu.h"
 #include "corr4d_topk/corr4d_topk.h"
-#include "corr4d_topk/corr4d_topk_epilogue.h"
+#include "corr4d_topk/corr4d_topk_math.h"
 #include "corr4d_topk/corr4d_topk_host.h"
 
 namespace semcorr {

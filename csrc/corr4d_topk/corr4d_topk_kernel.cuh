@@ -1,5 +1,5 @@
 // CUDA kernels of corr4d_topk, torch-free so that the same text also compiles under the host emulator
-// (csrc/common/simt.h). Host glue: corr4d_topk_cuda.cu (real GPU), csrc/emu/emu_corr4d_topk.cpp (emulation).
+// (csrc/common/simt.h). Host glue: corr4d_topk_cuda.cu (real GPU), corr4d_topk_emu.cpp (emulation).
 //
 // Layouts (all contiguous):
 //   src (B, C, Ns)   tgt (B, C, Nt)   Ns = Hs*Ws, Nt = Ht*Wt
@@ -9,7 +9,7 @@
 #include <limits>
 
 #include "common/math.cuh"
-#include "corr4d_topk/corr4d_topk_epilogue.h"
+#include "corr4d_topk/corr4d_topk_math.h"
 
 namespace semcorr {
 namespace corr4d_topk_kernels {

@@ -1,6 +1,7 @@
 // Launch sequences of corr4d_topk's CUDA kernels, shared by the GPU host glue (corr4d_topk_cuda.cu) and the
-// host emulator (csrc/emu/emu_corr4d_topk.cpp). Callers check arguments, set the device guard, pass the
-// stream and handle empty inputs. The inverse norms come from corr4d's launch sequence (same numbers).
+// host emulator (corr4d_topk_emu.cpp). The entries at the end check the arguments and handle empty
+// inputs; their callers set the device guard and pass the stream. The inverse norms come from corr4d's launch
+// sequence (same numbers).
 #pragma once
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
@@ -113,6 +114,34 @@ inline std::tuple<at::Tensor, at::Tensor> backward(const at::Tensor& g, const at
     SEMCORR_LAUNCH_CHECK();
   });
   return {grad_src, grad_tgt};
+}
+
+// The CUDA entries of semcorr::corr4d_topk and semcorr::_corr4d_topk_backward: argument checks, empty inputs,
+// reshapes around the launch sequences above.
+inline std::tuple<at::Tensor, at::Tensor> corr4d_topk(const at::Tensor& src, const at::Tensor& tgt, int64_t k,
+                                                      bool normalize, double eps, cudaStream_t stream) {
+  corr4d_topk_host::check_args(src, tgt, k, eps, /*cuda_kernel=*/true);
+  const int64_t B = src.size(0), C = src.size(1), Ns = src.size(2) * src.size(3), Nt = tgt.size(2) * tgt.size(3);
+  if (B * Ns * k == 0 || C == 0) return corr4d_topk_host::trivial_output(src, k);
+  auto [v, i] = forward(src.contiguous().view({B, C, Ns}), tgt.contiguous().view({B, C, Nt}), k, normalize, eps,
+                        stream);
+  return {v.view({B, src.size(2), src.size(3), k}), i.view({B, src.size(2), src.size(3), k})};
+}
+
+inline std::tuple<at::Tensor, at::Tensor> corr4d_topk_backward(const at::Tensor& grad, const at::Tensor& src,
+                                                               const at::Tensor& tgt, const at::Tensor& values,
+                                                               const at::Tensor& indices, bool normalize,
+                                                               double eps, cudaStream_t stream) {
+  corr4d_topk_host::check_args(src, tgt, values.dim() == 4 ? values.size(3) : 0, eps, /*cuda_kernel=*/true,
+                               "semcorr::_corr4d_topk_backward");
+  corr4d_topk_host::check_backward_args(grad, src, tgt, values, indices);
+  const int64_t B = src.size(0), C = src.size(1), Ns = src.size(2) * src.size(3), Nt = tgt.size(2) * tgt.size(3);
+  const int64_t k = values.size(3);
+  if (B * Ns * k * C == 0) return {at::zeros_like(src), at::zeros_like(tgt)};
+  auto [gs, gt] = backward(grad.contiguous().view({B, Ns, k}), values.contiguous().view({B, Ns, k}),
+                           indices.contiguous().view({B, Ns, k}), src.contiguous().view({B, C, Ns}),
+                           tgt.contiguous().view({B, C, Nt}), normalize, eps, stream);
+  return {gs.view(src.sizes()), gt.view(tgt.sizes())};
 }
 
 }  // namespace corr4d_topk_launch

@@ -6,7 +6,7 @@
 #include <limits>
 
 #include "common/mma_tile.cuh"
-#include "corr4d_topk/corr4d_topk_epilogue.h"
+#include "corr4d_topk/corr4d_topk_math.h"
 #include "corr4d_topk/corr4d_topk_kernel.cuh"
 
 namespace semcorr {

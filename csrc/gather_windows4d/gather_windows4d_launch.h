@@ -1,11 +1,13 @@
 // Launch sequences of gather_windows4d's and gather_windows4d_points' CUDA kernels, shared by gather_windows4d_cuda.cu and the host emulator
-// (csrc/emu/emu_gather_windows4d.cpp). Inputs contiguous and non-empty.
+// (gather_windows4d_emu.cpp). The launch sequences take contiguous, non-empty inputs; the entries at the
+// end check the arguments and handle empty inputs; their callers set the device guard and pass the stream.
 #pragma once
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/addmm.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/mm.h>
+#include <ATen/ops/zeros.h>
 
 #include <algorithm>
 #include <optional>
@@ -101,6 +103,43 @@ inline at::Tensor linear_forward(const gw::Dims& d, const at::Tensor& corr, cons
       at::mm_out(o, win, wt);
   }
   return out;
+}
+
+// The CUDA entries of semcorr::gather_windows4d, gather_windows4d_points, gather_windows4d_linear and the two
+// backwards: argument checks and empty inputs around the launch sequences above.
+inline at::Tensor gather_windows4d(const at::Tensor& corr, const at::Tensor& candidates, int64_t window,
+                                   cudaStream_t stream) {
+  const auto d = gather_windows4d_host::check_args(corr, candidates, window, /*allow_half=*/true);
+  if (d.B * d.Hs * d.Ws * d.N == 0) return at::empty({d.B, d.Hs, d.Ws, d.N, d.w, d.w, d.w, d.w}, corr.options());
+  return forward(d, corr.contiguous(), candidates.contiguous(), stream);
+}
+
+inline at::Tensor gather_windows4d_backward(const at::Tensor& grad, const at::Tensor& candidates,
+                                            at::IntArrayRef corr_size, int64_t window, cudaStream_t stream) {
+  const auto d = gather_windows4d_host::check_backward_args(grad, candidates, corr_size, window, true);
+  if (d.B * d.Hs * d.Ws * d.Ht * d.Wt == 0 || grad.numel() == 0) return at::zeros(corr_size, grad.options());
+  return backward(d, grad.contiguous(), candidates.contiguous(), corr_size, stream);
+}
+
+inline at::Tensor gather_windows4d_points(const at::Tensor& corr, const at::Tensor& points, int64_t window,
+                                          cudaStream_t stream) {
+  const auto d = gather_windows4d_host::check_points_args(corr, points, window, /*allow_half=*/true);
+  if (d.N == 0) return at::empty({0, d.w, d.w, d.w, d.w}, corr.options());
+  return points_forward(d, corr.contiguous(), points.contiguous(), stream);
+}
+
+inline at::Tensor gather_windows4d_points_backward(const at::Tensor& grad, const at::Tensor& points,
+                                                   at::IntArrayRef corr_size, int64_t window, cudaStream_t stream) {
+  const auto d = gather_windows4d_host::check_points_backward_args(grad, points, corr_size, window, true);
+  if (d.B * d.Hs * d.Ws * d.Ht * d.Wt == 0 || grad.numel() == 0) return at::zeros(corr_size, grad.options());
+  return points_backward(d, grad.contiguous(), points.contiguous(), corr_size, stream);
+}
+
+inline at::Tensor gather_windows4d_linear(const at::Tensor& corr, const at::Tensor& points, const at::Tensor& weight,
+                                          const std::optional<at::Tensor>& bias, cudaStream_t stream) {
+  const auto d = gather_windows4d_host::check_linear_args(corr, points, weight, bias, /*allow_half=*/true);
+  if (d.N == 0 || weight.size(0) == 0) return at::empty({d.N, weight.size(0)}, corr.options());
+  return linear_forward(d, corr.contiguous(), points.contiguous(), weight, bias, stream);
 }
 
 }  // namespace gather_windows4d_launch

@@ -1,5 +1,5 @@
-// CPU kernels of hough_match: the shared scatter -> smooth -> gather engine (hough_cpu_engine.h) with bins
-// computed on the fly from box centres (hough::MatchBins).
+// CPU kernels of hough_match: the shared scatter -> smooth -> gather engine (csrc/hough_common/hough_cpu.h)
+// with bins computed on the fly from box centres (hough::MatchBins).
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
@@ -7,7 +7,7 @@
 #include <ATen/ops/zeros_like.h>
 #include <torch/library.h>
 
-#include "hough_match/hough_cpu_engine.h"
+#include "hough_common/hough_cpu.h"
 #include "hough_match/hough_match.h"
 #include "hough_match/hough_match_host.h"
 

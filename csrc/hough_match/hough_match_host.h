@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "common/checks.h"
-#include "hough_match/hough_math.h"
+#include "hough_common/hough_math.h"
 
 namespace semcorr {
 namespace hough_match_host {

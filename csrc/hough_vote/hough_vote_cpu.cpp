@@ -1,4 +1,4 @@
-// CPU kernels of hough_vote: the shared scatter -> smooth -> gather engine (hough_match/hough_cpu_engine.h)
+// CPU kernels of hough_vote: the shared scatter -> smooth -> gather engine (csrc/hough_common/hough_cpu.h)
 // with bins read from a tensor (hough::TensorBins).
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
@@ -7,7 +7,7 @@
 #include <ATen/ops/zeros_like.h>
 #include <torch/library.h>
 
-#include "hough_match/hough_cpu_engine.h"
+#include "hough_common/hough_cpu.h"
 #include "hough_vote/hough_vote.h"
 #include "hough_vote/hough_vote_host.h"
 

@@ -11,7 +11,7 @@
 #include <tuple>
 
 #include "common/checks.h"
-#include "hough_match/hough_math.h"
+#include "hough_common/hough_math.h"
 
 namespace semcorr {
 namespace hough_vote_host {

@@ -1,10 +1,13 @@
 // Launch sequence of kernel_soft_argmax's CUDA kernels, shared by kernel_soft_argmax_cuda.cu and the host
-// emulator (csrc/emu/emu_kernel_soft_argmax.cpp). corr is (B, Hs, Ws, Ht, Wt) contiguous with rows > 0, N > 0.
+// emulator (kernel_soft_argmax_emu.cpp). The launch sequences take corr (B, Hs, Ws, Ht, Wt) contiguous
+// with rows > 0, N > 0; the entries at the end check the arguments and handle empty inputs, their callers set
+// the device guard and pass the stream.
 #pragma once
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 
+#include "kernel_soft_argmax/kernel_soft_argmax_host.h"
 #include "common/launch.h"
 #include "kernel_soft_argmax/kernel_soft_argmax_kernel.cuh"
 
@@ -50,6 +53,23 @@ inline at::Tensor backward(const at::Tensor& g, const at::Tensor& c, double beta
     SEMCORR_LAUNCH_CHECK();
   });
   return gin;
+}
+
+// The CUDA entries of semcorr::kernel_soft_argmax and its backward: argument checks and empty inputs around the
+// launch sequences above.
+inline at::Tensor kernel_soft_argmax(const at::Tensor& corr, double beta, double sigma, bool normalize,
+                                     cudaStream_t stream) {
+  const auto d = kernel_soft_argmax_host::check_args(corr, beta, sigma, /*allow_half=*/true);
+  if (d.rows() == 0) return kernel_soft_argmax_host::output_like(corr);
+  return forward(corr.contiguous(), beta, sigma, normalize, stream);
+}
+
+inline at::Tensor kernel_soft_argmax_backward(const at::Tensor& grad, const at::Tensor& corr, double beta,
+                                              double sigma, bool normalize, cudaStream_t stream) {
+  kernel_soft_argmax_host::check_args(corr, beta, sigma, /*allow_half=*/true);
+  kernel_soft_argmax_host::check_backward_args(grad, corr);
+  if (corr.numel() == 0) return at::empty(corr.sizes(), corr.options());
+  return backward(grad.contiguous(), corr.contiguous(), beta, sigma, normalize, stream);
 }
 
 }  // namespace kernel_soft_argmax_launch

@@ -1,5 +1,6 @@
 // Launch sequences of max_pool4d's CUDA kernels, shared by the GPU host glue (max_pool4d_cuda.cu) and the
-// host emulator (csrc/emu/emu_max_pool4d.cpp). Callers check arguments, set the device guard, pass the stream.
+// host emulator (max_pool4d_emu.cpp). The entries at the end check the arguments; their callers set
+// the device guard and pass the stream.
 #pragma once
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
@@ -57,6 +58,20 @@ inline at::Tensor backward(const at::Tensor& grad, const at::Tensor& argmax, con
     SEMCORR_LAUNCH_CHECK();
   });
   return gx;
+}
+
+// The CUDA entries of semcorr::max_pool4d and semcorr::_max_pool4d_backward: argument checks around the launch
+// sequences above.
+inline std::tuple<at::Tensor, at::Tensor> max_pool4d(const at::Tensor& x, at::IntArrayRef kernel_size,
+                                                     cudaStream_t stream) {
+  const auto g = max_pool4d_host::check_args(x, kernel_size, /*allow_half=*/true);
+  return forward(x, g, stream);
+}
+
+inline at::Tensor max_pool4d_backward(const at::Tensor& grad, const at::Tensor& argmax, at::IntArrayRef x_size,
+                                      at::IntArrayRef kernel_size, cudaStream_t stream) {
+  const auto g = max_pool4d_host::check_backward_args(grad, argmax, x_size, kernel_size, /*allow_half=*/true);
+  return backward(grad, argmax, g, stream);
 }
 
 }  // namespace max_pool4d_launch

@@ -11,7 +11,7 @@
 
 #include "mutual_matching/mutual_matching.h"
 #include "mutual_matching/mutual_matching_host.h"
-#include "mutual_matching/mutual_matching_epilogue.h"
+#include "mutual_matching/mutual_matching_math.h"
 
 namespace semcorr {
 namespace {

@@ -3,7 +3,7 @@
 // max_s/arg_s: (B, Nt) maximum over sources of each target column (acc type / int64).
 #pragma once
 #include "common/reduce.cuh"
-#include "mutual_matching/mutual_matching_epilogue.h"
+#include "mutual_matching/mutual_matching_math.h"
 
 namespace semcorr {
 namespace mutual_matching_kernels {

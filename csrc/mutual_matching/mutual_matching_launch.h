@@ -1,5 +1,7 @@
 // Launch sequences of mutual_matching's CUDA kernels, shared by mutual_matching_cuda.cu and the host emulator
-// (csrc/emu/emu_mutual_matching.cpp). Inputs are (B, Ns, Nt) contiguous and non-empty.
+// (mutual_matching_emu.cpp). The launch sequences take (B, Ns, Nt) contiguous, non-empty inputs; the
+// entries at the end check the arguments and handle empty inputs, their callers set the device guard and pass
+// the stream.
 #pragma once
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
@@ -8,6 +10,7 @@
 
 #include <algorithm>
 
+#include "mutual_matching/mutual_matching_host.h"
 #include "common/launch.h"
 #include "mutual_matching/mutual_matching_kernel.cuh"
 
@@ -88,6 +91,23 @@ inline at::Tensor backward(const at::Tensor& g, const at::Tensor& c, double eps,
     SEMCORR_LAUNCH_CHECK();
   });
   return grad_in.to(c.scalar_type());
+}
+
+// The CUDA entries of semcorr::mutual_matching and its backward: argument checks, empty inputs and the
+// (B, Ns, Nt) view around the launch sequences above.
+inline at::Tensor mutual_matching(const at::Tensor& corr, double eps, cudaStream_t stream) {
+  const auto d = mutual_matching_host::check_args(corr, eps, /*allow_half=*/true);
+  if (corr.numel() == 0) return at::empty_like(corr);
+  return forward(corr.contiguous().view({d.B, d.Ns, d.Nt}), eps, stream).view(corr.sizes());
+}
+
+inline at::Tensor mutual_matching_backward(const at::Tensor& grad, const at::Tensor& corr, double eps,
+                                           cudaStream_t stream) {
+  const auto d = mutual_matching_host::check_args(corr, eps, /*allow_half=*/true);
+  mutual_matching_host::check_backward_args(grad, corr);
+  if (corr.numel() == 0) return at::empty_like(corr);
+  return backward(grad.contiguous().view({d.B, d.Ns, d.Nt}), corr.contiguous().view({d.B, d.Ns, d.Nt}), eps, stream)
+      .view(corr.sizes());
 }
 
 }  // namespace mutual_matching_launch

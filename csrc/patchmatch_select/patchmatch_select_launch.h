@@ -1,11 +1,14 @@
 // Launch sequence of patchmatch_select's CUDA kernel, shared by patchmatch_select_cuda.cu and the host emulator
-// (csrc/emu/emu_patchmatch.cpp). Inputs contiguous; outputs preallocated and non-empty.
+// (patchmatch_select_emu.cpp). The launch sequence takes contiguous inputs and preallocated, non-empty outputs;
+// the entry at the end checks the arguments and allocates; its callers set the device guard and the stream.
 #pragma once
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 
 #include <limits>
+#include <tuple>
 
+#include "patchmatch_select/patchmatch_select_host.h"
 #include "common/launch.h"
 #include "common/math.cuh"
 #include "patchmatch_select/patchmatch_select_kernel.cuh"
@@ -29,6 +32,19 @@ inline void forward(const at::Tensor& cand, const at::Tensor& scores, const at::
         oi.mutable_data_ptr<int64_t>());
     SEMCORR_LAUNCH_CHECK();
   });
+}
+
+// The CUDA entry of semcorr::patchmatch_select (its backward is ATen ops, patchmatch_select_backward): argument
+// checks, the outputs and empty inputs around the launch sequence above.
+inline std::tuple<at::Tensor, at::Tensor, at::Tensor> patchmatch_select(const at::Tensor& candidates,
+                                                                        const at::Tensor& scores,
+                                                                        const at::Tensor& valid, int64_t k,
+                                                                        cudaStream_t stream) {
+  const auto d = patchmatch_select_host::check_args(candidates, scores, valid, k, /*allow_half=*/true);
+  auto [om, os, oi] = patchmatch_select_host::empty_outputs(d, candidates, scores);
+  if (d.B * d.Hs * d.Ws * d.k == 0) return {om, os, oi};
+  forward(candidates.contiguous(), scores.contiguous(), valid.contiguous(), k, om, os, oi, stream);
+  return {om, os, oi};
 }
 
 }  // namespace patchmatch_select_launch

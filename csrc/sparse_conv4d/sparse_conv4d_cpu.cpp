@@ -155,9 +155,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sparse_conv4d_backward_cpu(
     return {gf.to(at::kBFloat16), gw.to(at::kBFloat16), gb.to(at::kBFloat16)};
   }
   const int64_t N = feats.size(0), Cin = feats.size(1), Cout = weight.size(0);
-  TORCH_CHECK(grad.dim() == 2 && grad.size(0) == N && grad.size(1) == Cout, op, ": `grad` must have shape (N, Cout) = (",
-              N, ", ", Cout, "), got ", shape_str(grad));
-  check_same_dtype(grad, feats, op, "grad", "feats");
+  sparse_conv4d_host::check_grad(grad, feats, Cout, op);
   const auto ptr = sparse_conv4d_host::host_ptr(offsets_ptr, in_rows, out_rows, N, op);
   const int64_t K = ptr.size(0) - 1;
   const auto acc = at::toOpMathType(feats.scalar_type());  // grad_feats sums over offsets: float32 for bf16

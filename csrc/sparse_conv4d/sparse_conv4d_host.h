@@ -147,5 +147,14 @@ inline at::Tensor host_ptr(const at::Tensor& offsets_ptr, const at::Tensor& in_r
   return ptr;
 }
 
+// The backward's `grad`: (N, Cout), the dtype and device of `feats`.
+inline void check_grad(const at::Tensor& grad, const at::Tensor& feats, int64_t Cout, const char* op) {
+  const int64_t N = feats.size(0);
+  TORCH_CHECK(grad.dim() == 2 && grad.size(0) == N && grad.size(1) == Cout, op,
+              ": `grad` must have shape (N, Cout) = (", N, ", ", Cout, "), got ", shape_str(grad));
+  check_same_dtype(grad, feats, op, "grad", "feats");
+  check_same_device(grad, feats, op, "grad", "feats");
+}
+
 }  // namespace sparse_conv4d_host
 }  // namespace semcorr

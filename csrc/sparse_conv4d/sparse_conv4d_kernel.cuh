@@ -1,5 +1,5 @@
 // CUDA kernels of kernel_map4d and sparse_conv4d, torch-free so that the same text also compiles under the
-// host emulator (csrc/common/simt.h). Host glue: sparse_conv4d_cuda.cu, csrc/emu/emu_sparse_conv4d.cpp.
+// host emulator (csrc/common/simt.h). Host glue: sparse_conv4d_cuda.cu, sparse_conv4d_emu.cpp.
 #pragma once
 #include "common/math.cuh"
 

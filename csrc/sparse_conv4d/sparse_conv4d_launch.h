@@ -1,6 +1,6 @@
 // Launch sequences of kernel_map4d's and sparse_conv4d's CUDA kernels, shared by the GPU host glue
-// (sparse_conv4d_cuda.cu) and the host emulator (csrc/emu/emu_sparse_conv4d.cpp). Callers check arguments,
-// set the device guard and pass the stream.
+// (sparse_conv4d_cuda.cu) and the host emulator (sparse_conv4d_emu.cpp). The entries at the end check
+// the arguments and handle empty inputs; their callers set the device guard and pass the stream.
 //
 // Kernel map: 64-bit coordinate keys sorted once (at::sort), one thread per (offset, row) binary-searches its
 // neighbour into a (K, N) table, compacted (ATen) into the offset-major pair lists. Convolution: one
@@ -13,7 +13,9 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/eq.h>
 #include <ATen/ops/sort.h>
+#include <ATen/ops/sum.h>
 #include <ATen/ops/zeros.h>
+#include <ATen/ops/zeros_like.h>
 
 #include "common/launch.h"
 #include "common/tensor_cores.h"
@@ -186,6 +188,47 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const at::Tensor&
   auto grad_weight = gw.view({k[0], k[1], k[2], k[3], Cin, Cout}).permute({5, 4, 0, 1, 2, 3}).contiguous();
   auto grad_bias = g.to(acc_dtype(g.scalar_type())).sum(0).to(g.scalar_type());
   return {gf.to(feats.scalar_type()), grad_weight, grad_bias};
+}
+
+// The CUDA entries of semcorr::kernel_map4d, sparse_conv4d and _sparse_conv4d_backward: argument checks and
+// empty inputs around the launch sequences above.
+inline std::tuple<at::Tensor, at::Tensor, at::Tensor> kernel_map4d(const at::Tensor& coords,
+                                                                   at::IntArrayRef kernel_size, cudaStream_t stream) {
+  sparse_conv4d_host::check_coords(coords);
+  const auto k = sparse_conv4d_host::kernel_sizes(kernel_size);
+  const int64_t K = k[0] * k[1] * k[2] * k[3];
+  const auto lopts = coords.options().dtype(at::kLong);
+  if (coords.size(0) == 0) return {at::empty({0}, lopts), at::empty({0}, lopts), at::zeros({K + 1}, lopts)};
+  return kernel_map(coords, k, stream);
+}
+
+inline at::Tensor sparse_conv4d(const at::Tensor& feats, const at::Tensor& weight,
+                                const std::optional<at::Tensor>& bias, const at::Tensor& in_rows,
+                                const at::Tensor& out_rows, const at::Tensor& offsets_ptr, cudaStream_t stream) {
+  sparse_conv4d_host::check_conv_args(feats, weight, bias, in_rows, out_rows, offsets_ptr, /*allow_half=*/true);
+  const int64_t N = feats.size(0), Cin = feats.size(1), Cout = weight.size(0);
+  const auto ptr = sparse_conv4d_host::host_ptr(offsets_ptr, in_rows, out_rows, N);
+  if (N == 0 || Cout == 0 || Cin == 0 || in_rows.size(0) == 0) {
+    auto out = at::zeros({N, Cout}, feats.options());
+    if (bias.has_value() && N > 0) out.add_(bias->view({1, Cout}));
+    return out;
+  }
+  return forward(feats.contiguous(), weight, bias, in_rows, out_rows, ptr, stream);
+}
+
+inline std::tuple<at::Tensor, at::Tensor, at::Tensor> sparse_conv4d_backward(
+    const at::Tensor& grad, const at::Tensor& feats, const at::Tensor& weight, const at::Tensor& in_rows,
+    const at::Tensor& out_rows, const at::Tensor& offsets_ptr, cudaStream_t stream) {
+  constexpr const char* op = "semcorr::_sparse_conv4d_backward";
+  const auto k = sparse_conv4d_host::check_conv_args(feats, weight, std::nullopt, in_rows, out_rows, offsets_ptr,
+                                                     /*allow_half=*/true, op);
+  const int64_t N = feats.size(0), Cin = feats.size(1), Cout = weight.size(0);
+  sparse_conv4d_host::check_grad(grad, feats, Cout, op);
+  const auto ptr = sparse_conv4d_host::host_ptr(offsets_ptr, in_rows, out_rows, N, op);
+  if (N == 0 || Cin == 0 || Cout == 0) {
+    return {at::zeros_like(feats), at::zeros_like(weight), N == 0 ? at::zeros({Cout}, feats.options()) : grad.sum(0)};
+  }
+  return backward(grad.contiguous(), feats.contiguous(), weight, in_rows, out_rows, offsets_ptr, ptr, k, stream);
 }
 
 }  // namespace sparse_conv4d_launch

@@ -10,6 +10,7 @@ from .patchmatch import gather_windows4d, gather_windows4d_linear, gather_window
 from .soft_argmax import kernel_soft_argmax
 from .sparse import corr4d_topk, kernel_map4d, sparse_conv4d
 
-__all__ = ["corr4d", "corr4d_topk", "mutual_matching", "conv4d", "max_pool4d", "kernel_map4d", "sparse_conv4d",
-           "patchmatch_propagate", "gather_windows4d", "gather_windows4d_points", "gather_windows4d_linear", "patchmatch_select", "hough_match", "hough_vote",
-           "kernel_soft_argmax"]
+# In the family order of semcorr_ext.ops (correlation, consensus, sparse, patchmatch, hough, soft_argmax).
+__all__ = ["corr4d", "mutual_matching", "conv4d", "max_pool4d", "corr4d_topk", "kernel_map4d", "sparse_conv4d",
+           "patchmatch_propagate", "gather_windows4d", "gather_windows4d_points", "gather_windows4d_linear",
+           "patchmatch_select", "hough_match", "hough_vote", "kernel_soft_argmax"]

@@ -4,7 +4,7 @@
 //
 // Layouts (contiguous): app / grad / out (Ns, Nt); hist, ghist, smoothed: the pair's D*H*W bins (acc type).
 #pragma once
-#include "hough_match/hough_math.h"
+#include "hough_common/hough_math.h"
 
 namespace semcorr {
 namespace hough_kernels {

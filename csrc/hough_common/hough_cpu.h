@@ -13,7 +13,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "hough_match/hough_math.h"
+#include "hough_common/hough_math.h"
 
 namespace semcorr {
 namespace hough_cpu {
