@@ -38,7 +38,7 @@ class Case:
     check: Callable = None         # op-specific assertions check(outputs, inputs)
     match: str = None              # bad input: regex the error message must match
     error: type = RuntimeError     # bad input: the exception type
-    opts: dict = field(default_factory=dict)  # gradcheck / opcheck / compile kwargs; bad input: unnamed=True
+    opts: dict = field(default_factory=dict)  # gradcheck / opcheck / compile kwargs
     xfail: str = None              # a known bug (strict xfail: the test fails once the bug is fixed, to drop this)
 
 

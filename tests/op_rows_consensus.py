@@ -37,12 +37,10 @@ def conv_fwd_bwd(O, x, w, b):
     return (out, *O.conv4d_backward(rnd(*out.shape, seed=3), x, w, pad, [True, True, True]))
 
 
-def _conv_bad(xs, ws, b, pad, match, xdtype=F32, wdtype=F32, **opts):
-    case = bad(f"{shape_id(xs, ws)}-pad{pad}-{xdtype}-{wdtype}-bias{b}",
+def _conv_bad(xs, ws, b, pad, match, xdtype=F32, wdtype=F32):
+    return bad(f"{shape_id(xs, ws)}-pad{pad}-{xdtype}-{wdtype}-bias{b}",
                lambda: (rnd(*xs, dtype=xdtype), rnd(*ws, dtype=wdtype), None if b is None else rnd(b, dtype=F32), pad),
                ops.conv4d, match)
-    case.opts.update(opts)
-    return case
 
 
 CONV4D = OpRow(
@@ -76,8 +74,7 @@ CONV4D = OpRow(
         _conv_bad(R6, (2, 2, 3, 3, 3, 3), 3, None, r"`bias` must have Cout = 2 entries, got shape \[3\]"),
         _conv_bad(R6, R6, None, [1, -1, 1, 1], r"`padding` must be >= 0"),
         _conv_bad(R6, (1, 2, 5, 3, 3, 3), None, 0,
-                  r"input dim 2 \(size 3\) with padding 0 is smaller than the kernel \(size 5\)",
-                  unnamed=True),  # names x and weight by their shapes, without backticks
+                  r"`x` dim 2 \(size 3\) with padding 0 is smaller than the `weight` kernel \(size 5\)"),
         bad("int", lambda: (torch.ones(R6, dtype=torch.int32), torch.ones(R6, dtype=torch.int32)), ops.conv4d,
             r"`x` must be a floating"),
         bad("padding-spec", lambda: (rnd(1, 1, 3, 3, 3, 3), rnd(1, 1, 3, 3, 3, 3), None, (1, 1)), ops.conv4d,

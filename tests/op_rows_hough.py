@@ -175,10 +175,8 @@ def separated(shape):
     return base / base.numel()
 
 
-def _ksa_bad(id, c, match, error=RuntimeError, unnamed=False, **kw):
-    case = bad(id, lambda: (c,), lambda x: ops.kernel_soft_argmax(x, **kw), match, error)
-    case.opts["unnamed"] = unnamed
-    return case
+def _ksa_bad(id, c, match, error=RuntimeError, **kw):
+    return bad(id, lambda: (c,), lambda x: ops.kernel_soft_argmax(x, **kw), match, error)
 
 
 def ksa(kw):
@@ -210,8 +208,7 @@ KERNEL_SOFT_ARGMAX = OpRow(
         _ksa_bad("beta-negative", torch.rand(1, 2, 2, 2, 2), r"`beta` must be finite and >= 0, got -1", beta=-1.0),
         _ksa_bad("beta-inf", torch.rand(1, 2, 2, 2, 2), r"`beta` must be finite", beta=float("inf")),
         _ksa_bad("sigma-nan", torch.rand(1, 2, 2, 2, 2), r"`sigma` must be a number", sigma=float("nan")),
-        _ksa_bad("empty-target", torch.rand(1, 2, 2, 0, 3), r"the target grid \(Ht, Wt\) must be non-empty",
-                 unnamed=True),  # names `corr` only by its shape
+        _ksa_bad("empty-target", torch.rand(1, 2, 2, 0, 3), r"the target grid \(Ht, Wt\) of `corr` must be non-empty"),
         _ksa_bad("sigma-str", torch.rand(1, 1, 1, 2, 2), "`sigma` must be a number or None", TypeError, sigma="5"),
         bad("backward-grad-shape", lambda: (torch.rand(1, 2, 2, 3), torch.rand(1, 2, 2, 3, 3)),
             lambda g, c: S._kernel_soft_argmax_backward(g, c, 50.0, 5.0, True), r"`grad` must have shape \[1, 2, 2, 2\]")],

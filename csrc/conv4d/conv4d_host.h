@@ -42,8 +42,8 @@ inline Geometry geometry(const at::Tensor& x, const at::Tensor& weight, std::arr
     g.pad[d] = pad[d];
     g.out[d] = g.in[d] + 2 * pad[d] - g.k[d] + 1;
     if (g.in[d] == 0) g.out[d] = 0;
-    TORCH_CHECK(empty || g.out[d] >= 1, op, ": input dim ", 2 + d, " (size ", g.in[d], ") with padding ",
-                pad[d], " is smaller than the kernel (size ", g.k[d], "): the output would be empty; x ",
+    TORCH_CHECK(empty || g.out[d] >= 1, op, ": `x` dim ", 2 + d, " (size ", g.in[d], ") with padding ",
+                pad[d], " is smaller than the `weight` kernel (size ", g.k[d], "): the output would be empty; x ",
                 shape_str(x), ", weight ", shape_str(weight));
     if (g.out[d] < 0) g.out[d] = 0;
   }

@@ -23,7 +23,7 @@ inline Dims check_args(const at::Tensor& corr, double beta, double sigma, bool a
   TORCH_CHECK(std::isfinite(beta) && beta >= 0.0, op, ": `beta` must be finite and >= 0, got ", beta);
   TORCH_CHECK(!std::isnan(sigma), op, ": `sigma` must be a number (<= 0 or None for no kernel), got ", sigma);
   const Dims d{corr.size(0), corr.size(1), corr.size(2), corr.size(3), corr.size(4)};
-  TORCH_CHECK(d.rows() == 0 || d.n() > 0, op, ": the target grid (Ht, Wt) must be non-empty when there are source "
+  TORCH_CHECK(d.rows() == 0 || d.n() > 0, op, ": the target grid (Ht, Wt) of `corr` must be non-empty when there are source "
               "positions (a soft-argmax over no targets is undefined), got shape ", shape_str(corr));
   return d;
 }
