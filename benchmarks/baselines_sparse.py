@@ -5,7 +5,7 @@ dense convolution of the volume with zeros at every absent coordinate, read back
 must agree with these numerically (float32, 1e-5 relative). Our own code, written for clarity."""
 import torch
 
-from benchmarks.baselines import ncnet_feature_correlation, ncnet_feature_l2norm
+from benchmarks.baselines_correlation import ncnet_feature_correlation, ncnet_feature_l2norm
 
 __all__ = ["sparse_ncnet_topk", "sparse_conv_via_dense", "dense_corr_topk"]
 

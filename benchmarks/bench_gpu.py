@@ -9,7 +9,8 @@ import contextlib
 import pytest
 import torch
 
-from benchmarks import baselines, baselines_consensus, consensus_impls, corr_impls, hough_impls, soft_argmax_impls
+from benchmarks import baselines_consensus, consensus_impls, correlation_impls, hough_impls, soft_argmax_impls
+from benchmarks.baselines_correlation import ncnet_feature_correlation, ncnet_feature_l2norm, ncnet_mutual_matching
 from semcorr_ext import ops
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
@@ -62,9 +63,10 @@ def cuda_time_and_memory(fn, args, rounds=10):
 
 # (family, impl) -> (make inputs on the CPU, function, supports bf16)
 CASES = {
-    ("corr4d hpf C=1024 50x50", "ours"): (lambda: corr_impls.make_inputs(1, 1024, 50, 50), corr_impls.ours_hpf, True),
-    ("corr4d hpf C=1024 50x50", "published"): (lambda: corr_impls.make_inputs(1, 1024, 50, 50),
-                                               corr_impls.unfused_hpf, True),
+    ("corr4d hpf C=1024 50x50", "ours"): (lambda: correlation_impls.make_inputs(1, 1024, 50, 50),
+                                          correlation_impls.ours_hpf, True),
+    ("corr4d hpf C=1024 50x50", "published"): (lambda: correlation_impls.make_inputs(1, 1024, 50, 50),
+                                               correlation_impls.unfused_hpf, True),
     ("NeighConsensus 25^4", "ours"): (lambda: consensus_impls.make_inputs("stack", 25), consensus_impls.ours, True),
     ("NeighConsensus 25^4", "published"): (lambda: consensus_impls.make_inputs("stack", 25), consensus_impls.ncnet,
                                            True),
@@ -74,19 +76,18 @@ CASES = {
                                            lambda x: baselines_consensus.ncnet_maxpool4d(x, 2), True),
     ("mutual_matching 50^4", "ours"): (lambda: (torch.rand(1, 1, 50, 50, 50, 50),), ops.mutual_matching, True),
     ("mutual_matching 50^4", "published"): (lambda: (torch.rand(1, 1, 50, 50, 50, 50),),
-                                            baselines.ncnet_mutual_matching, True),
+                                            ncnet_mutual_matching, True),
     ("hough_match 3600", "ours"): (lambda: hough_impls.make_inputs(3600), hough_impls.ours, False),
     ("hough_match 3600", "published"): (lambda: hough_impls.make_inputs(3600), hough_impls.published_rhm, False),
     ("kernel_soft_argmax 40x40 B=4", "ours"): (lambda: soft_argmax_impls.make_inputs(4, 40),
                                                soft_argmax_impls.ours, True),
     ("kernel_soft_argmax 40x40 B=4", "published"): (lambda: soft_argmax_impls.make_inputs(4, 40, layout="sfnet"),
                                                     soft_argmax_impls.sfnet_published, True),
-    ("corr4d_topk k=10 C=1024 50x50", "ours"): (lambda: corr_impls.make_inputs(1, 1024, 50, 50),
+    ("corr4d_topk k=10 C=1024 50x50", "ours"): (lambda: correlation_impls.make_inputs(1, 1024, 50, 50),
                                                 lambda a, b: ops.corr4d_topk(a, b, 10), True),
     ("corr4d_topk k=10 C=1024 50x50", "published"): (
-        lambda: corr_impls.make_inputs(1, 1024, 50, 50),
-        lambda a, b: torch.topk(baselines.ncnet_feature_correlation(baselines.ncnet_feature_l2norm(a),
-                                                                    baselines.ncnet_feature_l2norm(b)).flatten(4), 10),
+        lambda: correlation_impls.make_inputs(1, 1024, 50, 50),
+        lambda a, b: torch.topk(ncnet_feature_correlation(ncnet_feature_l2norm(a), ncnet_feature_l2norm(b)).flatten(4), 10),
         True),
 }
 

@@ -1,4 +1,4 @@
-"""The implementations compared by bench_conv4d.py, importable by the memory-measuring subprocess
+"""The implementations compared by bench_consensus.py, importable by the memory-measuring subprocess
 (benchmarks/memory.py): make_inputs(**kwargs) and one function per implementation."""
 import torch
 

@@ -1,4 +1,4 @@
-"""The implementations compared by bench_kernel_soft_argmax.py, importable by the memory-measuring subprocess
+"""The implementations compared by bench_soft_argmax.py, importable by the memory-measuring subprocess
 (benchmarks/memory.py): ``make_inputs(**kwargs)`` and one function per implementation returning a tensor."""
 import torch
 

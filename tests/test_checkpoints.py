@@ -1,6 +1,5 @@
 """Safe checkpoint loading (semcorr.checkpoints) and the untrained-parts bookkeeping of every model."""
 import argparse
-import io
 import pickle
 import zipfile
 

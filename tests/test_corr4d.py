@@ -4,7 +4,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmarks import baselines
+from benchmarks.baselines_correlation import (hpf_appearance_similarity, ncnet_feature_correlation, ncnet_feature_l2norm,
+                                              sfnet_matching_layer)
 from semcorr_ext import ops, reference
 from conftest import assert_close
 
@@ -28,20 +29,20 @@ def test_values_by_hand():
 
 def test_matches_ncnet_pipeline():
     src, tgt = rand(2, 16, 6, 5), rand(2, 16, 4, 7)
-    expected = baselines.ncnet_feature_correlation(baselines.ncnet_feature_l2norm(src), baselines.ncnet_feature_l2norm(tgt))
+    expected = ncnet_feature_correlation(ncnet_feature_l2norm(src), ncnet_feature_l2norm(tgt))
     assert_close(ops.corr4d(src, tgt), expected.squeeze(1))
 
 
 def test_matches_hpf_appearance_similarity():
     src, tgt = rand(1, 32, 9, 1), rand(1, 32, 11, 1)  # HPF works on flattened hyperpixels (N, C)
-    expected = baselines.hpf_appearance_similarity(src[0, :, :, 0].T, tgt[0, :, :, 0].T, exp1=3)
+    expected = hpf_appearance_similarity(src[0, :, :, 0].T, tgt[0, :, :, 0].T, exp1=3)
     out = ops.corr4d(src, tgt, relu=True, power=3.0, eps=0.0).reshape(9, 11)
     assert_close(out, expected)
 
 
 def test_matches_sfnet_matching_layer():
     src, tgt = rand(2, 16, 5, 6), rand(2, 16, 4, 3)
-    expected = baselines.sfnet_matching_layer(src, tgt)  # (B, Ht*Wt, Hs, Ws), target-major
+    expected = sfnet_matching_layer(src, tgt)  # (B, Ht*Wt, Hs, Ws), target-major
     out = ops.corr4d(src, tgt, relu=True).permute(0, 3, 4, 1, 2).reshape(2, 12, 5, 6)
     assert_close(out, expected)
 

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmarks import baselines_pmnc
+from benchmarks import baselines_patchmatch
 from semcorr_ext import ops, reference
 from op_contract import grid_pairs
 from op_rows_patchmatch import check_window_backward
@@ -22,7 +22,7 @@ def volume(*shape, dtype=torch.float64, seed=0):
 def test_matches_unfold_baseline():
     corr = volume(2, 6, 5, 7, 4, dtype=torch.float32)
     c = cands(2, 6, 5, 4, 7, 4, spill=0)
-    assert torch.equal(ops.gather_windows4d(corr, c, 5), baselines_pmnc.windows_unfold(corr, c, 5))
+    assert torch.equal(ops.gather_windows4d(corr, c, 5), baselines_patchmatch.windows_unfold(corr, c, 5))
 
 
 def test_values_by_hand():

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from benchmarks import baselines as bl_corr
+from benchmarks import baselines_correlation as bl_corr
 from benchmarks import baselines_consensus as bl
 from semcorr import cli
 from semcorr.checkpoints import CheckpointError

@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmarks import baselines_pmnc
+from benchmarks import baselines_patchmatch
 from semcorr_ext import ops, reference
 from semcorr_ext.ops.patchmatch import PMNC_OFFSETS, pmnc_offsets
 from semcorr_ext.reference.patchmatch import pm_hash
@@ -66,7 +66,7 @@ def test_propagate_agrees_with_plain_shift_propagation():
     # the published PMNC propagation (shift the match field by each offset) gives the same valid candidate sets
     m = rand_matches(2, 7, 8, 1, 9, 6, seed=5)
     c, v = ops.patchmatch_propagate(m, pmnc_offsets(), target_size=(9, 6))
-    plain = baselines_pmnc.pmnc_candidates_plain(m[..., 0, :], PMNC_OFFSETS, (9, 6))  # (B, Hs, Ws, M, 2), -1 = none
+    plain = baselines_patchmatch.pmnc_candidates_plain(m[..., 0, :], PMNC_OFFSETS, (9, 6))  # (B, Hs, Ws, M, 2), -1 = none
     for b in range(2):
         for i in range(7):
             for j in range(8):

@@ -5,7 +5,7 @@ import re
 import pytest
 import torch
 
-from benchmarks import baselines_pmnc
+from benchmarks import baselines_patchmatch
 from semcorr import cli
 from semcorr.models import build_model
 from semcorr.models.pmnc import PMNC, PMNCScorer, initial_matches
@@ -29,7 +29,7 @@ def test_window_scores_equal_dense_proxy_and_plain_conv():
         corr = torch.rand(1, 6, 5, 7, 6)
         dense = scorer.dense(corr)
         layers = list(zip(scorer.weights, scorer.biases))
-        torch.testing.assert_close(dense, baselines_pmnc.dense_nc_scores(corr, layers), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(dense, baselines_patchmatch.dense_nc_scores(corr, layers), rtol=1e-4, atol=1e-5)
         from semcorr_ext import ops
         cand = initial_matches(torch.rand(1, 6, 5, 7, 6), 3)
         win = ops.gather_windows4d(corr, cand, scorer.window)

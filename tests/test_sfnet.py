@@ -1,13 +1,11 @@
 """SFNet model, losses and published-checkpoint loading (tiny backbone, CPU); its training (`semcorr train sfnet` on the
 engine, masked affine pairs): tests/test_train_sfnet.py."""
-import math
 
 import pytest
 import torch
 
 from semcorr.checkpoints import CheckpointError
 from semcorr.losses.sfnet import SFNetLoss, identity_grid, resize_mask
-from semcorr.models import build_model
 from semcorr.models.sfnet import SFNet, convert_published_state_dict, grid_to_image_field
 from semcorr_ext import flow, ops
 

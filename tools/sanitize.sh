@@ -23,7 +23,7 @@ ASAN_TESTS="tests/test_emu_*.py tests/test_bounds.py tests/test_corr4d.py tests/
   tests/test_gather_windows4d.py tests/test_gather_windows4d_points.py tests/test_patchmatch.py
   tests/test_hough_match.py tests/test_hough_vote.py tests/test_kernel_soft_argmax.py tests/test_op_contract.py"
 TSAN_TESTS="tests/test_emu_consensus.py tests/test_emu_correlation.py tests/test_emu_hough.py
-  tests/test_emu_kernel_soft_argmax.py tests/test_emu_patchmatch.py tests/test_emu_sparse.py
+  tests/test_emu_soft_argmax.py tests/test_emu_patchmatch.py tests/test_emu_sparse.py
   tests/test_emu_half.py tests/test_emu_launch.py tests/test_emu_mma.py tests/test_emu_tensor_cores.py
   tests/test_op_contract.py::test_emulated_kernel tests/test_op_contract.py::test_emulated_kernel_empty
   tests/test_op_contract.py::test_emulated_kernel_bad_input"

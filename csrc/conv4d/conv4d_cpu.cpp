@@ -66,7 +66,7 @@ struct Plan {
 
 Plan make_plan(const Geometry& g) {
   Plan p;
-  // Defaults measured on a 2-core AVX2 machine at 15^4..25^4, k = 5 (benchmarks/bench_conv4d.py).
+  // Defaults measured on a 2-core AVX2 machine at 15^4..25^4, k = 5 (benchmarks/bench_consensus.py).
   // Thin outputs (16 -> 1): scatter over the taps of dims 1-2 (a 2-D convolution with k1*k2*Cout outputs,
   // 7x the baseline's throughput); otherwise gather over the taps of dim 1 (a 3-D convolution with k1*Cin
   // inputs).

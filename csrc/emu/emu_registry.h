@@ -1,4 +1,4 @@
-// Each csrc/emu/emu_<op>.cpp adds its emulated launchers to the `semcorr_ext._emu` module through
+// Each csrc/<op>/<op>_emu.cpp adds its emulated launchers to the `semcorr_ext._emu` module through
 // SC_EMU_BINDINGS, so adding an op never edits a shared file; sc_emu_bind::on_host turns an op's CUDA entry
 // (csrc/<op>/<op>_launch.h, the function its <op>_cuda.cu calls) into the Python function of the emulator.
 #pragma once
@@ -55,7 +55,7 @@ auto on_host() {
 
 }  // namespace sc_emu_bind
 
-// Usage, at namespace scope in emu_<op>.cpp:  SC_EMU_BINDINGS(corr4d) { m.def(...); }
+// Usage, at namespace scope in <op>_emu.cpp:  SC_EMU_BINDINGS(corr4d) { m.def(...); }
 #define SC_EMU_BINDINGS(name)                                                  \
   static void sc_emu_bind_##name(pybind11::module_& m);                        \
   static ::sc_emu_bind::Register sc_emu_register_##name(&sc_emu_bind_##name);  \

@@ -26,7 +26,6 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from semcorr_ext import flow, ops
 

@@ -13,7 +13,7 @@ layer 1 -> 16 followed by two 1^4 layers 16 -> 16 -> 1 (receptive field 5^4, PMN
 and target as NC-Net. Applied densely with "same" zero padding the same stack is a neighbourhood-consensus
 network whose output at (i, j, u, v) *equals* the window score of candidate (u, v) at (i, j): this dense form
 is the proxy model the scoring function is trained with (dense scoring + cross entropy,
-:mod:`semcorr.train.pmnc`) and the dense NC baseline of ``benchmarks/bench_pmnc.py``.
+:mod:`semcorr.train.pmnc`) and the dense NC baseline of ``benchmarks/bench_patchmatch.py``.
 
 Each 4D position is scored at most once per image pair: scores are cached across iterations (a volume-sized
 buffer), and only valid (de-duplicated) candidates not seen before are gathered

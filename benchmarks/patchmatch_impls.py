@@ -1,4 +1,4 @@
-"""PMNC inference against dense neighbourhood consensus with the same scoring weights (for bench_pmnc.py and
+"""PMNC inference against dense neighbourhood consensus with the same scoring weights (for bench_patchmatch.py and
 memory.peak_extra_bytes).
 
 Inputs are DAISY features (stride 8, 200 channels) of a synthetic pair rendered at 8 x grid pixels, so the

@@ -3,7 +3,7 @@ papers' grid sizes (25x25, 50x50) with C=1024, B=1..4: time (pytest-benchmark) a
 growth of one call in a fresh process, see memory.py). Run: `make bench` (writes benchmarks/RESULTS.md)."""
 import pytest
 
-from benchmarks import corr_impls
+from benchmarks import correlation_impls
 from benchmarks.memory import peak_extra_bytes
 
 C = 1024
@@ -21,12 +21,12 @@ IMPLS = {
 @pytest.mark.parametrize("grid", [25, 50])
 def test_corr4d(benchmark, impl, B, grid):
     spec = IMPLS[impl]
-    fn = getattr(corr_impls, spec["func"])
-    inputs = corr_impls.make_inputs(B, C, grid, grid, normalised=spec["normalised"])
+    fn = getattr(correlation_impls, spec["func"])
+    inputs = correlation_impls.make_inputs(B, C, grid, grid, normalised=spec["normalised"])
     benchmark.group = "corr4d grid=%dx%d C=%d B=%d" % (grid, grid, C, B)
     benchmark.extra_info.update(op="corr4d", impl=impl, B=B, grid=grid, C=C,
                                 flops=2.0 * B * (grid * grid) ** 2 * C)
-    mem = peak_extra_bytes("benchmarks.corr_impls", spec["func"], B=B, C=C, H=grid, W=grid,
+    mem = peak_extra_bytes("benchmarks.correlation_impls", spec["func"], B=B, C=C, H=grid, W=grid,
                            normalised=spec["normalised"])
     benchmark.extra_info.update(peak_extra_bytes=mem["extra"], out_bytes=mem["out_bytes"],
                                 input_bytes=2 * B * C * grid * grid * 4)

@@ -1,6 +1,6 @@
 """PMNC inference against dense neighbourhood consensus (NC-Net's pipeline with the same conv stack and the same
 scoring weights) at 25x25 and 50x50, CPU: time (pytest-benchmark), peak extra memory (RSS growth of one call in
-a fresh process, memory.py) and PCK on the synthetic benchmark. See pmnc_impls.py for the pipelines.
+a fresh process, memory.py) and PCK on the synthetic benchmark. See patchmatch_impls.py for the pipelines.
 
 The paper (GPU, ResNet-101, 25x25): PMNC 0.09 s / 273 MB vs NC-Net 0.29 s / 406 MB. Goals here: at 25x25 at
 least 3x faster than dense NC and less memory; at 50x50 at least 10x faster and 5x less memory; PCK no worse.
@@ -9,7 +9,7 @@ separate rows, the paper's (PatchMatch's own best match, ``ours``) first, then o
 (``ours_mutual``)."""
 import pytest
 
-from benchmarks import pmnc_impls
+from benchmarks import patchmatch_impls
 from benchmarks.memory import peak_extra_bytes
 
 #: paper readout first ("ours" = PatchMatch's own best match), then our mutual readout, then the dense baseline
@@ -21,11 +21,11 @@ READOUTS = (("ours", "paper readout (search)"), ("ours_mutual", "our mutual read
 @pytest.mark.parametrize("grid", [25, 50])
 def test_pmnc(benchmark, impl, grid):
     func = IMPLS[impl]
-    fn = getattr(pmnc_impls, func)
-    inputs = pmnc_impls.make_inputs(grid=grid)
-    model = pmnc_impls.build()
+    fn = getattr(patchmatch_impls, func)
+    inputs = patchmatch_impls.make_inputs(grid=grid)
+    model = patchmatch_impls.build()
     benchmark.group = "pmnc grid=%dx%d" % (grid, grid)
-    mem = peak_extra_bytes("benchmarks.pmnc_impls", func, grid=grid)
+    mem = peak_extra_bytes("benchmarks.patchmatch_impls", func, grid=grid)
     positions = grid ** 4
     taps = sum(w[0].numel() * w.shape[0] for w in model.scorer.weights) * (2 if model.scorer.symmetric else 1)
     benchmark.extra_info.update(op="pmnc", impl=impl, grid=grid, peak_extra_bytes=mem["extra"],
@@ -40,7 +40,7 @@ def test_pmnc_pck(benchmark, grid, n_pairs):
     """PCK (alpha_img) of the pipelines on synthetic pairs (one run; the time is of the whole eval). Dense NC at
     50x50 takes ~2 s a pair here, hence fewer pairs."""
     benchmark.group = "pmnc pck synthetic %dx%d" % (grid, grid)
-    res = benchmark.pedantic(pmnc_impls.pck_comparison, kwargs=dict(grid=grid, n_pairs=n_pairs), rounds=1,
+    res = benchmark.pedantic(patchmatch_impls.pck_comparison, kwargs=dict(grid=grid, n_pairs=n_pairs), rounds=1,
                              iterations=1)
     pck, n = res
     benchmark.extra_info.update(op="pmnc_pck", impl="ours_vs_dense_nc", keypoints=n, grid=grid,

@@ -1,7 +1,7 @@
-"""The implementations compared by bench_corr4d.py, importable by the memory-measuring subprocess."""
+"""The implementations compared by bench_correlation.py, importable by the memory-measuring subprocess."""
 import torch
 
-from benchmarks import baselines
+from benchmarks.baselines_correlation import ncnet_feature_correlation, ncnet_feature_l2norm, unfused_corr_pipeline
 from semcorr_ext import ops
 
 
@@ -9,8 +9,8 @@ def make_inputs(B, C, H, W, normalised=False, seed=0):
     g = torch.Generator().manual_seed(seed)
     src, tgt = torch.randn(B, C, H, W, generator=g), torch.randn(B, C, H, W, generator=g)
     if normalised:  # the GEMM floor gets already-normalised, already-flattened inputs
-        src = baselines.ncnet_feature_l2norm(src).reshape(B, C, H * W).transpose(1, 2)
-        tgt = baselines.ncnet_feature_l2norm(tgt).reshape(B, C, H * W)
+        src = ncnet_feature_l2norm(src).reshape(B, C, H * W).transpose(1, 2)
+        tgt = ncnet_feature_l2norm(tgt).reshape(B, C, H * W)
     return src, tgt
 
 
@@ -31,9 +31,9 @@ def gemm_floor(src_t, tgt):
 
 def unfused_hpf(src, tgt):
     """the published normalise -> bmm -> clamp -> pow pipeline."""
-    return baselines.unfused_corr_pipeline(src, tgt, relu=True, power=3.0)
+    return unfused_corr_pipeline(src, tgt, relu=True, power=3.0)
 
 
 def unfused_ncnet(src, tgt):
     """NC-Net: FeatureL2Norm on both maps, then FeatureCorrelation."""
-    return baselines.ncnet_feature_correlation(baselines.ncnet_feature_l2norm(src), baselines.ncnet_feature_l2norm(tgt))
+    return ncnet_feature_correlation(ncnet_feature_l2norm(src), ncnet_feature_l2norm(tgt))
