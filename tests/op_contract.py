@@ -145,3 +145,28 @@ def vote_inputs(B, Ns, Nt, nbins, dtype=F32, seed=0, p_none=0.2):
     bins = torch.randint(0, total, (B, Ns, Nt), generator=g)
     bins[torch.rand(B, Ns, Nt, generator=g) < p_none] = -1
     return app, bins
+
+
+# ---- helpers the family tables share -----------------------------------------------------------------------
+def kw_id(kw):
+    return "-".join(f"{k}={v}" for k, v in kw.items()) or "default"
+
+
+def shape_id(*shapes):
+    return "_".join("x".join(map(str, s)) for s in shapes)
+
+
+def out_shapes(*fns):
+    """An empty-case check: output k has the shape fns[k](*inputs)."""
+    def check(outs, inputs):
+        for k, (o, f) in enumerate(zip(outs, fns)):
+            assert tuple(o.shape) == tuple(f(*inputs)), f"output {k}: {tuple(o.shape)} != {tuple(f(*inputs))}"
+    return check
+
+
+def bad(id, make, fn, match, error=RuntimeError):
+    return Case(id, make, fn, match=match, error=error)
+
+
+def pair(s_shape, t_shape, dtype=F32):
+    return rnd(*s_shape, dtype=dtype), rnd(*t_shape, dtype=dtype, seed=1)

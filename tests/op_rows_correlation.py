@@ -1,34 +1,10 @@
-"""Op-contract rows (tests/op_contract.py) of the correlation ops: corr4d, corr4d_topk, mutual_matching."""
+"""Op-contract rows (tests/op_contract.py) of the correlation ops: corr4d, mutual_matching."""
 import torch
-from op_contract import F32, F64, Case, OpRow, f64, gen, grad_, rnd
+from op_contract import F32, F64, Case, OpRow, bad, f64, gen, grad_, kw_id, out_shapes, pair, rnd, shape_id
 
 from semcorr_ext import ops, reference
 
 S = torch.ops.semcorr
-
-
-def kw_id(kw):
-    return "-".join(f"{k}={v}" for k, v in kw.items()) or "default"
-
-
-def shape_id(*shapes):
-    return "_".join("x".join(map(str, s)) for s in shapes)
-
-
-def out_shapes(*fns):
-    """An empty-case check: output k has the shape fns[k](*inputs)."""
-    def check(outs, inputs):
-        for k, (o, f) in enumerate(zip(outs, fns)):
-            assert tuple(o.shape) == tuple(f(*inputs)), f"output {k}: {tuple(o.shape)} != {tuple(f(*inputs))}"
-    return check
-
-
-def bad(id, make, fn, match, error=RuntimeError):
-    return Case(id, make, fn, match=match, error=error)
-
-
-def pair(s_shape, t_shape, dtype=F32):
-    return rnd(*s_shape, dtype=dtype), rnd(*t_shape, dtype=dtype, seed=1)
 
 
 # ---- corr4d -----------------------------------------------------------------------------------------------------
@@ -97,68 +73,6 @@ CORR4D = OpRow(
 )
 
 
-# ---- corr4d_topk ------------------------------------------------------------------------------------------------
-TOPK_SHAPES = [(((2, 8, 5, 7), (2, 8, 6, 3)), 5), (((1, 1, 1, 1), (1, 1, 1, 1)), 1),
-               (((3, 33, 4, 1), (3, 33, 1, 9)), 9), (((1, 16, 3, 3), (1, 16, 4, 4)), 16)]
-
-
-def topk_fwd_bwd(O, s, t):
-    v, i = O.corr4d_topk(s, t, 3, True, 1e-6)
-    return (v, i, *O.corr4d_topk_backward(rnd(*v.shape, seed=2), s, t, v, i, True, 1e-6))
-
-
-def _topk_bad(src, tgt, k, match):
-    return bad(f"{shape_id(src.shape, tgt.shape)}-{src.dtype}-{tgt.dtype}-k{k}", lambda: (src, tgt),
-               lambda s, t: ops.corr4d_topk(s, t, k), match)
-
-
-def _topk_shape(k):
-    return lambda a, b: (a.shape[0], *a.shape[2:], k)
-
-
-CORR4D_TOPK = OpRow(
-    "corr4d_topk",
-    # random data: no ties, the float64 reference picks the same indices
-    reference=[Case(f"{kw_id(kw)}-{shape_id(*s)}-k{k}", lambda d, s=s: pair(*s, dtype=d),
-                    lambda a, b, k=k, kw=kw: ops.corr4d_topk(a, b, k, **kw),
-                    lambda a, b, k=k, kw=kw: reference.corr4d_topk(*f64(a, b), k, **kw))
-               for kw in (dict(), dict(normalize=False), dict(eps=0.0)) for s, k in TOPK_SHAPES],
-    gradcheck=[Case(f"normalize={n}", lambda: grad_(*pair((2, 5, 3, 2), (2, 5, 2, 3), F64)),
-                    lambda a, b, n=n: ops.corr4d_topk(a, b, 3, normalize=n)[0]) for n in (True, False)],
-    opcheck=[Case(f"normalize={n}", lambda n=n: (*grad_(*pair((2, 4, 3, 3), (2, 4, 2, 3))), 3, n, 1e-6),
-                  S.corr4d_topk.default) for n in (True, False)],
-    compile=[Case("values-and-indices", lambda: pair((2, 4, 3, 3), (2, 4, 5, 2)),
-                  lambda a, b: (lambda v, i: v.sum(-1) + i[..., 0].to(v.dtype))(*ops.corr4d_topk(a, b, 3)),
-                  opts=dict(backend="aot_eager")),
-             Case("inductor-backward", lambda: grad_(*pair((1, 4, 3, 3), (1, 4, 2, 4))),
-                  lambda a, b: ops.corr4d_topk(a, b, 2)[0].square().sum())],
-    empty=[Case(f"{shape_id(*s)}-k{k}", lambda s=s: grad_(*pair(*s)), lambda a, b, k=k: ops.corr4d_topk(a, b, k),
-                check=out_shapes(_topk_shape(k), _topk_shape(k)))
-           for s, k in [(((0, 4, 3, 3), (0, 4, 2, 2)), 2), (((2, 4, 0, 3), (2, 4, 2, 2)), 2),
-                        (((2, 4, 3, 3), (2, 4, 2, 2)), 0), (((2, 4, 3, 3), (2, 4, 2, 0)), 0)]],
-    bad_input=[
-        _topk_bad(rnd(2, 4, 3), rnd(2, 4, 3, 3), 1, r"`src` must be a 4-D tensor \(B, C, Hs, Ws\), got shape \[2, 4, 3\]"),
-        _topk_bad(rnd(2, 4, 3, 3), rnd(2, 4, 3, 3, 1), 1, r"`tgt` must be a 4-D tensor"),
-        _topk_bad(rnd(2, 4, 3, 3), rnd(2, 5, 3, 3), 1, r"same number of channels.*\[2, 4, 3, 3\] and \[2, 5, 3, 3\]"),
-        _topk_bad(rnd(2, 4, 3, 3), rnd(3, 4, 3, 3), 1, r"same batch size"),
-        _topk_bad(rnd(2, 4, 3, 3, dtype=F32), rnd(2, 4, 3, 3), 1, r"`src` and `tgt` must have the same dtype"),
-        _topk_bad(torch.ones(2, 4, 3, 3, dtype=_INT), torch.ones(2, 4, 3, 3, dtype=_INT), 1, r"`src` must be a floating"),
-        _topk_bad(rnd(2, 4, 3, 3), rnd(2, 4, 2, 3), 7, r"`k` must be in \[0, Ht\*Wt\] = \[0, 6\], got k=7"),
-        _topk_bad(rnd(2, 4, 3, 3), rnd(2, 4, 2, 3), -1, r"`k` must be in \[0, Ht\*Wt\]"),
-        bad("eps", lambda: pair((1, 2, 2, 2), (1, 2, 2, 2)), lambda s, t: ops.corr4d_topk(s, t, 1, eps=-1.0),
-            r"`eps` must be >= 0"),
-    ],
-    emu=[Case("fwd-bwd", lambda: pair((2, 6, 3, 4), (2, 6, 4, 5), F64), topk_fwd_bwd, tol=(1e-10, 1e-12))],
-    emu_empty=[Case("k0", lambda: pair((1, 2, 2, 2), (1, 2, 2, 2), F64), lambda O, s, t: O.corr4d_topk(s, t, 0, True, 1e-6),
-                    check=out_shapes(lambda a, b: (1, 2, 2, 0)))],
-    emu_bad_input=[
-        bad("k-above-32", lambda: pair((1, 2, 2, 2), (1, 2, 6, 6), F64),
-            lambda O, s, t: O.corr4d_topk(s, t, 33, True, 1e-6), r"`k` must be <= 32 on CUDA"),
-        bad("k-above-targets", lambda: pair((1, 2, 2, 2), (1, 2, 2, 2), F64),
-            lambda O, s, t: O.corr4d_topk(s, t, 5, True, 1e-6), r"`k` must be in \[0, Ht\*Wt\]")],
-)
-
-
 # ---- mutual_matching --------------------------------------------------------------------------------------------
 def volume(*shape, dtype=F32, seed=0):
     """Non-negative, like the ReLU'd / softmaxed volumes NC-Net filters; continuous so maxima are unique."""
@@ -195,4 +109,4 @@ MUTUAL_MATCHING = OpRow(
                        r"`corr` must be")],
 )
 
-ROWS = [CORR4D, CORR4D_TOPK, MUTUAL_MATCHING]
+ROWS = [CORR4D, MUTUAL_MATCHING]

@@ -3,8 +3,7 @@ gather_windows4d_points, gather_windows4d_linear, patchmatch_select."""
 import functools
 
 import torch
-from op_contract import F32, F64, Case, OpRow, f64, gen, grad_, grid_pairs, points, rnd
-from op_rows_correlation import bad, out_shapes, pair, shape_id
+from op_contract import F32, F64, Case, OpRow, bad, f64, gen, grad_, grid_pairs, out_shapes, pair, points, rnd, shape_id
 
 from semcorr_ext import ops, reference
 from semcorr_ext.ops.patchmatch import num_candidates, pmnc_offsets
