@@ -38,6 +38,35 @@ inline void check_same_device(const at::Tensor& a, const at::Tensor& b, const ch
               "` must be on the same device, got ", a.device(), " and ", b.device());
 }
 
+// The checks two operands of one computation share, in this order: their ranks (`layout_a` / `layout_b` spell the
+// dimensions out for the message), a floating dtype (`a`'s; `b` must match it) and the same device.
+inline void check_operands(const at::Tensor& a, int64_t dim_a, const char* layout_a, const at::Tensor& b,
+                           int64_t dim_b, const char* layout_b, const char* op, const char* na, const char* nb,
+                           bool allow_half) {
+  check_dim(a, dim_a, op, na, layout_a);
+  check_dim(b, dim_b, op, nb, layout_b);
+  check_float(a, op, na, allow_half);
+  check_same_dtype(a, b, op, na, nb);
+  check_same_device(a, b, op, na, nb);
+}
+
+// The two feature maps of a correlation (corr4d, corr4d_topk): src (B, C, Hs, Ws) and tgt (B, C, Ht, Wt).
+inline void check_feature_maps(const at::Tensor& src, const at::Tensor& tgt, const char* op, bool allow_half) {
+  check_operands(src, 4, "(B, C, Hs, Ws)", tgt, 4, "(B, C, Ht, Wt)", op, "src", "tgt", allow_half);
+  TORCH_CHECK(src.size(0) == tgt.size(0), op, ": `src` and `tgt` must have the same batch size, got shapes ",
+              shape_str(src), " and ", shape_str(tgt));
+  TORCH_CHECK(src.size(1) == tgt.size(1), op, ": `src` and `tgt` must have the same number of channels, got "
+              "shapes ", shape_str(src), " and ", shape_str(tgt));
+}
+
+// `grad` of an op whose gradient has the shape, dtype and device of its input `name`.
+inline void check_grad_like(const at::Tensor& grad, const at::Tensor& t, const char* op, const char* name) {
+  TORCH_CHECK(grad.sizes() == t.sizes(), op, ": `grad` must have the shape of `", name, "` ", shape_str(t),
+              ", got ", shape_str(grad));
+  check_same_dtype(grad, t, op, "grad", name);
+  check_same_device(grad, t, op, "grad", name);
+}
+
 inline void check_size(const at::Tensor& t, int64_t d, int64_t expected, const char* op, const char* name,
                        const char* what) {
   TORCH_CHECK(t.size(d) == expected, op, ": `", name, "` dim ", d, " (", what, ") must be ", expected,

@@ -19,26 +19,23 @@
 
 namespace semcorr {
 
-// The most blocks a grid-stride launch uses (`cuda_cap` on a GPU). Under emulation the test setting
-// sc_emu::set_launch_limits may lower it, so the grid-stride loops run on tiny inputs.
+// sc_grid_cap: the most blocks a grid-stride launch uses; sc_chunk_cap: the most elements one chunk of a chunked
+// launch sequence holds. `cuda_cap` on a GPU; under emulation the test setting sc_emu::set_launch_limits may lower
+// them (a limit > 0), so the grid-stride loops and the chunking run on tiny inputs.
+#ifdef SC_EMULATION
+inline int64_t sc_lowered_cap(int64_t cuda_cap, int64_t limit) {
+  return limit > 0 ? std::min(cuda_cap, limit) : cuda_cap;
+}
 inline int64_t sc_grid_cap(int64_t cuda_cap) {
-#ifdef SC_EMULATION
-  const int64_t c = ::sc_emu::settings().max_grid_blocks.load();
-  return c > 0 ? std::min(cuda_cap, c) : cuda_cap;
-#else
-  return cuda_cap;
-#endif
+  return sc_lowered_cap(cuda_cap, ::sc_emu::settings().max_grid_blocks.load());
 }
-
-// The most elements one chunk of a chunked launch sequence holds (`cuda_cap` on a GPU), lowered the same way.
 inline int64_t sc_chunk_cap(int64_t cuda_cap) {
-#ifdef SC_EMULATION
-  const int64_t c = ::sc_emu::settings().max_chunk_elements.load();
-  return c > 0 ? std::min(cuda_cap, c) : cuda_cap;
-#else
-  return cuda_cap;
-#endif
+  return sc_lowered_cap(cuda_cap, ::sc_emu::settings().max_chunk_elements.load());
 }
+#else
+inline int64_t sc_grid_cap(int64_t cuda_cap) { return cuda_cap; }
+inline int64_t sc_chunk_cap(int64_t cuda_cap) { return cuda_cap; }
+#endif
 
 #ifndef SC_EMULATION
 // The device of a CUDA entry point's guard (*_cuda.cu): `t`'s device when it is a CUDA tensor, none otherwise.

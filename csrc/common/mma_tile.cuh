@@ -26,6 +26,25 @@ __device__ __forceinline__ uint32_t mma_operand_bits(const smem_t& v) {
   else return bits16(v);
 }
 
+// A block's accumulator fragments set to 0 (callers of mma_smem_step / mma_tile_cn zero theirs first).
+template <int FM, int FN>
+__device__ __forceinline__ void mma_zero(float (&acc)[FM][FN][4]) {
+#pragma unroll
+  for (int i = 0; i < FM; ++i)
+#pragma unroll
+    for (int j = 0; j < FN; ++j)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.f;
+}
+
+// One element of a staged operand slab, in operand form: load() (called only when in, so it may index with
+// anything valid only then) tf32-rounded or as the raw 16-bit value; 0 when !in (zero fill past the edges).
+template <MmaKind kind, typename scalar_t, typename Load>
+__device__ __forceinline__ mma_smem_t<kind, scalar_t> mma_stage(bool in, Load load) {
+  if constexpr (kind == MmaKind::tf32) return in ? to_tf32(static_cast<float>(load())) : 0.f;
+  else return in ? static_cast<scalar_t>(load()) : scalar_t(0.f);
+}
+
 // One staged slab: acc += As^T Bs over the kMmaDepth staged k, As: [kMmaDepth][BM + kMmaPad] (element (k, m)),
 // Bs: [kMmaDepth][BN + kMmaPad] (element (k, n)). Warp w owns rows (w / (BN / (8 FN))) * 16 FM + [0, 16 FM) and
 // columns (w % (BN / (8 FN))) * 8 FN + [0, 8 FN). Every lane of each warp must call it (mma.sync is warp-wide).
@@ -70,16 +89,12 @@ __device__ __forceinline__ void mma_tile_cn(const scalar_t* __restrict__ A, cons
     for (int e = tid; e < kMmaDepth * BM; e += kThreadsTile) {
       const int kk = e / BM, col = e % BM;
       const int64_t c = k0 + kk;
-      const bool in = c < C && a0 + col < Na;
-      if constexpr (kind == MmaKind::tf32) As[kk][col] = in ? to_tf32(static_cast<float>(A[c * Na + a0 + col])) : 0.f;
-      else As[kk][col] = in ? A[c * Na + a0 + col] : scalar_t(0.f);
+      As[kk][col] = mma_stage<kind, scalar_t>(c < C && a0 + col < Na, [&] { return A[c * Na + a0 + col]; });
     }
     for (int e = tid; e < kMmaDepth * BN; e += kThreadsTile) {
       const int kk = e / BN, col = e % BN;
       const int64_t c = k0 + kk;
-      const bool in = c < C && b0 + col < Nb;
-      if constexpr (kind == MmaKind::tf32) Bs[kk][col] = in ? to_tf32(static_cast<float>(B[c * Nb + b0 + col])) : 0.f;
-      else Bs[kk][col] = in ? B[c * Nb + b0 + col] : scalar_t(0.f);
+      Bs[kk][col] = mma_stage<kind, scalar_t>(c < C && b0 + col < Nb, [&] { return B[c * Nb + b0 + col]; });
     }
     __syncthreads();
     mma_smem_step<kind, BM, BN, FM, FN>(As, Bs, acc);
@@ -95,6 +110,17 @@ __device__ __forceinline__ int mma_tile_row(int i, int r) {
 template <int BN, int FM, int FN>
 __device__ __forceinline__ int mma_tile_col(int j, int r) {
   return (threadIdx.x / 32 % (BN / (8 * FN))) * 8 * FN + 8 * j + mma_d_col(threadIdx.x % 32, r);
+}
+
+// Epilogue walk: store(row, col, value) for every accumulator element of this lane, (row, col) in the BM x BN tile.
+template <int BN, int FM, int FN, typename Store>
+__device__ __forceinline__ void mma_tile_store(const float (&acc)[FM][FN][4], Store store) {
+#pragma unroll
+  for (int i = 0; i < FM; ++i)
+#pragma unroll
+    for (int j = 0; j < FN; ++j)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) store(mma_tile_row<BN, FM, FN>(i, r), mma_tile_col<BN, FM, FN>(j, r), acc[i][j][r]);
 }
 
 }  // namespace semcorr

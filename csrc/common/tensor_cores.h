@@ -45,4 +45,18 @@ inline bool pick_tensor_core_kind(at::ScalarType t, Tf32Switch sw, MmaKind* kind
   return tensor_cores_available();
 }
 
+// The tensor-core branch of a launch sequence: when pick_tensor_core_kind chooses a kind, calls
+// launch.template operator()<kind, scalar_t>() with that kind's input type (float for tf32, at::Half, at::BFloat16)
+// and returns true; returns false (launching nothing) when the SIMT kernel must run. Callers pass a template
+// lambda: [&]<MmaKind kind, typename scalar_t>() { some_tc<kind, scalar_t>(...); }.
+template <typename Launch>
+inline bool launch_tensor_cores(at::ScalarType t, Tf32Switch sw, Launch&& launch) {
+  MmaKind kind;
+  if (!pick_tensor_core_kind(t, sw, &kind)) return false;
+  if (kind == MmaKind::tf32) launch.template operator()<MmaKind::tf32, float>();
+  else if (kind == MmaKind::f16) launch.template operator()<MmaKind::f16, at::Half>();
+  else launch.template operator()<MmaKind::bf16, at::BFloat16>();
+  return true;
+}
+
 }  // namespace semcorr

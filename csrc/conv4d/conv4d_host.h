@@ -52,11 +52,8 @@ inline Geometry geometry(const at::Tensor& x, const at::Tensor& weight, std::arr
 
 inline Geometry check_args(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                            at::IntArrayRef padding, bool allow_half, const char* op = "semcorr::conv4d") {
-  check_dim(x, 6, op, "x", "(B, Cin, H1, W1, H2, W2)");
-  check_dim(weight, 6, op, "weight", "(Cout, Cin, k1, k2, k3, k4)");
-  check_float(x, op, "x", allow_half);
-  check_same_dtype(x, weight, op, "x", "weight");
-  check_same_device(x, weight, op, "x", "weight");
+  check_operands(x, 6, "(B, Cin, H1, W1, H2, W2)", weight, 6, "(Cout, Cin, k1, k2, k3, k4)", op, "x", "weight",
+                 allow_half);
   TORCH_CHECK(weight.size(1) == x.size(1), op, ": `weight` dim 1 (Cin) must equal `x` dim 1, got x ",
               shape_str(x), " and weight ", shape_str(weight));
   for (int d = 2; d < 6; ++d)

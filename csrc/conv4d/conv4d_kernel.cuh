@@ -10,6 +10,7 @@
 // out (B, Cout, out0..out3). Padding may be negative (the input gradient uses k - 1 - pad).
 #pragma once
 #include "common/math.cuh"
+#include "common/simt_tile.cuh"
 
 namespace semcorr {
 namespace conv4d_kernels {
@@ -43,6 +44,63 @@ __host__ __device__ __forceinline__ int64_t decode_reduction_row(const Dims& g, 
   return (k / taps) * sc + a[0] * s0 + a[1] * s1 + a[2] * s2 + a[3];
 }
 
+// decode_reduction_row into a block's shared per-slab tables: the offset `off` and the taps `tap` of row k.
+__host__ __device__ __forceinline__ void stage_reduction_row(const Dims& g, int64_t k, int64_t& off, int (&tap)[4]) {
+  int64_t a[4];
+  off = decode_reduction_row(g, k, a);
+  for (int i = 0; i < 4; ++i) tap[i] = static_cast<int>(a[i]);
+}
+
+// Output positions per batch element and the reduction length K = Cin * taps of the implicit GEMM.
+__host__ __device__ __forceinline__ int64_t num_positions(const Dims& g) {
+  return g.out[0] * g.out[1] * g.out[2] * g.out[3];
+}
+__host__ __device__ __forceinline__ int64_t reduction_size(const Dims& g) {
+  return g.Cin * (g.k[0] * g.k[1] * g.k[2] * g.k[3]);  // grouped as decode_reduction_row's taps: one product
+}
+
+// Output position n (< Npos) of the implicit GEMM's columns -> c = i - pad, the input corner of its window.
+__host__ __device__ __forceinline__ void decode_position(const Dims& g, int64_t n, int64_t& c0, int64_t& c1,
+                                                         int64_t& c2, int64_t& c3) {
+  int64_t r = n;
+  c3 = r % g.out[3] - g.pad[3], r /= g.out[3];
+  c2 = r % g.out[2] - g.pad[2], r /= g.out[2];
+  c1 = r % g.out[1] - g.pad[1], r /= g.out[1];
+  c0 = r - g.pad[0];
+}
+
+// Offset of x[b, 0, c0, c1, c2, c3] (any c: only the in-range elements are read, `inside` decides).
+__host__ __device__ __forceinline__ int64_t x_offset(const Dims& g, int64_t b, int64_t c0, int64_t c1, int64_t c2,
+                                                     int64_t c3) {
+  const int64_t s2 = g.in[3], s1 = g.in[2] * s2, s0 = g.in[1] * s1, sc = g.in[0] * s0;
+  return b * g.Cin * sc + c0 * s0 + c1 * s1 + c2 * s2 + c3;
+}
+
+// The forward's column n of batch element b (its X column, fixed for the whole reduction): c = i - pad, (kInvalid,
+// 0, 0, 0) past the positions (n >= Npos), which `inside` rejects; returns the offset of x[b, 0, c] (not read then).
+__host__ __device__ __forceinline__ int64_t decode_column(const Dims& g, int64_t b, int64_t n, int64_t Npos,
+                                                          int64_t& c0, int64_t& c1, int64_t& c2, int64_t& c3) {
+  const int64_t s3 = 1, s2 = g.in[3], s1 = g.in[2] * s2, s0 = g.in[1] * s1, sc = g.in[0] * s0;
+  c0 = kInvalid, c1 = 0, c2 = 0, c3 = 0;
+  if (n < Npos) decode_position(g, n, c0, c1, c2, c3);
+  return b * g.Cin * sc + c0 * s0 + c1 * s1 + c2 * s2 + c3 * s3;
+}
+
+// Flat position q (over (b, n)) of the weight gradient's reduction into a block's shared per-slab tables: the
+// offset of x[b, 0, c] and c; past the block's range (q >= q1) c is (kInvalid, 0, 0, 0), which `inside` rejects.
+__host__ __device__ __forceinline__ void stage_position(const Dims& g, int64_t q, int64_t q1, int64_t Npos,
+                                                        int64_t& base, int64_t (&c)[4]) {
+  if (q < q1) {
+    int64_t c0, c1, c2, c3;
+    decode_position(g, q % Npos, c0, c1, c2, c3);
+    base = x_offset(g, q / Npos, c0, c1, c2, c3);
+    c[0] = c0, c[1] = c1, c[2] = c2, c[3] = c3;
+  } else {
+    base = 0;
+    c[0] = kInvalid, c[1] = c[2] = c[3] = 0;
+  }
+}
+
 // ---- forward ----------------------------------------------------------------------------------------
 // Block tile: (8 * MI) output channels x 128 positions, reduction in steps of 16 (c, tap) entries.
 // 256 threads = 8 (m) x 32 (n); each thread owns MI x 4 outputs, rows strided by 8 and columns by 32, so
@@ -65,35 +123,19 @@ __global__ void __launch_bounds__(kFwdThreads)
   const int tid = threadIdx.x, tx = tid % 32, ty = tid / 32;
   const int64_t b = blockIdx.z;
   const int64_t n0 = static_cast<int64_t>(blockIdx.x) * kFwdTN, m0 = static_cast<int64_t>(blockIdx.y) * TM;
-  const int64_t Npos = g.out[0] * g.out[1] * g.out[2] * g.out[3];
-  const int64_t taps = g.k[0] * g.k[1] * g.k[2] * g.k[3], K = g.Cin * taps;
-  const int64_t s3 = 1, s2 = g.in[3], s1 = g.in[2] * s2, s0 = g.in[1] * s1, sc = g.in[0] * s0;
+  const int64_t Npos = num_positions(g), K = reduction_size(g);
 
   // The column of X this thread loads (fixed for the whole reduction): decode its position once.
   const int col = tid % kFwdTN, krow = tid / kFwdTN;
   const int64_t n = n0 + col;
-  int64_t c0 = kInvalid, c1 = 0, c2 = 0, c3 = 0;
-  if (n < Npos) {
-    int64_t r = n;
-    c3 = r % g.out[3] - g.pad[3], r /= g.out[3];
-    c2 = r % g.out[2] - g.pad[2], r /= g.out[2];
-    c1 = r % g.out[1] - g.pad[1], r /= g.out[1];
-    c0 = r - g.pad[0];
-  }
-  const int64_t xbase = b * g.Cin * sc + c0 * s0 + c1 * s1 + c2 * s2 + c3 * s3;
+  int64_t c0, c1, c2, c3;
+  const int64_t xbase = decode_column(g, b, n, Npos, c0, c1, c2, c3);
 
   acc_t acc[MI][4];
-#pragma unroll
-  for (int i = 0; i < MI; ++i)
-#pragma unroll
-    for (int j = 0; j < 4; ++j) acc[i][j] = 0;
+  simt_tile_zero(acc);
 
   for (int64_t kb = 0; kb < K; kb += kFwdTK) {
-    if (tid < kFwdTK) {
-      int64_t a[4];
-      k_off[tid] = decode_reduction_row(g, kb + tid, a);
-      for (int i = 0; i < 4; ++i) k_tap[tid][i] = static_cast<int>(a[i]);
-    }
+    if (tid < kFwdTK) stage_reduction_row(g, kb + tid, k_off[tid], k_tap[tid]);
     for (int e = tid; e < kFwdTK * TM; e += kFwdThreads) {
       const int kk = e % kFwdTK, m = e / kFwdTK;
       const int64_t k = kb + kk;
@@ -109,18 +151,7 @@ __global__ void __launch_bounds__(kFwdThreads)
       Xs[kk][col] = v;
     }
     __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < kFwdTK; ++kk) {
-      acc_t a[MI], bv[4];
-#pragma unroll
-      for (int i = 0; i < MI; ++i) a[i] = Ws[kk][ty + 8 * i];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) bv[j] = Xs[kk][tx + 32 * j];
-#pragma unroll
-      for (int i = 0; i < MI; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) acc[i][j] += a[i] * bv[j];
-    }
+    simt_tile_step<8, 32>(Ws, Xs, ty, tx, acc);
     __syncthreads();
   }
 
@@ -158,9 +189,7 @@ __global__ void __launch_bounds__(kWgThreads)
   __shared__ int64_t p_c[kWgTP][4];  // i - pad (kInvalid in [0] past the range)
 
   const int tid = threadIdx.x, tx = tid % kWgTK, ty = tid / kWgTK;
-  const int64_t Npos = g.out[0] * g.out[1] * g.out[2] * g.out[3];
-  const int64_t taps = g.k[0] * g.k[1] * g.k[2] * g.k[3], K = g.Cin * taps;
-  const int64_t s3 = 1, s2 = g.in[3], s1 = g.in[2] * s2, s0 = g.in[1] * s1, sc = g.in[0] * s0;
+  const int64_t Npos = num_positions(g), K = reduction_size(g);
   const int64_t m0 = static_cast<int64_t>(blockIdx.y) * kWgTM;
   const int64_t P = g.B * Npos;
   const int64_t q0 = static_cast<int64_t>(blockIdx.z) * per_split;
@@ -174,23 +203,7 @@ __global__ void __launch_bounds__(kWgThreads)
 
   acc_t acc[kWgTM / 4] = {};
   for (int64_t qb = q0; qb < q1; qb += kWgTP) {
-    if (tid < kWgTP) {
-      const int64_t q = qb + tid;
-      if (q < q1) {
-        const int64_t b = q / Npos;
-        int64_t r = q % Npos;
-        const int64_t c3 = r % g.out[3] - g.pad[3];
-        r /= g.out[3];
-        const int64_t c2 = r % g.out[2] - g.pad[2];
-        r /= g.out[2];
-        const int64_t c1 = r % g.out[1] - g.pad[1], c0 = r / g.out[1] - g.pad[0];
-        p_base[tid] = b * g.Cin * sc + c0 * s0 + c1 * s1 + c2 * s2 + c3 * s3;
-        p_c[tid][0] = c0, p_c[tid][1] = c1, p_c[tid][2] = c2, p_c[tid][3] = c3;
-      } else {
-        p_base[tid] = 0;
-        p_c[tid][0] = kInvalid, p_c[tid][1] = p_c[tid][2] = p_c[tid][3] = 0;
-      }
-    }
+    if (tid < kWgTP) stage_position(g, qb + tid, q1, Npos, p_base[tid], p_c[tid]);
     {
       const int p = tid % kWgTP, m = tid / kWgTP;  // 256 threads = 16 x 16
       const int64_t q = qb + p;

@@ -63,13 +63,9 @@ inline at::Tensor forward(const at::Tensor& x, const at::Tensor& w, const std::o
   TORCH_CHECK(g.B <= 65535, "semcorr::conv4d: batch size must be <= 65535 on CUDA, got ", g.B);
   using namespace conv4d_kernels;
   const at::Tensor b = has_bias ? bias->contiguous() : at::Tensor();
-  MmaKind kind;
-  if (pick_tensor_core_kind(x.scalar_type(), Tf32Switch::conv, &kind)) {
-    if (kind == MmaKind::tf32) forward_tc<MmaKind::tf32, float>(x, w, b, out, g, stream);
-    else if (kind == MmaKind::f16) forward_tc<MmaKind::f16, at::Half>(x, w, b, out, g, stream);
-    else forward_tc<MmaKind::bf16, at::BFloat16>(x, w, b, out, g, stream);
+  if (launch_tensor_cores(x.scalar_type(), Tf32Switch::conv,
+                          [&]<MmaKind kind, typename T>() { forward_tc<kind, T>(x, w, b, out, g, stream); }))
     return out;
-  }
   const auto d = dims(g);
   const int64_t npos = g.out_numel();
   const int mi = g.Cout <= 8 ? 1 : 2;
@@ -128,13 +124,10 @@ inline at::Tensor weight_grad(const at::Tensor& grad, const at::Tensor& x, const
   const auto finish = [&] {
     return partial.sum(0).to(x.scalar_type()).view({g.Cout, g.Cin, g.k[0], g.k[1], g.k[2], g.k[3]});
   };
-  MmaKind kind;
-  if (pick_tensor_core_kind(x.scalar_type(), Tf32Switch::conv, &kind)) {
-    if (kind == MmaKind::tf32) weight_grad_tc<MmaKind::tf32, float>(grad, x, partial, grid, d, per_split, stream);
-    else if (kind == MmaKind::f16) weight_grad_tc<MmaKind::f16, at::Half>(grad, x, partial, grid, d, per_split, stream);
-    else weight_grad_tc<MmaKind::bf16, at::BFloat16>(grad, x, partial, grid, d, per_split, stream);
+  if (launch_tensor_cores(x.scalar_type(), Tf32Switch::conv, [&]<MmaKind kind, typename T>() {
+        weight_grad_tc<kind, T>(grad, x, partial, grid, d, per_split, stream);
+      }))
     return finish();
-  }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "conv4d_weight_grad", [&] {
     using acc = acc_t<scalar_t>;
     const auto conv4d_weight_grad_kernel_fn = &conv4d_weight_grad_kernel<scalar_t, acc>;

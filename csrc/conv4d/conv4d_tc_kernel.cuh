@@ -34,67 +34,40 @@ __global__ void __launch_bounds__(kTcThreads)
   const int tid = threadIdx.x;
   const int64_t b = blockIdx.z;
   const int64_t n0 = static_cast<int64_t>(blockIdx.x) * kTcTN, m0 = static_cast<int64_t>(blockIdx.y) * TM;
-  const int64_t Npos = g.out[0] * g.out[1] * g.out[2] * g.out[3];
-  const int64_t taps = g.k[0] * g.k[1] * g.k[2] * g.k[3], K = g.Cin * taps;
-  const int64_t s3 = 1, s2 = g.in[3], s1 = g.in[2] * s2, s0 = g.in[1] * s1, sc = g.in[0] * s0;
+  const int64_t Npos = num_positions(g), K = reduction_size(g);
 
   const int64_t n = n0 + tid;
-  int64_t c0 = kInvalid, c1 = 0, c2 = 0, c3 = 0;
-  if (n < Npos) {
-    int64_t r = n;
-    c3 = r % g.out[3] - g.pad[3], r /= g.out[3];
-    c2 = r % g.out[2] - g.pad[2], r /= g.out[2];
-    c1 = r % g.out[1] - g.pad[1], r /= g.out[1];
-    c0 = r - g.pad[0];
-  }
-  const int64_t xbase = b * g.Cin * sc + c0 * s0 + c1 * s1 + c2 * s2 + c3 * s3;
+  int64_t c0, c1, c2, c3;
+  const int64_t xbase = decode_column(g, b, n, Npos, c0, c1, c2, c3);
 
   float acc[FM][kTcFN][4];
-#pragma unroll
-  for (int i = 0; i < FM; ++i)
-#pragma unroll
-    for (int j = 0; j < kTcFN; ++j)
-#pragma unroll
-      for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.f;
+  mma_zero(acc);
 
   for (int64_t kb = 0; kb < K; kb += kMmaDepth) {
-    if (tid < kMmaDepth) {
-      int64_t a[4];
-      k_off[tid] = decode_reduction_row(g, kb + tid, a);
-      for (int i = 0; i < 4; ++i) k_tap[tid][i] = static_cast<int>(a[i]);
-    }
+    if (tid < kMmaDepth) stage_reduction_row(g, kb + tid, k_off[tid], k_tap[tid]);
     // W slab, element e -> (k e % depth, m e / depth): a warp reads consecutive k of a weight row (coalesced)
     for (int e = tid; e < kMmaDepth * TM; e += kTcThreads) {
       const int kk = e % kMmaDepth, m = e / kMmaDepth;
       const int64_t k = kb + kk;
-      const bool in = m0 + m < g.Cout && k < K;
-      if constexpr (kind == MmaKind::tf32) Ws[kk][m] = in ? to_tf32(static_cast<float>(w[(m0 + m) * K + k])) : 0.f;
-      else Ws[kk][m] = in ? w[(m0 + m) * K + k] : scalar_t(0.f);
+      Ws[kk][m] = mma_stage<kind, scalar_t>(m0 + m < g.Cout && k < K, [&] { return w[(m0 + m) * K + k]; });
     }
     __syncthreads();
 #pragma unroll 4
     for (int kk = 0; kk < kMmaDepth; ++kk) {
       const bool in = inside(g, c0 + k_tap[kk][0], c1 + k_tap[kk][1], c2 + k_tap[kk][2], c3 + k_tap[kk][3]);
-      if constexpr (kind == MmaKind::tf32) Xs[kk][tid] = in ? to_tf32(static_cast<float>(x[xbase + k_off[kk]])) : 0.f;
-      else Xs[kk][tid] = in ? x[xbase + k_off[kk]] : scalar_t(0.f);
+      Xs[kk][tid] = mma_stage<kind, scalar_t>(in, [&] { return x[xbase + k_off[kk]]; });
     }
     __syncthreads();
     mma_smem_step<kind, TM, kTcTN, FM, kTcFN>(Ws, Xs, acc);
     __syncthreads();
   }
 
-#pragma unroll
-  for (int i = 0; i < FM; ++i)
-#pragma unroll
-    for (int j = 0; j < kTcFN; ++j)
-#pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        const int64_t m = m0 + mma_tile_row<kTcTN, FM, kTcFN>(i, r);
-        const int64_t nn = n0 + mma_tile_col<kTcTN, FM, kTcFN>(j, r);
-        if (m >= g.Cout || nn >= Npos) continue;
-        const float bb = bias != nullptr ? static_cast<float>(bias[m]) : 0.f;
-        out[(b * g.Cout + m) * Npos + nn] = static_cast<scalar_t>(acc[i][j][r] + bb);
-      }
+  mma_tile_store<kTcTN>(acc, [&](int row, int col, float a) {
+    const int64_t m = m0 + row, nn = n0 + col;
+    if (m >= g.Cout || nn >= Npos) return;
+    const float bb = bias != nullptr ? static_cast<float>(bias[m]) : 0.f;
+    out[(b * g.Cout + m) * Npos + nn] = static_cast<scalar_t>(a + bb);
+  });
 }
 
 // Weight gradient on tensor cores: dW[m, k] = sum over (b, n) of grad[b, m, n] X[b, k, n], the SIMT kernel's split
@@ -118,9 +91,7 @@ __global__ void __launch_bounds__(kTcThreads)
   __shared__ int64_t p_c[kMmaDepth][4];  // i - pad (kInvalid in [0] past the range)
 
   const int tid = threadIdx.x, tx = tid % kTcWgTK, ty = tid / kTcWgTK;
-  const int64_t Npos = g.out[0] * g.out[1] * g.out[2] * g.out[3];
-  const int64_t taps = g.k[0] * g.k[1] * g.k[2] * g.k[3], K = g.Cin * taps;
-  const int64_t s3 = 1, s2 = g.in[3], s1 = g.in[2] * s2, s0 = g.in[1] * s1, sc = g.in[0] * s0;
+  const int64_t Npos = num_positions(g), K = reduction_size(g);
   const int64_t m0 = static_cast<int64_t>(blockIdx.y) * kTcWgTM;
   const int64_t k0 = static_cast<int64_t>(blockIdx.x) * kTcWgTK;
   const int64_t P = g.B * Npos;
@@ -133,56 +104,30 @@ __global__ void __launch_bounds__(kTcThreads)
   const int64_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
 
   float acc[1][kTcWgFN][4];
-#pragma unroll
-  for (int j = 0; j < kTcWgFN; ++j)
-#pragma unroll
-    for (int r = 0; r < 4; ++r) acc[0][j][r] = 0.f;
+  mma_zero(acc);
   for (int64_t qb = q0; qb < q1; qb += kMmaDepth) {
-    if (tid < kMmaDepth) {
-      const int64_t q = qb + tid;
-      if (q < q1) {
-        const int64_t b = q / Npos;
-        int64_t r = q % Npos;
-        const int64_t c3 = r % g.out[3] - g.pad[3];
-        r /= g.out[3];
-        const int64_t c2 = r % g.out[2] - g.pad[2];
-        r /= g.out[2];
-        const int64_t c1 = r % g.out[1] - g.pad[1], c0 = r / g.out[1] - g.pad[0];
-        p_base[tid] = b * g.Cin * sc + c0 * s0 + c1 * s1 + c2 * s2 + c3 * s3;
-        p_c[tid][0] = c0, p_c[tid][1] = c1, p_c[tid][2] = c2, p_c[tid][3] = c3;
-      } else {
-        p_base[tid] = 0;
-        p_c[tid][0] = kInvalid, p_c[tid][1] = p_c[tid][2] = p_c[tid][3] = 0;
-      }
-    }
+    if (tid < kMmaDepth) stage_position(g, qb + tid, q1, Npos, p_base[tid], p_c[tid]);
     // grad slab, element e -> (position e % depth, channel e / depth): consecutive threads, consecutive positions
     for (int e = tid; e < kMmaDepth * kTcWgTM; e += kTcThreads) {
       const int p = e % kMmaDepth, m = e / kMmaDepth;
       const int64_t q = qb + p;
-      const bool in = q < q1 && m0 + m < g.Cout;
       const int64_t off = ((q / Npos) * g.Cout + m0 + m) * Npos + q % Npos;
-      if constexpr (kind == MmaKind::tf32) Gs[p][m] = in ? to_tf32(static_cast<float>(grad[off])) : 0.f;
-      else Gs[p][m] = in ? grad[off] : scalar_t(0.f);
+      Gs[p][m] = mma_stage<kind, scalar_t>(q < q1 && m0 + m < g.Cout, [&] { return grad[off]; });
     }
     __syncthreads();
 #pragma unroll 4
     for (int p = ty; p < kMmaDepth; p += kTcThreads / kTcWgTK) {
       const bool in = inside(g, p_c[p][0] + a0, p_c[p][1] + a1, p_c[p][2] + a2, p_c[p][3] + a3);
-      if constexpr (kind == MmaKind::tf32) Xs[p][tx] = in ? to_tf32(static_cast<float>(x[p_base[p] + koff])) : 0.f;
-      else Xs[p][tx] = in ? x[p_base[p] + koff] : scalar_t(0.f);
+      Xs[p][tx] = mma_stage<kind, scalar_t>(in, [&] { return x[p_base[p] + koff]; });
     }
     __syncthreads();
     mma_smem_step<kind, kTcWgTM, kTcWgTK, 1, kTcWgFN>(Gs, Xs, acc);
     __syncthreads();
   }
-#pragma unroll
-  for (int j = 0; j < kTcWgFN; ++j)
-#pragma unroll
-    for (int r = 0; r < 4; ++r) {
-      const int64_t m = m0 + mma_tile_row<kTcWgTK, 1, kTcWgFN>(0, r);
-      const int64_t kk = k0 + mma_tile_col<kTcWgTK, 1, kTcWgFN>(j, r);
-      if (m < g.Cout && kk < K) partial[(static_cast<int64_t>(blockIdx.z) * g.Cout + m) * K + kk] = acc[0][j][r];
-    }
+  mma_tile_store<kTcWgTK>(acc, [&](int row, int col, float a) {
+    const int64_t m = m0 + row, kk = k0 + col;
+    if (m < g.Cout && kk < K) partial[(static_cast<int64_t>(blockIdx.z) * g.Cout + m) * K + kk] = a;
+  });
 }
 
 }  // namespace conv4d_kernels

@@ -16,15 +16,7 @@ namespace corr4d_host {
 inline void check_args(const at::Tensor& src, const at::Tensor& tgt, bool relu, double power, double eps,
                        bool allow_half) {
   constexpr const char* op = "semcorr::corr4d";
-  check_dim(src, 4, op, "src", "(B, C, Hs, Ws)");
-  check_dim(tgt, 4, op, "tgt", "(B, C, Ht, Wt)");
-  check_float(src, op, "src", allow_half);
-  check_same_dtype(src, tgt, op, "src", "tgt");
-  check_same_device(src, tgt, op, "src", "tgt");
-  TORCH_CHECK(src.size(0) == tgt.size(0), op, ": `src` and `tgt` must have the same batch size, got shapes ",
-              shape_str(src), " and ", shape_str(tgt));
-  TORCH_CHECK(src.size(1) == tgt.size(1), op, ": `src` and `tgt` must have the same number of channels, got "
-              "shapes ", shape_str(src), " and ", shape_str(tgt));
+  check_feature_maps(src, tgt, op, allow_half);
   TORCH_CHECK(power == 1.0 || relu, op, ": `power` != 1 requires `relu=True` (negative correlations have no "
               "real power), got power=", power);
   TORCH_CHECK(power > 0.0, op, ": `power` must be > 0, got ", power);

@@ -7,6 +7,7 @@
 //   out / grad (B, Ns, Nt)
 #pragma once
 #include "common/reduce.cuh"
+#include "common/simt_tile.cuh"
 #include "corr4d/corr4d_math.h"
 
 namespace semcorr {
@@ -56,10 +57,7 @@ __global__ void corr_gemm_kernel(const scalar_t* __restrict__ src, const scalar_
   const scalar_t* Bm = tgt + b * C * Nt;
 
   acc_t acc[kMicro][kMicro];
-#pragma unroll
-  for (int i = 0; i < kMicro; ++i)
-#pragma unroll
-    for (int j = 0; j < kMicro; ++j) acc[i][j] = 0;
+  simt_tile_zero(acc);
 
   for (int64_t k0 = 0; k0 < C; k0 += kDepth) {
     // Each thread loads 4 elements of each tile; element e -> (row e/64, col e%64): a warp reads 32
@@ -73,18 +71,7 @@ __global__ void corr_gemm_kernel(const scalar_t* __restrict__ src, const scalar_
       Bs[kk][col] = (c < C && t0 + col < Nt) ? static_cast<acc_t>(Bm[c * Nt + t0 + col]) : acc_t(0);
     }
     __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < kDepth; ++kk) {
-      acc_t a[kMicro], bv[kMicro];
-#pragma unroll
-      for (int i = 0; i < kMicro; ++i) a[i] = As[kk][ty + i * kThreads];
-#pragma unroll
-      for (int j = 0; j < kMicro; ++j) bv[j] = Bs[kk][tx + j * kThreads];
-#pragma unroll
-      for (int i = 0; i < kMicro; ++i)
-#pragma unroll
-        for (int j = 0; j < kMicro; ++j) acc[i][j] += a[i] * bv[j];
-    }
+    simt_tile_step<kThreads, kThreads>(As, Bs, ty, tx, acc);
     __syncthreads();
   }
 

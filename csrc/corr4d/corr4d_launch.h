@@ -62,16 +62,10 @@ inline at::Tensor forward(const at::Tensor& src3, const at::Tensor& tgt3, bool n
   const auto inv_s = inv_norms(src3, normalize, eps, stream);
   const auto inv_t = inv_norms(tgt3, normalize, eps, stream);
   auto out = at::empty({B, Ns, Nt}, src3.options());
-  MmaKind kind;
-  if (pick_tensor_core_kind(src3.scalar_type(), Tf32Switch::matmul, &kind)) {
-    if (kind == MmaKind::tf32)
-      forward_tc<MmaKind::tf32, float>(src3, tgt3, inv_s, inv_t, out, relu, power, stream);
-    else if (kind == MmaKind::f16)
-      forward_tc<MmaKind::f16, at::Half>(src3, tgt3, inv_s, inv_t, out, relu, power, stream);
-    else
-      forward_tc<MmaKind::bf16, at::BFloat16>(src3, tgt3, inv_s, inv_t, out, relu, power, stream);
+  if (launch_tensor_cores(src3.scalar_type(), Tf32Switch::matmul, [&]<MmaKind kind, typename T>() {
+        forward_tc<kind, T>(src3, tgt3, inv_s, inv_t, out, relu, power, stream);
+      }))
     return out;
-  }
   using namespace corr4d_kernels;
   const dim3 grid(ceil_div<int64_t>(Nt, kTile), ceil_div<int64_t>(Ns, kTile), B);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, src3.scalar_type(), "corr4d_forward", [&] {

@@ -26,26 +26,15 @@ __global__ void __launch_bounds__(kTcThreads)
   const int64_t s0 = static_cast<int64_t>(blockIdx.y) * kTcTile;
   const int64_t t0 = static_cast<int64_t>(blockIdx.x) * kTcTile;
   float acc[kTcFM][kTcFN][4];
-#pragma unroll
-  for (int i = 0; i < kTcFM; ++i)
-#pragma unroll
-    for (int j = 0; j < kTcFN; ++j)
-#pragma unroll
-      for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.f;
+  mma_zero(acc);
   mma_tile_cn<kind, kTcTile, kTcTile, kTcFM, kTcFN>(src + b * C * Ns, tgt + b * C * Nt, C, Ns, Nt, s0, t0, As, Bs,
                                                     acc);
-#pragma unroll
-  for (int i = 0; i < kTcFM; ++i)
-#pragma unroll
-    for (int j = 0; j < kTcFN; ++j)
-#pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        const int64_t s = s0 + mma_tile_row<kTcTile, kTcFM, kTcFN>(i, r);
-        const int64_t t = t0 + mma_tile_col<kTcTile, kTcFM, kTcFN>(j, r);
-        if (s >= Ns || t >= Nt) continue;
-        const float v = acc[i][j][r] * inv_s[b * Ns + s] * inv_t[b * Nt + t];
-        out[(b * Ns + s) * Nt + t] = static_cast<scalar_t>(corr_epilogue(v, relu, power));
-      }
+  mma_tile_store<kTcTile>(acc, [&](int row, int col, float a) {
+    const int64_t s = s0 + row, t = t0 + col;
+    if (s >= Ns || t >= Nt) return;
+    const float v = a * inv_s[b * Ns + s] * inv_t[b * Nt + t];
+    out[(b * Ns + s) * Nt + t] = static_cast<scalar_t>(corr_epilogue(v, relu, power));
+  });
 }
 
 }  // namespace corr4d_kernels

@@ -144,11 +144,8 @@ std::tuple<at::Tensor, at::Tensor> corr4d_topk_backward_cpu(const at::Tensor& gr
     auto [gs, gt] = corr4d_topk_backward_cpu(f(grad), f(src), f(tgt), f(values), indices, normalize, eps);
     return {gs.to(at::kBFloat16), gt.to(at::kBFloat16)};
   }
-  corr4d_topk_host::check_args(src, tgt, values.dim() == 4 ? values.size(3) : 0, eps, /*cuda_kernel=*/false,
-                               "semcorr::_corr4d_topk_backward");
-  corr4d_topk_host::check_backward_args(grad, src, tgt, values, indices);
-  const int64_t B = src.size(0), C = src.size(1), Ns = src.size(2) * src.size(3), Nt = tgt.size(2) * tgt.size(3);
-  const int64_t k = values.size(3);
+  const auto [B, C, Ns, Nt, k] =
+      corr4d_topk_host::check_backward_args(grad, src, tgt, values, indices, eps, /*cuda_kernel=*/false);
   if (B * Ns * k * C == 0) return {at::zeros_like(src), at::zeros_like(tgt)};
   const auto idx = indices.contiguous();
   {

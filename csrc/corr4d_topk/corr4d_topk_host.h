@@ -17,16 +17,8 @@ namespace corr4d_topk_host {
 
 inline void check_args(const at::Tensor& src, const at::Tensor& tgt, int64_t k, double eps, bool cuda_kernel,
                        const char* op = "semcorr::corr4d_topk") {
-  check_dim(src, 4, op, "src", "(B, C, Hs, Ws)");
-  check_dim(tgt, 4, op, "tgt", "(B, C, Ht, Wt)");
   // bfloat16 passes on every backend: the CPU kernel refuses float16 itself, with its own message.
-  check_float(src, op, "src", /*allow_half=*/cuda_kernel || src.scalar_type() == at::kBFloat16);
-  check_same_dtype(src, tgt, op, "src", "tgt");
-  check_same_device(src, tgt, op, "src", "tgt");
-  TORCH_CHECK(src.size(0) == tgt.size(0), op, ": `src` and `tgt` must have the same batch size, got shapes ",
-              shape_str(src), " and ", shape_str(tgt));
-  TORCH_CHECK(src.size(1) == tgt.size(1), op, ": `src` and `tgt` must have the same number of channels, got "
-              "shapes ", shape_str(src), " and ", shape_str(tgt));
+  check_feature_maps(src, tgt, op, /*allow_half=*/cuda_kernel || src.scalar_type() == at::kBFloat16);
   const int64_t Nt = tgt.size(2) * tgt.size(3);
   TORCH_CHECK(k >= 0 && k <= Nt, op, ": `k` must be in [0, Ht*Wt] = [0, ", Nt, "], got k=", k, " (tgt shape ",
               shape_str(tgt), ")");
@@ -36,9 +28,18 @@ inline void check_args(const at::Tensor& src, const at::Tensor& tgt, int64_t k, 
   TORCH_CHECK(eps >= 0.0, op, ": `eps` must be >= 0, got ", eps);
 }
 
-inline void check_backward_args(const at::Tensor& grad, const at::Tensor& src, const at::Tensor& tgt,
-                                const at::Tensor& values, const at::Tensor& indices) {
+// Sizes of a backward: Ns = Hs*Ws, Nt = Ht*Wt, k = values' last size.
+struct BackwardDims {
+  int64_t B, C, Ns, Nt, k;
+};
+
+// Every check of the backward (the forward's on src, tgt and k = values' last size, then the gradient's own) and
+// its sizes.
+inline BackwardDims check_backward_args(const at::Tensor& grad, const at::Tensor& src, const at::Tensor& tgt,
+                                        const at::Tensor& values, const at::Tensor& indices, double eps,
+                                        bool cuda_kernel) {
   constexpr const char* op = "semcorr::_corr4d_topk_backward";
+  check_args(src, tgt, values.dim() == 4 ? values.size(3) : 0, eps, cuda_kernel, op);
   const int64_t k = values.dim() == 4 ? values.size(3) : -1;
   const std::vector<int64_t> shape{src.size(0), src.size(2), src.size(3), k};
   TORCH_CHECK(values.sizes() == shape, op, ": `values` must have shape (B, Hs, Ws, k) = ",
@@ -53,6 +54,7 @@ inline void check_backward_args(const at::Tensor& grad, const at::Tensor& src, c
   check_same_device(grad, src, op, "grad", "src");
   check_same_device(values, src, op, "values", "src");
   check_same_device(indices, src, op, "indices", "src");
+  return {src.size(0), src.size(1), src.size(2) * src.size(3), tgt.size(2) * tgt.size(3), values.size(3)};
 }
 
 // Outputs when B*Hs*Ws*k == 0, or when C == 0 (every correlation is 0: the first k target indices).

@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "common/math.cuh"
+#include "common/simt_tile.cuh"
 #include "corr4d_topk/corr4d_topk_math.h"
 
 namespace semcorr {
@@ -52,10 +53,7 @@ __global__ void topk_kernel(const scalar_t* __restrict__ src, const scalar_t* __
 
   for (int64_t t0 = 0; t0 < Nt; t0 += kCols) {
     acc_t acc[kMicroR][kMicroC];
-#pragma unroll
-    for (int i = 0; i < kMicroR; ++i)
-#pragma unroll
-      for (int j = 0; j < kMicroC; ++j) acc[i][j] = 0;
+    simt_tile_zero(acc);
 
     for (int64_t k0 = 0; k0 < C; k0 += kDepth) {
       // element e -> (channel e / width, position e % width): a warp reads consecutive positions of a channel
@@ -74,18 +72,7 @@ __global__ void topk_kernel(const scalar_t* __restrict__ src, const scalar_t* __
         Bs[kk][col] = (c < C && t0 + col < Nt) ? static_cast<acc_t>(Bm[c * Nt + t0 + col]) : acc_t(0);
       }
       __syncthreads();
-#pragma unroll
-      for (int kk = 0; kk < kDepth; ++kk) {
-        acc_t a[kMicroR], bv[kMicroC];
-#pragma unroll
-        for (int i = 0; i < kMicroR; ++i) a[i] = As[kk][ty + i * kThreads];
-#pragma unroll
-        for (int j = 0; j < kMicroC; ++j) bv[j] = Bs[kk][tx + j * kThreads];
-#pragma unroll
-        for (int i = 0; i < kMicroR; ++i)
-#pragma unroll
-          for (int j = 0; j < kMicroC; ++j) acc[i][j] += a[i] * bv[j];
-      }
+      simt_tile_step<kThreads, kThreads>(As, Bs, ty, tx, acc);
       __syncthreads();
     }
 

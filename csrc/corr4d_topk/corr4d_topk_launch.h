@@ -48,16 +48,10 @@ inline std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& src3, const 
   const auto inv_t = corr4d_launch::inv_norms(tgt3, normalize, eps, stream);
   auto values = at::empty({B, Ns, k}, src3.options());
   auto indices = at::empty({B, Ns, k}, src3.options().dtype(at::kLong));
-  MmaKind kind;
-  if (pick_tensor_core_kind(src3.scalar_type(), Tf32Switch::matmul, &kind)) {
-    if (kind == MmaKind::tf32)
-      forward_tc<MmaKind::tf32, float>(src3, tgt3, inv_s, inv_t, values, indices, k, stream);
-    else if (kind == MmaKind::f16)
-      forward_tc<MmaKind::f16, at::Half>(src3, tgt3, inv_s, inv_t, values, indices, k, stream);
-    else
-      forward_tc<MmaKind::bf16, at::BFloat16>(src3, tgt3, inv_s, inv_t, values, indices, k, stream);
+  if (launch_tensor_cores(src3.scalar_type(), Tf32Switch::matmul, [&]<MmaKind kind, typename T>() {
+        forward_tc<kind, T>(src3, tgt3, inv_s, inv_t, values, indices, k, stream);
+      }))
     return {values, indices};
-  }
   using namespace corr4d_topk_kernels;
   const dim3 grid(ceil_div<int64_t>(Ns, kRows), B);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, src3.scalar_type(), "corr4d_topk_forward", [&] {
@@ -132,11 +126,8 @@ inline std::tuple<at::Tensor, at::Tensor> corr4d_topk_backward(const at::Tensor&
                                                                const at::Tensor& tgt, const at::Tensor& values,
                                                                const at::Tensor& indices, bool normalize,
                                                                double eps, cudaStream_t stream) {
-  corr4d_topk_host::check_args(src, tgt, values.dim() == 4 ? values.size(3) : 0, eps, /*cuda_kernel=*/true,
-                               "semcorr::_corr4d_topk_backward");
-  corr4d_topk_host::check_backward_args(grad, src, tgt, values, indices);
-  const int64_t B = src.size(0), C = src.size(1), Ns = src.size(2) * src.size(3), Nt = tgt.size(2) * tgt.size(3);
-  const int64_t k = values.size(3);
+  const auto [B, C, Ns, Nt, k] =
+      corr4d_topk_host::check_backward_args(grad, src, tgt, values, indices, eps, /*cuda_kernel=*/true);
   if (B * Ns * k * C == 0) return {at::zeros_like(src), at::zeros_like(tgt)};
   auto [gs, gt] = backward(grad.contiguous().view({B, Ns, k}), values.contiguous().view({B, Ns, k}),
                            indices.contiguous().view({B, Ns, k}), src.contiguous().view({B, C, Ns}),

@@ -39,23 +39,12 @@ __global__ void __launch_bounds__(kTcThreads)
 
   for (int64_t t0 = 0; t0 < Nt; t0 += kCols) {
     float acc[kTcFM][kTcFN][4];
-#pragma unroll
-    for (int i = 0; i < kTcFM; ++i)
-#pragma unroll
-      for (int j = 0; j < kTcFN; ++j)
-#pragma unroll
-        for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.f;
+    mma_zero(acc);
     mma_tile_cn<kind, kRows, kCols, kTcFM, kTcFN>(src + b * C * Ns, tgt + b * C * Nt, C, Ns, Nt, s0, t0, As, Bs, acc);
-#pragma unroll
-    for (int i = 0; i < kTcFM; ++i)
-#pragma unroll
-      for (int j = 0; j < kTcFN; ++j)
-#pragma unroll
-        for (int r = 0; r < 4; ++r) {
-          const int row = mma_tile_row<kCols, kTcFM, kTcFN>(i, r), col = mma_tile_col<kCols, kTcFM, kTcFN>(j, r);
-          const float ns = s0 + row < Ns ? inv_s[b * Ns + s0 + row] : 0.f;
-          S[row][col] = t0 + col < Nt ? acc[i][j][r] * ns * inv_t[b * Nt + t0 + col] : 0.f;
-        }
+    mma_tile_store<kCols>(acc, [&](int row, int col, float a) {
+      const float ns = s0 + row < Ns ? inv_s[b * Ns + s0 + row] : 0.f;
+      S[row][col] = t0 + col < Nt ? a * ns * inv_t[b * Nt + t0 + col] : 0.f;
+    });
     __syncthreads();
     if (tid < kRows && s0 + tid < Ns) {
       const int tc = static_cast<int>(Nt - t0 < kCols ? Nt - t0 : kCols);

@@ -54,22 +54,33 @@ inline gw::Dims check_args(const at::Tensor& corr, const at::Tensor& candidates,
   return dims(corr.sizes(), candidates, window);
 }
 
+// The checks both backwards start with, in this order: corr_size, the index tensor `index` (candidates or points,
+// by its own check), window, then grad's dtype and device.
+inline void check_backward_common(const at::Tensor& grad, const at::Tensor& index, const char* index_name,
+                                  void (*check_index)(const at::Tensor&, const char*), at::IntArrayRef corr_size,
+                                  int64_t window, bool allow_half, const char* op) {
+  check_corr_size(corr_size, op);
+  check_index(index, op);
+  check_window(window, op);
+  check_float(grad, op, "grad", allow_half);
+  check_same_device(grad, index, op, "grad", index_name);
+}
+
+inline void check_grad_shape(const at::Tensor& grad, const std::vector<int64_t>& expect, const char* op) {
+  TORCH_CHECK(grad.sizes() == at::IntArrayRef(expect), op, ": `grad` must have shape ", at::IntArrayRef(expect),
+              ", got ", shape_str(grad));
+}
+
 inline gw::Dims check_backward_args(const at::Tensor& grad, const at::Tensor& candidates, at::IntArrayRef corr_size,
                                     int64_t window, bool allow_half) {
   constexpr const char* op = "semcorr::_gather_windows4d_backward";
-  check_corr_size(corr_size, op);
-  check_candidates(candidates, op);
-  check_window(window, op);
-  check_float(grad, op, "grad", allow_half);
-  check_same_device(grad, candidates, op, "grad", "candidates");
+  check_backward_common(grad, candidates, "candidates", &check_candidates, corr_size, window, allow_half, op);
   TORCH_CHECK(candidates.size(0) == corr_size[0] && candidates.size(1) == corr_size[1] &&
                   candidates.size(2) == corr_size[2],
               op, ": `candidates` must be (B, Hs, Ws, N, 2) with (B, Hs, Ws) of `corr_size` ", corr_size, ", got ",
               shape_str(candidates));
   const int64_t N = candidates.size(3);
-  std::vector<int64_t> expect{corr_size[0], corr_size[1], corr_size[2], N, window, window, window, window};
-  TORCH_CHECK(grad.sizes() == at::IntArrayRef(expect), op, ": `grad` must have shape ", at::IntArrayRef(expect),
-              ", got ", shape_str(grad));
+  check_grad_shape(grad, {corr_size[0], corr_size[1], corr_size[2], N, window, window, window, window}, op);
   return dims(corr_size, candidates, window);
 }
 
@@ -99,14 +110,8 @@ inline gw::Dims check_points_args(const at::Tensor& corr, const at::Tensor& poin
 inline gw::Dims check_points_backward_args(const at::Tensor& grad, const at::Tensor& points,
                                            at::IntArrayRef corr_size, int64_t window, bool allow_half) {
   constexpr const char* op = "semcorr::_gather_windows4d_points_backward";
-  check_corr_size(corr_size, op);
-  check_points(points, op);
-  check_window(window, op);
-  check_float(grad, op, "grad", allow_half);
-  check_same_device(grad, points, op, "grad", "points");
-  std::vector<int64_t> expect{points.size(0), window, window, window, window};
-  TORCH_CHECK(grad.sizes() == at::IntArrayRef(expect), op, ": `grad` must have shape ", at::IntArrayRef(expect),
-              ", got ", shape_str(grad));
+  check_backward_common(grad, points, "points", &check_points, corr_size, window, allow_half, op);
+  check_grad_shape(grad, {points.size(0), window, window, window, window}, op);
   return points_dims(corr_size, points, window);
 }
 

@@ -86,33 +86,43 @@ struct CsrWindows {
   }
 };
 
-// Gradient of the (Ht, Wt) target plane of source cell (b, i2, j2): gplane (Ht, Wt) must be zero on entry.
-template <typename T, typename A, typename Windows>
-SC_HOST_DEVICE inline void backward_plane(const Dims& d, const Windows& windows, const T* grad, int64_t b,
-                                          int64_t i2, int64_t j2, A* gplane) {
-  const int64_t w = d.w, r = d.r(), w2 = w * w;
+// Calls f(a, e, k, uc, vc) for every window k whose tap (a, e) lands on source cell (b, i2, j2), with (uc, vc) the
+// target centre of window k, in the order (a, e, k): the order in which both gradients below sum.
+template <typename Windows, typename F>
+SC_HOST_DEVICE inline void for_each_window_tap(const Dims& d, const Windows& windows, int64_t b, int64_t i2, int64_t j2,
+                                               F f) {
+  const int64_t w = d.w, r = d.r();
   for (int64_t a = 0; a < w; ++a) {
     for (int64_t e = 0; e < w; ++e) {
       int64_t lo, hi;
       windows.range(d, b, i2 - a + r, j2 - e + r, lo, hi);
       for (int64_t k = lo; k < hi; ++k) {
-        int64_t u0, v0;
-        windows.target(k, u0, v0);
-        u0 -= r;
-        v0 -= r;
-        const T* g = grad + windows.row(k) * d.w4() + (a * w + e) * w2;
-        for (int64_t c = 0; c < w; ++c) {
-          const int64_t u = u0 + c;
-          if (u < 0 || u >= d.Ht) continue;
-          for (int64_t q = 0; q < w; ++q) {
-            const int64_t v = v0 + q;
-            if (v < 0 || v >= d.Wt) continue;
-            gplane[u * d.Wt + v] += static_cast<A>(g[c * w + q]);
-          }
-        }
+        int64_t uc, vc;
+        windows.target(k, uc, vc);
+        f(a, e, k, uc, vc);
       }
     }
   }
+}
+
+// Gradient of the (Ht, Wt) target plane of source cell (b, i2, j2): gplane (Ht, Wt) must be zero on entry.
+template <typename T, typename A, typename Windows>
+SC_HOST_DEVICE inline void backward_plane(const Dims& d, const Windows& windows, const T* grad, int64_t b,
+                                          int64_t i2, int64_t j2, A* gplane) {
+  const int64_t w = d.w, r = d.r(), w2 = w * w;
+  for_each_window_tap(d, windows, b, i2, j2, [&](int64_t a, int64_t e, int64_t k, int64_t uc, int64_t vc) {
+    const int64_t u0 = uc - r, v0 = vc - r;
+    const T* g = grad + windows.row(k) * d.w4() + (a * w + e) * w2;
+    for (int64_t c = 0; c < w; ++c) {
+      const int64_t u = u0 + c;
+      if (u < 0 || u >= d.Ht) continue;
+      for (int64_t q = 0; q < w; ++q) {
+        const int64_t v = v0 + q;
+        if (v < 0 || v >= d.Wt) continue;
+        gplane[u * d.Wt + v] += static_cast<A>(g[c * w + q]);
+      }
+    }
+  });
 }
 
 // The same sum for one element (b, i2, j2, u, v) of the gradient, in the same order (a, e, k) as backward_plane.
@@ -121,19 +131,11 @@ SC_HOST_DEVICE inline A backward_one(const Dims& d, const Windows& windows, cons
                                      int64_t j2, int64_t u, int64_t v) {
   const int64_t w = d.w, r = d.r(), w2 = w * w;
   A acc = A(0);
-  for (int64_t a = 0; a < w; ++a) {
-    for (int64_t e = 0; e < w; ++e) {
-      int64_t lo, hi;
-      windows.range(d, b, i2 - a + r, j2 - e + r, lo, hi);
-      for (int64_t k = lo; k < hi; ++k) {
-        int64_t uc, vc;
-        windows.target(k, uc, vc);
-        const int64_t c = u - uc + r, q = v - vc + r;
-        if (c < 0 || c >= w || q < 0 || q >= w) continue;
-        acc += static_cast<A>(grad[windows.row(k) * d.w4() + (a * w + e) * w2 + c * w + q]);
-      }
-    }
-  }
+  for_each_window_tap(d, windows, b, i2, j2, [&](int64_t a, int64_t e, int64_t k, int64_t uc, int64_t vc) {
+    const int64_t c = u - uc + r, q = v - vc + r;
+    if (c < 0 || c >= w || q < 0 || q >= w) return;
+    acc += static_cast<A>(grad[windows.row(k) * d.w4() + (a * w + e) * w2 + c * w + q]);
+  });
   return acc;
 }
 

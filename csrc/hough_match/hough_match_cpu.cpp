@@ -44,12 +44,8 @@ struct MatchRowBins {
 at::Tensor run_cpu(const at::Tensor* grad, const at::Tensor& app, const at::Tensor& src_centers,
                    const at::Tensor& tgt_centers, c10::ArrayRef<double> src_size, c10::ArrayRef<double> tgt_size,
                    int64_t ncells, bool smooth) {
-  const int64_t B = app.size(0), Ns = app.size(1), Nt = app.size(2);
-  const auto a = app.contiguous();
-  const auto g = grad ? grad->contiguous() : at::Tensor();
-  const auto sc = src_centers.contiguous();
-  const auto tc = tgt_centers.contiguous();
-  const auto geo = hough_match_host::geometries(src_size, tgt_size, B, ncells);
+  const auto [B, Ns, Nt, a, g, sc, tc, geo] =
+      hough_match_host::prepare_pass(grad, app, src_centers, tgt_centers, src_size, tgt_size, ncells);
   std::vector<hough::Grid3> grids;
   for (const auto& pg : geo) grids.push_back(hough_match_host::grid_of(pg, smooth));
   const auto kernel = hough_match_host::gaussian7(at::kDouble).contiguous();

@@ -56,11 +56,8 @@ inline void check_args(const at::Tensor& app, const at::Tensor& src_centers, con
 }
 
 inline void check_backward_args(const at::Tensor& grad, const at::Tensor& app,
-                                 const char* op = "semcorr::_hough_match_backward") {
-  TORCH_CHECK(grad.sizes() == app.sizes(), op, ": `grad` must have the shape of `app` ", shape_str(app), ", got ",
-              shape_str(grad));
-  check_same_dtype(grad, app, op, "grad", "app");
-  check_same_device(grad, app, op, "grad", "app");
+                                const char* op = "semcorr::_hough_match_backward") {
+  check_grad_like(grad, app, op, "app");
 }
 
 // The geometry of pair b (HPF: hs_cellsize = sqrt(hs_w * hs_h / ncells), nbins = int(side / cell) + 1).
@@ -91,6 +88,27 @@ inline std::vector<PairGeometry> geometries(c10::ArrayRef<double> src_size, c10:
                 gs.back().nbins_y, " bins); use fewer `ncells` or check the image sizes");
   }
   return gs;
+}
+
+// The operands of one hough_match pass made contiguous (g undefined for the forward), with the sizes and the
+// geometry of every pair: what the CPU kernel and the CUDA launch sequence both start from.
+struct Pass {
+  int64_t B, Ns, Nt;
+  at::Tensor a, g, sc, tc;
+  std::vector<PairGeometry> geo;
+};
+
+inline Pass prepare_pass(const at::Tensor* grad, const at::Tensor& app, const at::Tensor& src_centers,
+                         const at::Tensor& tgt_centers, c10::ArrayRef<double> src_size, c10::ArrayRef<double> tgt_size,
+                         int64_t ncells) {
+  return Pass{app.size(0),
+              app.size(1),
+              app.size(2),
+              app.contiguous(),
+              grad ? grad->contiguous() : at::Tensor(),
+              src_centers.contiguous(),
+              tgt_centers.contiguous(),
+              geometries(src_size, tgt_size, app.size(0), ncells)};
 }
 
 // HPF's gaussian2d(7): exp(-(x^2 + y^2) / (2 sigma^2)) on x, y in -3..3, sigma = 7/2/2.354, divided by its sum.

@@ -30,12 +30,8 @@ inline at::Tensor match_sequence(const at::Tensor* grad, const at::Tensor& app, 
                                  c10::ArrayRef<double> tgt_size, int64_t ncells, bool smooth, cudaStream_t stream) {
   at::globalContext().alertNotDeterministic(grad ? "semcorr::_hough_match_backward (CUDA: float atomics)"
                                                  : "semcorr::hough_match (CUDA: float atomics)");
-  const int64_t B = app.size(0), Ns = app.size(1), Nt = app.size(2);
-  const auto a = app.contiguous();
-  const auto g = grad ? grad->contiguous() : at::Tensor();
-  const auto sc = src_centers.contiguous();
-  const auto tc = tgt_centers.contiguous();
-  const auto geo = hough_match_host::geometries(src_size, tgt_size, B, ncells);
+  const auto [B, Ns, Nt, a, g, sc, tc, geo] =
+      hough_match_host::prepare_pass(grad, app, src_centers, tgt_centers, src_size, tgt_size, ncells);
   int64_t nb_max = 1;
   for (const auto& pg : geo) nb_max = std::max(nb_max, pg.nbins());
   const auto accd = acc_dtype(app.scalar_type());

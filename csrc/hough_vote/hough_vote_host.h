@@ -56,10 +56,7 @@ inline void check_args(const at::Tensor& app, const at::Tensor& bins, c10::IntAr
 
 inline void check_backward_args(const at::Tensor& grad, const at::Tensor& app,
                                 const char* op = "semcorr::_hough_vote_backward") {
-  TORCH_CHECK(grad.sizes() == app.sizes(), op, ": `grad` must have the shape of `app` ", shape_str(app), ", got ",
-              shape_str(grad));
-  check_same_dtype(grad, app, op, "grad", "app");
-  check_same_device(grad, app, op, "grad", "app");
+  check_grad_like(grad, app, op, "app");
 }
 
 // Bins as contiguous int64, checked to lie in [-1, prod(nbins)) (one min/max pass; a device sync on CUDA),

@@ -112,25 +112,25 @@ __global__ void backward_kernel(const scalar_t* __restrict__ grad, const scalar_
   const auto st = row_state<scalar_t, acc_t>(c, Ht, Wt, prm, lane);
   const acc_t gox = static_cast<acc_t>(grad[2 * row]), goy = static_cast<acc_t>(grad[2 * row + 1]);
   const acc_t k = prm.beta / st.S;
-  // dL/ds_t = g_t * beta * p_t * (gox (X_t - ox) + goy (Y_t - oy))
+  // dL/ds_t = g_t * beta * p_t * (gox (X_t - ox) + goy (Y_t - oy)), with s = the (normalised) score of t
+  const auto score_grad = [&](int64_t t, acc_t& s) {
+    const acc_t g = gauss(t, Wt, st.arg, prm);
+    s = static_cast<acc_t>(c[t]) * st.inv;
+    const acc_t e = ksa_exp(prm.beta * (g * s - st.m));
+    return g * k * e * (gox * (ksa_coord<acc_t>(t % Wt, Wt) - st.ox) + goy * (ksa_coord<acc_t>(t / Wt, Ht) - st.oy));
+  };
   acc_t A = 0;
   if (prm.normalize) {
     for (int64_t t = lane; t < N; t += 32) {
-      const acc_t g = gauss(t, Wt, st.arg, prm);
-      const acc_t s = static_cast<acc_t>(c[t]) * st.inv;
-      const acc_t e = ksa_exp(prm.beta * (g * s - st.m));
-      const acc_t ds = g * k * e * (gox * (ksa_coord<acc_t>(t % Wt, Wt) - st.ox) +
-                                    goy * (ksa_coord<acc_t>(t / Wt, Ht) - st.oy));
+      acc_t s;
+      const acc_t ds = score_grad(t, s);
       A += ds * s;
     }
     A = warp_sum(A);
   }
   for (int64_t t = lane; t < N; t += 32) {
-    const acc_t g = gauss(t, Wt, st.arg, prm);
-    const acc_t s = static_cast<acc_t>(c[t]) * st.inv;
-    const acc_t e = ksa_exp(prm.beta * (g * s - st.m));
-    const acc_t ds = g * k * e * (gox * (ksa_coord<acc_t>(t % Wt, Wt) - st.ox) +
-                                  goy * (ksa_coord<acc_t>(t / Wt, Ht) - st.oy));
+    acc_t s;
+    const acc_t ds = score_grad(t, s);
     gi[t] = static_cast<scalar_t>(prm.normalize ? st.inv * (ds - s * A) : ds);
   }
 }

@@ -15,22 +15,27 @@ struct Dims {
   int64_t in[4], k[4], out[4];
 };
 
+// Output element `idx` (flat over (B*C, out0..out3)) -> its output coordinates o; returns its row b*C + c.
+SC_HOST_DEVICE inline int64_t decode_output(const Dims& g, int64_t idx, int64_t o[4]) {
+  int64_t r = idx;
+  for (int d = 3; d >= 0; --d) {
+    o[d] = r % g.out[d];
+    r /= g.out[d];
+  }
+  return r;
+}
+
 // Output element `idx` (flat over (B*C, out0..out3)): the maximum of its block (first maximum in row-major
 // block order; the first NaN wins) -> value, and the flat offsets of the input element and the 4 block
 // offsets. Blocks are non-overlapping, so every input element belongs to at most one block.
 template <typename scalar_t, typename acc_t>
 SC_HOST_DEVICE inline void block_max(const scalar_t* x, const Dims& g, int64_t idx, scalar_t& value,
                                      int64_t off[4]) {
-  int64_t r = idx;
-  const int64_t o3 = r % g.out[3];
-  r /= g.out[3];
-  const int64_t o2 = r % g.out[2];
-  r /= g.out[2];
-  const int64_t o1 = r % g.out[1];
-  r /= g.out[1];
-  const int64_t o0 = r % g.out[0], bc = r / g.out[0];
+  int64_t o[4];
+  const int64_t bc = decode_output(g, idx, o);
   const int64_t s2 = g.in[3], s1 = g.in[2] * s2, s0 = g.in[1] * s1;
-  const scalar_t* base = x + bc * g.in[0] * s0 + o0 * g.k[0] * s0 + o1 * g.k[1] * s1 + o2 * g.k[2] * s2 + o3 * g.k[3];
+  const scalar_t* base =
+      x + bc * g.in[0] * s0 + o[0] * g.k[0] * s0 + o[1] * g.k[1] * s1 + o[2] * g.k[2] * s2 + o[3] * g.k[3];
   scalar_t best = base[0];
   acc_t bv = static_cast<acc_t>(best);
   bool best_nan = bv != bv;
@@ -56,16 +61,11 @@ SC_HOST_DEVICE inline void block_max(const scalar_t* x, const Dims& g, int64_t i
 
 // Flat offset in x of the element selected by block offsets a (for output element idx).
 SC_HOST_DEVICE inline int64_t input_offset(const Dims& g, int64_t idx, const int64_t a[4]) {
-  int64_t r = idx;
-  const int64_t o3 = r % g.out[3];
-  r /= g.out[3];
-  const int64_t o2 = r % g.out[2];
-  r /= g.out[2];
-  const int64_t o1 = r % g.out[1];
-  r /= g.out[1];
-  const int64_t o0 = r % g.out[0], bc = r / g.out[0];
-  const int64_t i0 = o0 * g.k[0] + a[0], i1 = o1 * g.k[1] + a[1], i2 = o2 * g.k[2] + a[2], i3 = o3 * g.k[3] + a[3];
-  return (((bc * g.in[0] + i0) * g.in[1] + i1) * g.in[2] + i2) * g.in[3] + i3;
+  int64_t o[4];
+  const int64_t bc = decode_output(g, idx, o);
+  int64_t off = bc;
+  for (int d = 0; d < 4; ++d) off = off * g.in[d] + o[d] * g.k[d] + a[d];
+  return off;
 }
 
 // argmax layout (B, 4C, out...): the index of offset d of output element idx.

@@ -92,11 +92,7 @@ inline std::array<int64_t, 4> check_conv_args(const at::Tensor& feats, const at:
                                               const std::optional<at::Tensor>& bias, const at::Tensor& in_rows,
                                               const at::Tensor& out_rows, const at::Tensor& offsets_ptr,
                                               bool allow_half, const char* op = "semcorr::sparse_conv4d") {
-  check_dim(feats, 2, op, "feats", "(N, Cin)");
-  check_dim(weight, 6, op, "weight", "(Cout, Cin, k1, k2, k3, k4)");
-  check_float(feats, op, "feats", allow_half);
-  check_same_dtype(feats, weight, op, "feats", "weight");
-  check_same_device(feats, weight, op, "feats", "weight");
+  check_operands(feats, 2, "(N, Cin)", weight, 6, "(Cout, Cin, k1, k2, k3, k4)", op, "feats", "weight", allow_half);
   TORCH_CHECK(weight.size(1) == feats.size(1), op, ": `weight` dim 1 (Cin) must equal `feats` dim 1, got shapes ",
               shape_str(weight), " and ", shape_str(feats));
   if (bias.has_value()) {

@@ -2,6 +2,7 @@
 // host emulator (csrc/common/simt.h). Host glue: sparse_conv4d_cuda.cu, sparse_conv4d_emu.cpp.
 #pragma once
 #include "common/math.cuh"
+#include "common/simt_tile.cuh"
 
 namespace semcorr {
 namespace sparse_conv4d_kernels {
@@ -69,10 +70,7 @@ __global__ void gather_gemm_scatter_kernel(const scalar_t* __restrict__ A, const
   const int64_t p0 = static_cast<int64_t>(blockIdx.x) * kTile;
   const int64_t n0 = static_cast<int64_t>(blockIdx.y) * kTile;
   acc_t acc[kMicro][kMicro];
-#pragma unroll
-  for (int i = 0; i < kMicro; ++i)
-#pragma unroll
-    for (int j = 0; j < kMicro; ++j) acc[i][j] = 0;
+  simt_tile_zero(acc);
   for (int64_t q0 = 0; q0 < Kd; q0 += kDepth) {
 #pragma unroll
     for (int r = 0; r < (kDepth * kTile) / (kThreads * kThreads); ++r) {
@@ -86,18 +84,7 @@ __global__ void gather_gemm_scatter_kernel(const scalar_t* __restrict__ A, const
       Ws[qw][nw] = (n < Nd && q2 < Kd) ? static_cast<acc_t>(W[q2 * ldw_q + n * ldw_n]) : acc_t(0);
     }
     __syncthreads();
-#pragma unroll
-    for (int qq = 0; qq < kDepth; ++qq) {
-      acc_t a[kMicro], w[kMicro];
-#pragma unroll
-      for (int i = 0; i < kMicro; ++i) a[i] = As[qq][ty + i * kThreads];
-#pragma unroll
-      for (int j = 0; j < kMicro; ++j) w[j] = Ws[qq][tx + j * kThreads];
-#pragma unroll
-      for (int i = 0; i < kMicro; ++i)
-#pragma unroll
-        for (int j = 0; j < kMicro; ++j) acc[i][j] += a[i] * w[j];
-    }
+    simt_tile_step<kThreads, kThreads>(As, Ws, ty, tx, acc);
     __syncthreads();
   }
 #pragma unroll
@@ -129,10 +116,7 @@ __global__ void wgrad_kernel(const scalar_t* __restrict__ F, const int64_t* __re
   const int64_t ci0 = static_cast<int64_t>(blockIdx.y) * kTile;
   const int64_t pb = ptr[o], pe = ptr[o + 1];
   acc_t acc[kMicro][kMicro];
-#pragma unroll
-  for (int i = 0; i < kMicro; ++i)
-#pragma unroll
-    for (int j = 0; j < kMicro; ++j) acc[i][j] = 0;
+  simt_tile_zero(acc);
   for (int64_t p0 = pb; p0 < pe; p0 += kDepth) {
 #pragma unroll
     for (int r = 0; r < (kDepth * kTile) / (kThreads * kThreads); ++r) {
@@ -143,18 +127,7 @@ __global__ void wgrad_kernel(const scalar_t* __restrict__ F, const int64_t* __re
       Gs[pp][c] = (p < pe && co0 + c < Cout) ? static_cast<acc_t>(G[out_rows[p] * Cout + co0 + c]) : acc_t(0);
     }
     __syncthreads();
-#pragma unroll
-    for (int pp = 0; pp < kDepth; ++pp) {
-      acc_t f[kMicro], g[kMicro];
-#pragma unroll
-      for (int i = 0; i < kMicro; ++i) f[i] = Fs[pp][ty + i * kThreads];
-#pragma unroll
-      for (int j = 0; j < kMicro; ++j) g[j] = Gs[pp][tx + j * kThreads];
-#pragma unroll
-      for (int i = 0; i < kMicro; ++i)
-#pragma unroll
-        for (int j = 0; j < kMicro; ++j) acc[i][j] += f[i] * g[j];
-    }
+    simt_tile_step<kThreads, kThreads>(Fs, Gs, ty, tx, acc);
     __syncthreads();
   }
 #pragma unroll

@@ -87,16 +87,10 @@ inline void gather_gemm_scatter_tc(const at::Tensor& A, const at::Tensor& a_rows
 inline void gather_gemm_scatter(const at::Tensor& A, const at::Tensor& a_rows, const at::Tensor& w, int64_t ldw_q,
                                 int64_t ldw_n, const at::Tensor& c_rows, at::Tensor& Cacc, const at::Tensor& ptr_host,
                                 cudaStream_t stream) {
-  MmaKind kind;
-  if (pick_tensor_core_kind(A.scalar_type(), Tf32Switch::conv, &kind)) {
-    if (kind == MmaKind::tf32)
-      gather_gemm_scatter_tc<MmaKind::tf32, float>(A, a_rows, w, ldw_q, ldw_n, c_rows, Cacc, ptr_host, stream);
-    else if (kind == MmaKind::f16)
-      gather_gemm_scatter_tc<MmaKind::f16, at::Half>(A, a_rows, w, ldw_q, ldw_n, c_rows, Cacc, ptr_host, stream);
-    else
-      gather_gemm_scatter_tc<MmaKind::bf16, at::BFloat16>(A, a_rows, w, ldw_q, ldw_n, c_rows, Cacc, ptr_host, stream);
+  if (launch_tensor_cores(A.scalar_type(), Tf32Switch::conv, [&]<MmaKind kind, typename T>() {
+        gather_gemm_scatter_tc<kind, T>(A, a_rows, w, ldw_q, ldw_n, c_rows, Cacc, ptr_host, stream);
+      }))
     return;
-  }
   using namespace sparse_conv4d_kernels;
   const int64_t Kd = A.size(1), Nd = Cacc.size(1), K = ptr_host.size(0) - 1;
   const int64_t* p = ptr_host.const_data_ptr<int64_t>();
@@ -168,12 +162,8 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const at::Tensor&
   gather_gemm_scatter(g, orr, w, /*ldw_q=*/1, /*ldw_n=*/Cout, ir, gf, ptr_host, stream);
   auto gw = at::empty({K, Cin, Cout}, feats.options());
   const auto ptr = offsets_ptr.contiguous();
-  MmaKind kind;
-  if (pick_tensor_core_kind(feats.scalar_type(), Tf32Switch::conv, &kind)) {
-    if (kind == MmaKind::tf32) wgrad_tc<MmaKind::tf32, float>(feats, ir, g, orr, ptr, gw, stream);
-    else if (kind == MmaKind::f16) wgrad_tc<MmaKind::f16, at::Half>(feats, ir, g, orr, ptr, gw, stream);
-    else wgrad_tc<MmaKind::bf16, at::BFloat16>(feats, ir, g, orr, ptr, gw, stream);
-  } else {
+  if (!launch_tensor_cores(feats.scalar_type(), Tf32Switch::conv,
+                           [&]<MmaKind kind, typename T>() { wgrad_tc<kind, T>(feats, ir, g, orr, ptr, gw, stream); })) {
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, feats.scalar_type(), "sparse_conv4d_wgrad", [&] {
       using acc = acc_t<scalar_t>;
       const auto wgrad_kernel_fn = &wgrad_kernel<scalar_t, acc>;

@@ -31,39 +31,25 @@ __global__ void __launch_bounds__(kTcThreads)
   const int64_t p0 = static_cast<int64_t>(blockIdx.x) * kTcTile;
   const int64_t n0 = static_cast<int64_t>(blockIdx.y) * kTcTile;
   float acc[kTcFM][kTcFN][4];
-#pragma unroll
-  for (int j = 0; j < kTcFN; ++j)
-#pragma unroll
-    for (int r = 0; r < 4; ++r) acc[0][j][r] = 0.f;
+  mma_zero(acc);
   for (int64_t q0 = 0; q0 < Kd; q0 += kMmaDepth) {
     for (int e = tid; e < kMmaDepth * kTcTile; e += kTcThreads) {
       // A: consecutive threads read consecutive q of one gathered row
       const int qa = e % kMmaDepth, pa = e / kMmaDepth;
       const int64_t p = p0 + pa, q = q0 + qa;
-      const bool ina = p < P && q < Kd;
+      As[qa][pa] = mma_stage<kind, scalar_t>(p < P && q < Kd, [&] { return A[a_rows[p] * Kd + q]; });
       const int nw = e % kTcTile, qw = e / kTcTile;
       const int64_t n = n0 + nw, q2 = q0 + qw;
-      const bool inw = n < Nd && q2 < Kd;
-      if constexpr (kind == MmaKind::tf32) {
-        As[qa][pa] = ina ? to_tf32(static_cast<float>(A[a_rows[p] * Kd + q])) : 0.f;
-        Ws[qw][nw] = inw ? to_tf32(static_cast<float>(W[q2 * ldw_q + n * ldw_n])) : 0.f;
-      } else {
-        As[qa][pa] = ina ? A[a_rows[p] * Kd + q] : scalar_t(0.f);
-        Ws[qw][nw] = inw ? W[q2 * ldw_q + n * ldw_n] : scalar_t(0.f);
-      }
+      Ws[qw][nw] = mma_stage<kind, scalar_t>(n < Nd && q2 < Kd, [&] { return W[q2 * ldw_q + n * ldw_n]; });
     }
     __syncthreads();
     mma_smem_step<kind, kTcTile, kTcTile, kTcFM, kTcFN>(As, Ws, acc);
     __syncthreads();
   }
-#pragma unroll
-  for (int j = 0; j < kTcFN; ++j)
-#pragma unroll
-    for (int r = 0; r < 4; ++r) {
-      const int64_t p = p0 + mma_tile_row<kTcTile, kTcFM, kTcFN>(0, r);
-      const int64_t n = n0 + mma_tile_col<kTcTile, kTcFM, kTcFN>(j, r);
-      if (p < P && n < Nd) Cm[c_rows[p] * Nd + n] += acc[0][j][r];
-    }
+  mma_tile_store<kTcTile>(acc, [&](int row, int col, float a) {
+    const int64_t p = p0 + row, n = n0 + col;
+    if (p < P && n < Nd) Cm[c_rows[p] * Nd + n] += a;
+  });
 }
 
 // Weight gradient on tensor cores: gw[o, ci, co] = sum over pairs p of offset o of F[in_rows[p], ci] G[out_rows[p],
@@ -83,36 +69,24 @@ __global__ void __launch_bounds__(kTcThreads)
   const int64_t ci0 = static_cast<int64_t>(blockIdx.y) * kTcTile;
   const int64_t pb = ptr[o], pe = ptr[o + 1];
   float acc[kTcFM][kTcFN][4];
-#pragma unroll
-  for (int j = 0; j < kTcFN; ++j)
-#pragma unroll
-    for (int r = 0; r < 4; ++r) acc[0][j][r] = 0.f;
+  mma_zero(acc);
   for (int64_t p0 = pb; p0 < pe; p0 += kMmaDepth) {
     for (int e = tid; e < kMmaDepth * kTcTile; e += kTcThreads) {
       // consecutive threads read consecutive channels of one gathered row
       const int c = e % kTcTile, pp = e / kTcTile;
       const int64_t p = p0 + pp;
       const bool inf = p < pe && ci0 + c < Cin, ing = p < pe && co0 + c < Cout;
-      if constexpr (kind == MmaKind::tf32) {
-        Fs[pp][c] = inf ? to_tf32(static_cast<float>(F[in_rows[p] * Cin + ci0 + c])) : 0.f;
-        Gs[pp][c] = ing ? to_tf32(static_cast<float>(G[out_rows[p] * Cout + co0 + c])) : 0.f;
-      } else {
-        Fs[pp][c] = inf ? F[in_rows[p] * Cin + ci0 + c] : scalar_t(0.f);
-        Gs[pp][c] = ing ? G[out_rows[p] * Cout + co0 + c] : scalar_t(0.f);
-      }
+      Fs[pp][c] = mma_stage<kind, scalar_t>(inf, [&] { return F[in_rows[p] * Cin + ci0 + c]; });
+      Gs[pp][c] = mma_stage<kind, scalar_t>(ing, [&] { return G[out_rows[p] * Cout + co0 + c]; });
     }
     __syncthreads();
     mma_smem_step<kind, kTcTile, kTcTile, kTcFM, kTcFN>(Fs, Gs, acc);
     __syncthreads();
   }
-#pragma unroll
-  for (int j = 0; j < kTcFN; ++j)
-#pragma unroll
-    for (int r = 0; r < 4; ++r) {
-      const int64_t ci = ci0 + mma_tile_row<kTcTile, kTcFM, kTcFN>(0, r);
-      const int64_t co = co0 + mma_tile_col<kTcTile, kTcFM, kTcFN>(j, r);
-      if (ci < Cin && co < Cout) gw[(o * Cin + ci) * Cout + co] = static_cast<scalar_t>(acc[0][j][r]);
-    }
+  mma_tile_store<kTcTile>(acc, [&](int row, int col, float a) {
+    const int64_t ci = ci0 + row, co = co0 + col;
+    if (ci < Cin && co < Cout) gw[(o * Cin + ci) * Cout + co] = static_cast<scalar_t>(a);
+  });
 }
 
 }  // namespace sparse_conv4d_kernels
