@@ -56,21 +56,8 @@ __global__ void topk_kernel(const scalar_t* __restrict__ src, const scalar_t* __
     simt_tile_zero(acc);
 
     for (int64_t k0 = 0; k0 < C; k0 += kDepth) {
-      // element e -> (channel e / width, position e % width): a warp reads consecutive positions of a channel
-#pragma unroll
-      for (int r = 0; r < (kDepth * kRows) / (kThreads * kThreads); ++r) {
-        const int e = tid + r * kThreads * kThreads;
-        const int kk = e / kRows, col = e % kRows;
-        const int64_t c = k0 + kk;
-        As[kk][col] = (c < C && s0 + col < Ns) ? static_cast<acc_t>(A[c * Ns + s0 + col]) : acc_t(0);
-      }
-#pragma unroll
-      for (int r = 0; r < (kDepth * kCols) / (kThreads * kThreads); ++r) {
-        const int e = tid + r * kThreads * kThreads;
-        const int kk = e / kCols, col = e % kCols;
-        const int64_t c = k0 + kk;
-        Bs[kk][col] = (c < C && t0 + col < Nt) ? static_cast<acc_t>(Bm[c * Nt + t0 + col]) : acc_t(0);
-      }
+      simt_stage_cn<kThreads * kThreads>(As, A, C, Ns, k0, s0, tid);
+      simt_stage_cn<kThreads * kThreads>(Bs, Bm, C, Nt, k0, t0, tid);
       __syncthreads();
       simt_tile_step<kThreads, kThreads>(As, Bs, ty, tx, acc);
       __syncthreads();
