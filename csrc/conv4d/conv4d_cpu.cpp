@@ -144,27 +144,36 @@ at::Tensor unfold_weight(const at::Tensor& wf, const Geometry& g, const Plan& p)
   return wf.view({k1, k2, Cout, Cin, k3, k4}).permute({2, 3, 0, 1, 4, 5}).contiguous();
 }
 
-// X[(b, t), (tap, c), inner] = x[b, c, outer output (o0 + t) + tap - pad] or 0 outside the volume.
+// dst[(b, t), (tap, c), inner] = src[b, c, folded slice s, inner], or 0 where s is outside src's ext[0] x ext[1]
+// outer slices: one chunk of n slices of the folded convolution's gather (im2col along the outer dims), with
+// s = i + sign (tap - pad) and i = the folded position h0 + t on the other side (size other1 along dim 1).
+// Rows parallel: each task writes its own rows.
 template <typename scalar_t>
-void gather_inputs(const scalar_t* x, scalar_t* X, const Geometry& g, const Plan& p, int64_t o0, int64_t n) {
+void gather_slices(const scalar_t* src, scalar_t* dst, const Geometry& g, const Plan& p, int64_t C, int64_t inner,
+                   int64_t outer, const int64_t* ext, int64_t other1, int64_t sign, int64_t h0, int64_t n) {
   const int F = p.fold;
-  const int64_t rows = g.B * n * p.T * g.Cin, inner = p.inner_in;
-  at::parallel_for(0, rows, 8, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, g.B * n * p.T * C, 8, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
-      const int64_t c = r % g.Cin, tap = (r / g.Cin) % p.T, t = (r / g.Cin / p.T) % n, b = r / g.Cin / p.T / n;
+      const int64_t c = r % C, tap = (r / C) % p.T, t = (r / C / p.T) % n, b = r / C / p.T / n;
       int64_t i0, i1, a0, a1;
-      decode(o0 + t, F, g.out[1], i0, i1);
+      decode(h0 + t, F, other1, i0, i1);
       decode(tap, F, g.k[1], a0, a1);
-      const int64_t h0 = i0 + a0 - g.pad[0], h1 = F == 2 ? i1 + a1 - g.pad[1] : 0;
-      scalar_t* dst = X + r * inner;
-      if (h0 < 0 || h0 >= g.in[0] || h1 < 0 || (F == 2 && h1 >= g.in[1])) {
-        std::memset(dst, 0, sizeof(scalar_t) * inner);
+      const int64_t s0 = i0 + sign * (a0 - g.pad[0]), s1 = F == 2 ? i1 + sign * (a1 - g.pad[1]) : 0;
+      scalar_t* d = dst + r * inner;
+      if (s0 < 0 || s0 >= ext[0] || s1 < 0 || (F == 2 && s1 >= ext[1])) {
+        std::memset(d, 0, sizeof(scalar_t) * inner);
       } else {
-        const int64_t hf = F == 2 ? h0 * g.in[1] + h1 : h0;
-        std::memcpy(dst, x + ((b * g.Cin + c) * p.outer_in + hf) * inner, sizeof(scalar_t) * inner);
+        const int64_t sf = F == 2 ? s0 * ext[1] + s1 : s0;
+        std::memcpy(d, src + ((b * C + c) * outer + sf) * inner, sizeof(scalar_t) * inner);
       }
     }
   });
+}
+
+// X[(b, t), (tap, c), inner] = x[b, c, outer output (o0 + t) + tap - pad] or 0 outside the volume.
+template <typename scalar_t>
+void gather_inputs(const scalar_t* x, scalar_t* X, const Geometry& g, const Plan& p, int64_t o0, int64_t n) {
+  gather_slices(x, X, g, p, g.Cin, p.inner_in, p.outer_in, g.in.data(), g.out[1], /*sign=*/1, o0, n);
 }
 
 // Xs[(b, t), c, inner] = x[b, c, outer input h0 + t].
@@ -211,25 +220,7 @@ void scatter_add(const scalar_t* Y, acc_t* out, const Geometry& g, const Plan& p
 // scatter convolution's output.
 template <typename scalar_t>
 void gather_grads(const scalar_t* grad, scalar_t* gY, const Geometry& g, const Plan& p, int64_t h0, int64_t n) {
-  const int F = p.fold;
-  const int64_t rows = g.B * n * p.T * g.Cout, inner = p.inner_out;
-  at::parallel_for(0, rows, 8, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t c = r % g.Cout, tap = (r / g.Cout) % p.T, t = (r / g.Cout / p.T) % n;
-      const int64_t b = r / g.Cout / p.T / n;
-      int64_t hh0, hh1, a0, a1;
-      decode(h0 + t, F, g.in[1], hh0, hh1);
-      decode(tap, F, g.k[1], a0, a1);
-      const int64_t i0 = hh0 - a0 + g.pad[0], i1 = F == 2 ? hh1 - a1 + g.pad[1] : 0;
-      scalar_t* dst = gY + r * inner;
-      if (i0 < 0 || i0 >= g.out[0] || i1 < 0 || (F == 2 && i1 >= g.out[1])) {
-        std::memset(dst, 0, sizeof(scalar_t) * inner);
-      } else {
-        const int64_t of = F == 2 ? i0 * g.out[1] + i1 : i0;
-        std::memcpy(dst, grad + ((b * g.Cout + c) * p.outer_out + of) * inner, sizeof(scalar_t) * inner);
-      }
-    }
-  });
+  gather_slices(grad, gY, g, p, g.Cout, p.inner_out, p.outer_out, g.out.data(), g.in[1], /*sign=*/-1, h0, n);
 }
 
 std::vector<int64_t> batch_shape(int64_t N, int64_t C, const std::vector<int64_t>& inner) {
