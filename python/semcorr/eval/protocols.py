@@ -157,6 +157,13 @@ _HPF = dict(resize=Resize("long_side", 300, downscale_only=True, interp="bilinea
 _SFNET = dict(resize=Resize("square", 288, interp="antialias"), direction="t2s", transfer="sfnet", pad=16,
               crop_cells=1, alphas=(0.1,),
               weights="--model-arg backbone=resnet101 --model-arg checkpoint=best_checkpoint.pt")
+
+def _sfnet(dataset, script, frame, thresh, published, variant="", notes=""):
+    """Protocol ``sfnet/<dataset><variant>``: SFNet's scripts differ only in the frame and the reference length."""
+    return Protocol(f"sfnet/{dataset}{variant}", "sfnet", dataset, "cvlab-yonsei/SFNet " + script,
+                    frame=Frame(frame), thresh=thresh, published=(published,), notes=notes, **_SFNET)
+
+
 # NC-Net's PF-PASCAL procedure (eval_pf_pascal.py), T2S in the 224x224 frame, bilinearInterpPointTnf
 _NCNET = dict(frame=_SCNET_224, thresh="img", direction="t2s", transfer="ncnet")
 # what both MaCoSNet protocols share (eval.py, pck_procedure='scnet'): 240 px, T2S, its affine + TPS transform
@@ -171,8 +178,7 @@ _ALL = [
              Resize("square", 400, interp="align_corners"), **_NCNET, alphas=(0.1,),
              published=(("PF-PASCAL PCK@0.1 (L = 224)", "78.9"),),
              weights="--model-arg checkpoint=ncnet_pfpascal.pth.tar",
-             notes="softmax over the source cells of each target cell; keypoints and L = 224 in the 224x224 "
-                   "frame"),
+             notes="softmax over the source cells of each target cell; keypoints and L = 224 in the 224x224 frame"),
     Protocol("pmnc/pfpascal", "pmnc", "pfpascal",
              "PMNC paper (Lee et al., CVPR 2021; code not available here): NC-Net's PF-PASCAL protocol, "
              "whose NC-Net number it reproduces (79.0), at the 800 px its 25x25 / 50x50 grids imply",
@@ -205,23 +211,14 @@ _ALL = [
              thresh="img", task="polygon", **_HPF, model_kwargs=(("benchmark", "caltech"),),
              published=(("Caltech-101 LT-ACC/IoU, res101", "0.87/0.63"), ("res50", "0.88/0.64")),
              notes="LOC-ERR is not computed by HPF's script"),
-    Protocol("sfnet/pfpascal", "sfnet", "pfpascal",
-             "cvlab-yonsei/SFNet eval_pascal.py, custom_dataset.py (PF_Pascal, eval_type='image_size', the "
-             "script's default)",
-             frame=Frame("input"), thresh="img", **_SFNET,
-             published=(("PF-PASCAL PCK@0.1, this protocol", "not in the paper"),),
-             notes="the paper's 0.79 is alpha_bbox: protocol sfnet/pfpascal-bbox"),
-    Protocol("sfnet/pfpascal-bbox", "sfnet", "pfpascal",
-             "cvlab-yonsei/SFNet eval_pascal.py --eval_type bounding_box (L = max side of the source box, "
-             "original frame)",
-             frame=Frame("original"), thresh="bbox", **_SFNET,
-             published=(("PF-PASCAL PCK@0.1 alpha_bbox", "0.79"),),
-             notes="needs PF-PASCAL's Annotations/*.mat boxes"),
-    Protocol("sfnet/pfwillow", "sfnet", "pfwillow",
-             "cvlab-yonsei/SFNet eval_willow.py, custom_dataset.py (PF_WILLOW, eval_type='bounding_box': L = "
-             "keypoint box of the source, original frame)",
-             frame=Frame("original"), thresh="kpbox", **_SFNET,
-             published=(("PF-WILLOW PCK@0.1", "0.74"),)),
+    _sfnet("pfpascal", "eval_pascal.py, custom_dataset.py (PF_Pascal, eval_type='image_size', the script's default)",
+           "input", "img", ("PF-PASCAL PCK@0.1, this protocol", "not in the paper"),
+           notes="the paper's 0.79 is alpha_bbox: protocol sfnet/pfpascal-bbox"),
+    _sfnet("pfpascal", "eval_pascal.py --eval_type bounding_box (L = max side of the source box, original frame)",
+           "original", "bbox", ("PF-PASCAL PCK@0.1 alpha_bbox", "0.79"), variant="-bbox",
+           notes="needs PF-PASCAL's Annotations/*.mat boxes"),
+    _sfnet("pfwillow", "eval_willow.py, custom_dataset.py (PF_WILLOW, eval_type='bounding_box': L = keypoint box of "
+           "the source, original frame)", "original", "kpbox", ("PF-WILLOW PCK@0.1", "0.74")),
     Protocol("scnet/pfpascal", "scnet", "pfpascal",
              "k-han/SCNet SCNet/eva_PCK_SCNet_*.m (dense flow read at the rounded source keypoint) with the "
              "224x224 frame and L = 224 that WeakAlign/NC-Net name 'the evaluation procedure of SCNet'",
