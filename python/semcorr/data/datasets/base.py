@@ -215,7 +215,7 @@ class CheckReport:
 
 class PairDataset(torch.utils.data.Dataset):
     """Base of the benchmark loaders. Subclasses implement ``__len__``, ``load_raw(i)``,
-    ``layout()`` and ``check(root, split)``."""
+    ``layout()`` and ``check_files(rep, root, split)``."""
 
     name: str = "base"
     default_thresh: str = "img"       # which reference length the benchmark reports
@@ -240,8 +240,14 @@ class PairDataset(torch.utils.data.Dataset):
         raise NotImplementedError
 
     @classmethod
-    def check(cls, root: str | os.PathLike, split: str = "test") -> CheckReport:  # pragma: no cover
+    def check_files(cls, rep: CheckReport, root: Path, split: str, **options) -> None:  # pragma: no cover
+        """Add to ``rep`` what is missing inside the existing folder ``root`` (see :meth:`check`)."""
         raise NotImplementedError
+
+    @staticmethod
+    def data_root(root: Path) -> Path:
+        """The folder holding the files, given the one the user named (a download's top folder, say)."""
+        return root
 
     def pair_ids(self) -> list[str]:
         """Names of all pairs, without loading images (used to resume)."""
@@ -251,6 +257,16 @@ class PairDataset(torch.utils.data.Dataset):
         raise NotImplementedError
 
     # -- common --------------------------------------------------------------------------
+    @classmethod
+    def check(cls, root: str | os.PathLike, split: str = "test", **options) -> CheckReport:
+        """What is missing from the download at ``root`` (``semcorr data check``): the folder itself, then
+        what :meth:`check_files` finds in it (``options``: the dataset's own, e.g. SPair's ``layout``)."""
+        root = cls.data_root(Path(root))
+        rep = CheckReport.for_root(cls.name, root, split)
+        if not rep.missing:
+            cls.check_files(rep, root, split, **options)
+        return rep
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         if index < 0:
             index += len(self)

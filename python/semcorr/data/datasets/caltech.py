@@ -70,18 +70,13 @@ class Caltech101(FolderPairList):
         return __doc__.split("::", 1)[1].split("Image paths in the CSV")[0].rstrip()
 
     @classmethod
-    def check(cls, root, split: str = "test") -> CheckReport:
-        root = Path(root)
-        rep = CheckReport.for_root("caltech", root, split)
-        if rep.missing:
-            return rep
+    def check_files(cls, rep: CheckReport, root: Path, split: str) -> None:
         if not (root / "101_ObjectCategories").is_dir():
             rep.missing.append("101_ObjectCategories/")
         csv_path = cls.find_csv(root)
         if csv_path is None:
             rep.missing.append(PAIR_FILE)
-            return rep
+            return
         rows = cls.read_rows(csv_path)
         rep.n_pairs = len(rows)
         cls.count_missing_images(rep, root, rows)
-        return rep

@@ -151,18 +151,14 @@ class PFPascal(PairDataset):
             "``class`` is 1-based")[0].rstrip()
 
     @classmethod
-    def check(cls, root, split: str = "test") -> CheckReport:
-        root = Path(root)
-        rep = CheckReport.for_root("pfpascal", root, split)
-        if rep.missing:
-            return rep
+    def check_files(cls, rep: CheckReport, root: Path, split: str) -> None:
         data_dir = _data_dir(root)
         if not (data_dir / "JPEGImages").is_dir():
             rep.missing.append("JPEGImages/ (or PF-dataset-PASCAL/JPEGImages/)")
         csv_path = cls.find_csv(root, split)
         if csv_path is None:
             rep.missing.append(f"{split}_pairs.csv (HPF) or {split}_pairs_pf_pascal.csv (NC-Net)")
-            return rep
+            return
         rows = cls.read_rows(csv_path)
         rep.n_pairs = len(rows)
         has_kps = bool(rows) and "src_kps" in rows[0]
@@ -178,7 +174,6 @@ class PFPascal(PairDataset):
             if not has_kps:
                 rep.count_missing((probe.annotation_path(r["src"], r["category"]),
                                    probe.annotation_path(r["tgt"], r["category"])), annotations=True)
-        return rep
 
 
 def _is_number(s: str) -> bool:

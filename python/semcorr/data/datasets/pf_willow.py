@@ -67,15 +67,11 @@ class PFWillow(FolderPairList):
         return __doc__.split("Layout (the")[1].split("Image paths in the CSV")[0].split("::", 1)[1].rstrip()
 
     @classmethod
-    def check(cls, root, split: str = "test") -> CheckReport:
-        root = Path(root)
-        rep = CheckReport.for_root("pfwillow", root, split)
-        if rep.missing:
-            return rep
+    def check_files(cls, rep: CheckReport, root: Path, split: str) -> None:
         csv_path = cls.find_csv(root)
         if csv_path is None:
             rep.missing.append(" or ".join(PAIR_FILES))
-            return rep
+            return
         rows = cls.read_rows(csv_path)
         rep.n_pairs = len(rows)
         cats = sorted({cls.category_of(r["src"]) for r in rows})
@@ -83,4 +79,3 @@ class PFWillow(FolderPairList):
             if not (root / c).is_dir() and not (root / "PF-dataset" / c).is_dir():
                 rep.missing.append(f"{c}/")
         cls.count_missing_images(rep, root, rows)
-        return rep

@@ -103,18 +103,14 @@ class SPair(PairDataset):
         return __doc__.split("Layout (``SPair-71k.tar.gz``)::")[1].split("Pair JSON keys")[0].rstrip()
 
     @classmethod
-    def check(cls, root, split: str = "test", layout: str = "large") -> CheckReport:
-        root = cls.data_root(Path(root))
-        rep = CheckReport.for_root("spair", root, split)
-        if rep.missing:
-            return rep
+    def check_files(cls, rep: CheckReport, root: Path, split: str, layout: str = "large") -> None:
         sd = _split_dir(split)
         for rel in ("JPEGImages", f"PairAnnotation/{sd}", f"Layout/{layout}/{sd}.txt"):
             if not (root / rel).exists():
                 rep.missing.append(rel + ("" if rel.endswith(".txt") else "/"))
         layout_file = root / "Layout" / layout / f"{sd}.txt"
         if not layout_file.is_file():
-            return rep
+            return
         names = [ln.strip() for ln in layout_file.read_text().splitlines() if ln.strip()]
         rep.n_pairs = len(names)
         for name in names:
@@ -129,4 +125,3 @@ class SPair(PairDataset):
             imgs = [root / "JPEGImages" / cat / ann["src_imname"],
                     root / "JPEGImages" / cat / ann["trg_imname"]]
             rep.count_missing(imgs)
-        return rep

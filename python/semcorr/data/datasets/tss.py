@@ -155,11 +155,7 @@ class TSS(PairDataset):
         return __doc__.split("Layout (``TSS_CVPR2016``)::")[1].split("Each folder gives")[0].rstrip()
 
     @classmethod
-    def check(cls, root, split: str = "test") -> CheckReport:
-        root = cls.data_root(Path(root))
-        rep = CheckReport.for_root("tss", root, split)
-        if rep.missing:
-            return rep
+    def check_files(cls, rep: CheckReport, root: Path, split: str) -> None:
         for g in GROUPS:
             if not (root / g).is_dir():
                 rep.missing.append(f"{g}/")
@@ -175,4 +171,3 @@ class TSS(PairDataset):
                 rep.add_example(gone[0])
         if folders:
             rep.notes.append("each pair folder counts as two pairs (1to2 and 2to1)")
-        return rep
