@@ -44,6 +44,15 @@ def _swap_halves(coords):
     return coords[:, [0, 3, 4, 1, 2]]
 
 
+def _init_like_conv3d(layer):
+    """``nn.Conv3d``'s initialisation: Kaiming-uniform weight (a = sqrt(5)), bias uniform in +-1/sqrt(fan_in)."""
+    nn.init.kaiming_uniform_(layer.weight, a=_math.sqrt(5))
+    if layer.bias is not None:
+        fan_in = layer.in_channels * _math.prod(layer.kernel_size)
+        bound = 1.0 / _math.sqrt(fan_in) if fan_in > 0 else 0.0
+        nn.init.uniform_(layer.bias, -bound, bound)
+
+
 class SparseConv4d(nn.Module):
     """Submanifold sparse 4D convolution layer (:func:`semcorr_ext.ops.sparse_conv4d`).
 
@@ -63,11 +72,7 @@ class SparseConv4d(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        nn.init.kaiming_uniform_(self.weight, a=_math.sqrt(5))
-        if self.bias is not None:
-            fan_in = self.in_channels * _math.prod(self.kernel_size)
-            bound = 1 / _math.sqrt(fan_in) if fan_in > 0 else 0
-            nn.init.uniform_(self.bias, -bound, bound)
+        _init_like_conv3d(self)
 
     def forward(self, feats, coords=None, kernel_map=None):
         return ops.sparse_conv4d(feats, coords, self.weight, self.bias, kernel_map=kernel_map)
@@ -156,11 +161,7 @@ class Conv4d(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        nn.init.kaiming_uniform_(self.weight, a=_math.sqrt(5))
-        if self.bias is not None:
-            fan_in = self.in_channels * _math.prod(self.kernel_size)
-            bound = 1.0 / _math.sqrt(fan_in) if fan_in > 0 else 0.0
-            nn.init.uniform_(self.bias, -bound, bound)
+        _init_like_conv3d(self)
 
     @staticmethod
     def ncnet_to_standard(weight):
