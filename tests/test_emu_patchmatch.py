@@ -36,34 +36,34 @@ def test_patchmatch_propagate_block_orders(emu):
         assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("w", [3, 5])
-def test_gather_windows4d_forward_backward(emu, emu_schedule, dtype, w):
-    g = torch.Generator().manual_seed(0)
-    corr = torch.randn(1, 4, 3, 5, 4, generator=g, dtype=dtype)
-    cand = rand_matches(1, 4, 3, 2, 5, 4, seed=1, spill=2)
-    out = emu.gather_windows4d(corr, cand, w)
-    assert torch.equal(out, ops.gather_windows4d(corr, cand, w))
-    grad = torch.randn(out.shape, generator=g, dtype=dtype)
-    got = emu.gather_windows4d_backward(grad, cand, list(corr.shape), w)
-    exp = torch.ops.semcorr._gather_windows4d_backward(grad, cand, list(corr.shape), w)
-    assert torch.equal(got, exp)  # same order of additions: bitwise equal
+def _candidates(g, corr):
+    return rand_matches(1, 4, 3, 2, 5, 4, seed=1, spill=2)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("w", [3, 5])
-def test_gather_windows4d_points_forward_backward(emu, emu_schedule, dtype, w):
-    g = torch.Generator().manual_seed(0)
-    corr = torch.randn(2, 4, 3, 5, 4, generator=g, dtype=dtype)
+def _points(g, corr):
     M = 30
     pts = torch.stack([torch.randint(-1, 3, (M,), generator=g)] +
                       [torch.randint(-3, n + 3, (M,), generator=g) for n in corr.shape[1:]], 1)
     pts[1] = pts[0]  # a repeated point
-    out = emu.gather_windows4d_points(corr, pts, w)
-    assert torch.equal(out, ops.gather_windows4d_points(corr, pts, w))
+    return pts
+
+
+# (op, batch of the correlation, where the windows are: drawn from g after the correlation)
+GATHERS = [("gather_windows4d", 1, _candidates), ("gather_windows4d_points", 2, _points)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("w", [3, 5])
+@pytest.mark.parametrize("op,batch,where", GATHERS, ids=[row[0] for row in GATHERS])
+def test_gather_windows4d_forward_backward(emu, emu_schedule, op, batch, where, dtype, w):
+    g = torch.Generator().manual_seed(0)
+    corr = torch.randn(batch, 4, 3, 5, 4, generator=g, dtype=dtype)
+    idx = where(g, corr)
+    out = getattr(emu, op)(corr, idx, w)
+    assert torch.equal(out, getattr(ops, op)(corr, idx, w))
     grad = torch.randn(out.shape, generator=g, dtype=dtype)
-    got = emu.gather_windows4d_points_backward(grad, pts, list(corr.shape), w)
-    exp = torch.ops.semcorr._gather_windows4d_points_backward(grad, pts, list(corr.shape), w)
+    got = getattr(emu, op + "_backward")(grad, idx, list(corr.shape), w)
+    exp = getattr(torch.ops.semcorr, "_%s_backward" % op)(grad, idx, list(corr.shape), w)
     assert torch.equal(got, exp)  # same order of additions: bitwise equal
 
 

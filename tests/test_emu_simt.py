@@ -271,23 +271,26 @@ def test_every_block_and_thread_runs_once(schedule, order):
     assert torch.equal(hits, torch.ones(12 * 24, dtype=torch.int32))
 
 
-def test_launch_limits_are_checked_like_cuda():
-    with pytest.raises(RuntimeError, match=r"emulated launch of coverage_kernel .*1025 threads per block exceed "
-                                           r"the limit of 1024"):
-        emu.selftest_coverage((1, 1, 1), (1025, 1, 1), 0)
-    with pytest.raises(RuntimeError, match=r"1056 threads per block exceed"):
-        emu.selftest_coverage((1, 1, 1), (32, 33, 1), 0)
-    with pytest.raises(RuntimeError, match=r"49153 bytes of dynamic shared memory exceed the 48 KB"):
-        emu.selftest_coverage((1, 1, 1), (32, 1, 1), 49153)
-    with pytest.raises(RuntimeError, match=r"block dimensions exceed"):
-        emu.selftest_coverage((1, 1, 1), (1, 1, 65), 0)
-    with pytest.raises(RuntimeError, match=r"block is empty"):
-        emu.selftest_coverage((1, 1, 1), (0, 1, 1), 0)
-    with pytest.raises(RuntimeError, match=r"grid is empty"):
-        emu.selftest_coverage((2, 0, 1), (32, 1, 1), 0)
-    with pytest.raises(RuntimeError, match=r"grid dimensions exceed"):
-        emu.selftest_coverage((1, 65536, 1), (32, 1, 1), 0)
-    # the limits themselves are fine
+# (grid, block, bytes of dynamic shared memory) a launch must refuse, and what it must say
+BAD_LAUNCHES = [
+    ((1, 1, 1), (1025, 1, 1), 0,
+     r"emulated launch of coverage_kernel .*1025 threads per block exceed the limit of 1024"),
+    ((1, 1, 1), (32, 33, 1), 0, r"1056 threads per block exceed"),
+    ((1, 1, 1), (32, 1, 1), 49153, r"49153 bytes of dynamic shared memory exceed the 48 KB"),
+    ((1, 1, 1), (1, 1, 65), 0, r"block dimensions exceed"),
+    ((1, 1, 1), (0, 1, 1), 0, r"block is empty"),
+    ((2, 0, 1), (32, 1, 1), 0, r"grid is empty"),
+    ((1, 65536, 1), (32, 1, 1), 0, r"grid dimensions exceed"),
+]
+
+
+@pytest.mark.parametrize("grid,block,shared,match", BAD_LAUNCHES)
+def test_launch_limits_are_checked_like_cuda(grid, block, shared, match):
+    with pytest.raises(RuntimeError, match=match):
+        emu.selftest_coverage(grid, block, shared)
+
+
+def test_launches_at_the_limits_run():
     hits, bad = emu.selftest_coverage((1, 1, 1), (1024, 1, 1), 49152)
     assert bad == 0 and torch.equal(hits, torch.ones(1024, dtype=torch.int32))
     hits, bad = emu.selftest_coverage((2, 1, 1), (2, 2, 64), 0)
@@ -295,7 +298,16 @@ def test_launch_limits_are_checked_like_cuda():
 
 
 # ---- 4. and the GPU hangs: kernels that must raise (in a subprocess, so a broken emulator cannot stall the suite) ----
-BUGGY = ["divergent_barrier", "early_exit_barrier", "shfl_exited_lane", "shfl_barrier_deadlock", "throwing"]
+# each buggy kernel: what its error must say, and the tagged lines of selftest_kernel.cuh it must name
+BUGS = {
+    "divergent_barrier": (["__syncthreads reached from different lines"], ["divergent-even", "divergent-odd"]),
+    "early_exit_barrier": (["returned"], ["early-exit-barrier"]),
+    "shfl_exited_lane": (["returned", "0xffffffff"], ["exited-lane"]),
+    "shfl_barrier_deadlock": (["deadlock", "threads 0-15, 32-47 wait at __shfl_down_sync at"],
+                              ["deadlock-shfl", "deadlock-barrier"]),
+    # an exception in a kernel thread aborts the launch
+    "throwing": (["thread (3,0,0)", "selftest: thread 3 throws"], []),
+}
 
 _SCRIPT = textwrap.dedent("""
     import importlib, json, sys
@@ -320,7 +332,7 @@ _SCRIPT = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def buggy_results():
-    cases = [(w, 64) for w in BUGGY]
+    cases = [(w, 64) for w in BUGS]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([ROOT, env.get("PYTHONPATH", "")])
     try:
@@ -340,40 +352,14 @@ def message(results, which, schedule):
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES)
-def test_barrier_in_divergent_code_raises_with_both_lines(buggy_results, schedule):
-    msg = message(buggy_results, "divergent_barrier", schedule)
-    assert "__syncthreads reached from different lines" in msg
-    assert "selftest_kernel.cuh:%d" % tagged_line("divergent-even") in msg
-    assert "selftest_kernel.cuh:%d" % tagged_line("divergent-odd") in msg
-
-
-@pytest.mark.parametrize("schedule", SCHEDULES)
-def test_return_before_barrier_raises_with_the_line(buggy_results, schedule):
-    msg = message(buggy_results, "early_exit_barrier", schedule)
-    assert "selftest_kernel.cuh:%d" % tagged_line("early-exit-barrier") in msg
-    assert "returned" in msg
-
-
-@pytest.mark.parametrize("schedule", SCHEDULES)
-def test_shuffle_waiting_for_an_exited_lane_raises(buggy_results, schedule):
-    msg = message(buggy_results, "shfl_exited_lane", schedule)
-    assert "selftest_kernel.cuh:%d" % tagged_line("exited-lane") in msg
-    assert "returned" in msg and "0xffffffff" in msg
-
-
-@pytest.mark.parametrize("schedule", SCHEDULES)
-def test_deadlock_raises_and_says_where_threads_wait(buggy_results, schedule):
-    msg = message(buggy_results, "shfl_barrier_deadlock", schedule)
-    assert "deadlock" in msg
-    assert "threads 0-15, 32-47 wait at __shfl_down_sync at" in msg
-    assert "selftest_kernel.cuh:%d" % tagged_line("deadlock-shfl") in msg
-    assert "selftest_kernel.cuh:%d" % tagged_line("deadlock-barrier") in msg
-
-
-@pytest.mark.parametrize("schedule", SCHEDULES)
-def test_exception_in_a_kernel_thread_aborts_the_launch(buggy_results, schedule):
-    msg = message(buggy_results, "throwing", schedule)
-    assert "thread (3,0,0)" in msg and "selftest: thread 3 throws" in msg
+@pytest.mark.parametrize("which", list(BUGS))
+def test_buggy_kernel_raises_and_names_the_lines(buggy_results, which, schedule):
+    msg = message(buggy_results, which, schedule)
+    says, tags = BUGS[which]
+    for text in says:
+        assert text in msg
+    for tag in tags:
+        assert "selftest_kernel.cuh:%d" % tagged_line(tag) in msg
 
 
 def test_emulator_works_after_failed_launches(buggy_results):
