@@ -17,6 +17,7 @@
 #include <c10/util/accumulate.h>
 
 #include <algorithm>
+#include <array>
 #include <vector>
 
 #include "common/checks_cpu.h"
@@ -76,6 +77,25 @@ void copy_window(const gw::Dims& d, const scalar_t* cp, int64_t b, int64_t i, in
   }
 }
 
+// A window's centre (b, i, j, u, v).
+using Centre = std::array<int64_t, 5>;
+
+// The forward of gather_windows4d and gather_windows4d_points: window m (of n) of out is the window centred at
+// centre_of(index data, m).
+template <typename scalar_t, typename CentreOf>
+void copy_windows(const gw::Dims& d, const at::Tensor& corr, const at::Tensor& index, int64_t n, at::Tensor& out,
+                  CentreOf centre_of) {
+  const scalar_t* cp = corr.const_data_ptr<scalar_t>();
+  const int64_t* ip = index.const_data_ptr<int64_t>();
+  scalar_t* op = out.mutable_data_ptr<scalar_t>();
+  at::parallel_for(0, n, std::max<int64_t>(1, 8192 / d.w4()), [&](int64_t begin, int64_t end) {
+    for (int64_t m = begin; m < end; ++m) {
+      const auto [b, i, j, u, v] = centre_of(ip, m);
+      copy_window(d, cp, b, i, j, u, v, op + m * d.w4());
+    }
+  });
+}
+
 // Each source cell's (Ht, Wt) gradient plane is one task, gathering from the windows that read it (fixed order).
 template <typename Windows>
 at::Tensor backward_planes(const gw::Dims& d, const Windows& windows, const at::Tensor& grad,
@@ -104,18 +124,13 @@ at::Tensor gather_windows4d_cpu(const at::Tensor& corr, const at::Tensor& candid
   auto out = at::empty({d.B, d.Hs, d.Ws, d.N, d.w, d.w, d.w, d.w}, corr.options());
   const int64_t nwin = d.B * d.Hs * d.Ws * d.N;
   if (out.numel() == 0) return out;
-  const auto c = corr.contiguous();
-  const auto k = candidates.contiguous();
+  // window win: candidate win % N of source pixel win / N, whose target cell (u, v) candidates gives
+  const auto centre_of = [&d](const int64_t* kp, int64_t win) {
+    const int64_t pix = win / d.N;
+    return Centre{pix / (d.Ws * d.Hs), (pix / d.Ws) % d.Hs, pix % d.Ws, kp[2 * win], kp[2 * win + 1]};
+  };
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, corr.scalar_type(), "gather_windows4d_cpu", [&] {
-    const scalar_t* cp = c.const_data_ptr<scalar_t>();
-    const int64_t* kp = k.const_data_ptr<int64_t>();
-    scalar_t* op = out.mutable_data_ptr<scalar_t>();
-    at::parallel_for(0, nwin, std::max<int64_t>(1, 8192 / d.w4()), [&](int64_t begin, int64_t end) {
-      for (int64_t win = begin; win < end; ++win) {
-        const int64_t pix = win / d.N, j = pix % d.Ws, i = (pix / d.Ws) % d.Hs, b = pix / (d.Ws * d.Hs);
-        copy_window(d, cp, b, i, j, kp[2 * win], kp[2 * win + 1], op + win * d.w4());
-      }
-    });
+    copy_windows<scalar_t>(d, corr.contiguous(), candidates.contiguous(), nwin, out, centre_of);
   });
   return out;
 }
@@ -134,18 +149,12 @@ at::Tensor gather_windows4d_points_cpu(const at::Tensor& corr, const at::Tensor&
   const auto d = gather_windows4d_host::check_points_args(corr, points, window, /*allow_half=*/is_bf16(corr));
   auto out = at::empty({d.N, d.w, d.w, d.w, d.w}, corr.options());
   if (out.numel() == 0) return out;
-  const auto c = corr.contiguous();
-  const auto p = points.contiguous();
+  const auto centre_of = [](const int64_t* pp, int64_t m) {
+    const int64_t* q = pp + 5 * m;
+    return Centre{q[0], q[1], q[2], q[3], q[4]};
+  };
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, corr.scalar_type(), "gather_windows4d_points_cpu", [&] {
-    const scalar_t* cp = c.const_data_ptr<scalar_t>();
-    const int64_t* pp = p.const_data_ptr<int64_t>();
-    scalar_t* op = out.mutable_data_ptr<scalar_t>();
-    at::parallel_for(0, d.N, std::max<int64_t>(1, 8192 / d.w4()), [&](int64_t begin, int64_t end) {
-      for (int64_t m = begin; m < end; ++m) {
-        const int64_t* q = pp + 5 * m;
-        copy_window(d, cp, q[0], q[1], q[2], q[3], q[4], op + m * d.w4());
-      }
-    });
+    copy_windows<scalar_t>(d, corr.contiguous(), points.contiguous(), d.N, out, centre_of);
   });
   return out;
 }
