@@ -30,12 +30,5 @@ std::tuple<at::Tensor, at::Tensor> corr4d_topk_cpu(const at::Tensor& src, const 
 std::tuple<at::Tensor, at::Tensor> corr4d_topk_backward_cpu(const at::Tensor& grad, const at::Tensor& src,
                                                             const at::Tensor& tgt, const at::Tensor& values,
                                                             const at::Tensor& indices, bool normalize, double eps);
-#ifdef WITH_CUDA
-std::tuple<at::Tensor, at::Tensor> corr4d_topk_cuda(const at::Tensor& src, const at::Tensor& tgt, int64_t k,
-                                                    bool normalize, double eps);
-std::tuple<at::Tensor, at::Tensor> corr4d_topk_backward_cuda(const at::Tensor& grad, const at::Tensor& src,
-                                                             const at::Tensor& tgt, const at::Tensor& values,
-                                                             const at::Tensor& indices, bool normalize, double eps);
-#endif
 
 }  // namespace semcorr

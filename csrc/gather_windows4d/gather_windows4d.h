@@ -39,15 +39,5 @@ at::Tensor gather_windows4d_points_backward_cpu(const at::Tensor& grad, const at
                                                 at::IntArrayRef corr_size, int64_t window);
 at::Tensor gather_windows4d_linear_cpu(const at::Tensor& corr, const at::Tensor& points, const at::Tensor& weight,
                                        const std::optional<at::Tensor>& bias);
-#ifdef WITH_CUDA
-at::Tensor gather_windows4d_cuda(const at::Tensor& corr, const at::Tensor& candidates, int64_t window);
-at::Tensor gather_windows4d_backward_cuda(const at::Tensor& grad, const at::Tensor& candidates,
-                                          at::IntArrayRef corr_size, int64_t window);
-at::Tensor gather_windows4d_points_cuda(const at::Tensor& corr, const at::Tensor& points, int64_t window);
-at::Tensor gather_windows4d_points_backward_cuda(const at::Tensor& grad, const at::Tensor& points,
-                                                 at::IntArrayRef corr_size, int64_t window);
-at::Tensor gather_windows4d_linear_cuda(const at::Tensor& corr, const at::Tensor& points, const at::Tensor& weight,
-                                        const std::optional<at::Tensor>& bias);
-#endif
 
 }  // namespace semcorr

@@ -30,13 +30,5 @@ at::Tensor hough_match_cpu(const at::Tensor& app, const at::Tensor& src_centers,
 at::Tensor hough_match_backward_cpu(const at::Tensor& grad, const at::Tensor& app, const at::Tensor& src_centers,
                                     const at::Tensor& tgt_centers, c10::ArrayRef<double> src_size,
                                     c10::ArrayRef<double> tgt_size, int64_t ncells, bool smooth);
-#ifdef WITH_CUDA
-at::Tensor hough_match_cuda(const at::Tensor& app, const at::Tensor& src_centers, const at::Tensor& tgt_centers,
-                            c10::ArrayRef<double> src_size, c10::ArrayRef<double> tgt_size, int64_t ncells,
-                            bool smooth);
-at::Tensor hough_match_backward_cuda(const at::Tensor& grad, const at::Tensor& app, const at::Tensor& src_centers,
-                                     const at::Tensor& tgt_centers, c10::ArrayRef<double> src_size,
-                                     c10::ArrayRef<double> tgt_size, int64_t ncells, bool smooth);
-#endif
 
 }  // namespace semcorr

@@ -19,11 +19,5 @@ at::Tensor hough_vote_cpu(const at::Tensor& app, const at::Tensor& bins, c10::In
                           const std::optional<at::Tensor>& smooth_kernel);
 at::Tensor hough_vote_backward_cpu(const at::Tensor& grad, const at::Tensor& app, const at::Tensor& bins,
                                    c10::IntArrayRef nbins, const std::optional<at::Tensor>& smooth_kernel);
-#ifdef WITH_CUDA
-at::Tensor hough_vote_cuda(const at::Tensor& app, const at::Tensor& bins, c10::IntArrayRef nbins,
-                           const std::optional<at::Tensor>& smooth_kernel);
-at::Tensor hough_vote_backward_cuda(const at::Tensor& grad, const at::Tensor& app, const at::Tensor& bins,
-                                    c10::IntArrayRef nbins, const std::optional<at::Tensor>& smooth_kernel);
-#endif
 
 }  // namespace semcorr

@@ -20,10 +20,5 @@ namespace semcorr {
 at::Tensor kernel_soft_argmax_cpu(const at::Tensor& corr, double beta, double sigma, bool normalize);
 at::Tensor kernel_soft_argmax_backward_cpu(const at::Tensor& grad, const at::Tensor& corr, double beta, double sigma,
                                            bool normalize);
-#ifdef WITH_CUDA
-at::Tensor kernel_soft_argmax_cuda(const at::Tensor& corr, double beta, double sigma, bool normalize);
-at::Tensor kernel_soft_argmax_backward_cuda(const at::Tensor& grad, const at::Tensor& corr, double beta,
-                                            double sigma, bool normalize);
-#endif
 
 }  // namespace semcorr

@@ -17,10 +17,5 @@ namespace semcorr {
 std::tuple<at::Tensor, at::Tensor> max_pool4d_cpu(const at::Tensor& x, at::IntArrayRef kernel_size);
 at::Tensor max_pool4d_backward_cpu(const at::Tensor& grad, const at::Tensor& argmax, at::IntArrayRef x_size,
                                    at::IntArrayRef kernel_size);
-#ifdef WITH_CUDA
-std::tuple<at::Tensor, at::Tensor> max_pool4d_cuda(const at::Tensor& x, at::IntArrayRef kernel_size);
-at::Tensor max_pool4d_backward_cuda(const at::Tensor& grad, const at::Tensor& argmax, at::IntArrayRef x_size,
-                                    at::IntArrayRef kernel_size);
-#endif
 
 }  // namespace semcorr

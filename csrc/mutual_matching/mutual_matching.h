@@ -14,9 +14,5 @@ namespace semcorr {
 
 at::Tensor mutual_matching_cpu(const at::Tensor& corr, double eps);
 at::Tensor mutual_matching_backward_cpu(const at::Tensor& grad, const at::Tensor& corr, double eps);
-#ifdef WITH_CUDA
-at::Tensor mutual_matching_cuda(const at::Tensor& corr, double eps);
-at::Tensor mutual_matching_backward_cuda(const at::Tensor& grad, const at::Tensor& corr, double eps);
-#endif
 
 }  // namespace semcorr

@@ -27,10 +27,5 @@ namespace semcorr {
 std::tuple<at::Tensor, at::Tensor> patchmatch_propagate_cpu(const at::Tensor& matches, const at::Tensor& offsets,
                                                             at::IntArrayRef target_size, int64_t random_samples,
                                                             int64_t radius, int64_t seed, int64_t iteration);
-#ifdef WITH_CUDA
-std::tuple<at::Tensor, at::Tensor> patchmatch_propagate_cuda(const at::Tensor& matches, const at::Tensor& offsets,
-                                                             at::IntArrayRef target_size, int64_t random_samples,
-                                                             int64_t radius, int64_t seed, int64_t iteration);
-#endif
 
 }  // namespace semcorr

@@ -20,10 +20,5 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> patchmatch_select_cpu(const at::T
                                                                      const at::Tensor& scores,
                                                                      const at::Tensor& valid, int64_t k);
 at::Tensor patchmatch_select_backward(const at::Tensor& grad, const at::Tensor& indices, int64_t n);
-#ifdef WITH_CUDA
-std::tuple<at::Tensor, at::Tensor, at::Tensor> patchmatch_select_cuda(const at::Tensor& candidates,
-                                                                      const at::Tensor& scores,
-                                                                      const at::Tensor& valid, int64_t k);
-#endif
 
 }  // namespace semcorr

@@ -37,13 +37,5 @@ at::Tensor sparse_conv4d_cpu(const at::Tensor& feats, const at::Tensor& weight, 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> sparse_conv4d_backward_cpu(
     const at::Tensor& grad, const at::Tensor& feats, const at::Tensor& weight, const at::Tensor& in_rows,
     const at::Tensor& out_rows, const at::Tensor& offsets_ptr);
-#ifdef WITH_CUDA
-std::tuple<at::Tensor, at::Tensor, at::Tensor> kernel_map4d_cuda(const at::Tensor& coords, at::IntArrayRef kernel_size);
-at::Tensor sparse_conv4d_cuda(const at::Tensor& feats, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
-                              const at::Tensor& in_rows, const at::Tensor& out_rows, const at::Tensor& offsets_ptr);
-std::tuple<at::Tensor, at::Tensor, at::Tensor> sparse_conv4d_backward_cuda(
-    const at::Tensor& grad, const at::Tensor& feats, const at::Tensor& weight, const at::Tensor& in_rows,
-    const at::Tensor& out_rows, const at::Tensor& offsets_ptr);
-#endif
 
 }  // namespace semcorr
