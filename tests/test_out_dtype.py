@@ -95,8 +95,9 @@ def test_none_or_the_input_dtype_change_nothing():
     for dt in (BF16, F32, F64):
         s, t = src.to(dt), tgt.to(dt)
         assert torch.equal(ops.corr4d(s, t, out_dtype=dt), ops.corr4d(s, t))
-        assert torch.equal(ops.conv4d(x.to(dt), w.to(dt), b.to(dt), out_dtype=dt), ops.conv4d(x.to(dt), w.to(dt), b.to(dt)))
-        assert torch.equal(ops.conv4d(x.to(dt), w.to(dt), b.to(dt), out_dtype=None), ops.conv4d(x.to(dt), w.to(dt), b.to(dt)))
+        xw = [t.to(dt) for t in (x, w, b)]
+        assert torch.equal(ops.conv4d(*xw, out_dtype=dt), ops.conv4d(*xw))
+        assert torch.equal(ops.conv4d(*xw, out_dtype=None), ops.conv4d(*xw))
 
 
 @pytest.mark.parametrize("in_dtype,out_dtype", [(BF16, F64), (BF16, torch.float16), (F32, BF16), (F64, F32),

@@ -52,8 +52,9 @@ def conv4d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, padding: Op
             docs/OPS.md#precision). Gradients keep the inputs' dtype.
 
     Returns:
-        ``(B, Cout, H1 + 2 p1 - k1 + 1, ..., W2 + 2 p4 - k4 + 1)`` in ``out_dtype`` (default: the input dtype). A zero-sized input dim
-        gives a zero-sized output dim; an input smaller than the kernel (output size < 1) is an error.
+        ``(B, Cout, H1 + 2 p1 - k1 + 1, ..., W2 + 2 p4 - k4 + 1)`` in ``out_dtype`` (default: the input dtype).
+        A zero-sized input dim gives a zero-sized output dim; an input smaller than the kernel (output size < 1)
+        is an error.
 
     Matches NC-Net ``Conv4d`` (a loop of ``conv3d`` over the first dim) and a brute-force 4D loop.
     Differentiable in ``x``, ``weight`` and ``bias`` (double backward raises). dtypes: float32/float64/bfloat16
