@@ -26,8 +26,8 @@ GEMM_CALLS = {
     "corr4d": (lambda s, t, **kw: ops.corr4d(s, t, relu=True, power=3.0, **kw),
                [rand(1, 8, 4, 4), rand(1, 8, 3, 5, seed=1)]),
     "corr4d_topk": (lambda s, t: ops.corr4d_topk(s, t, 3)[0], [rand(1, 8, 4, 4), rand(1, 8, 3, 5, seed=1)]),
-    "conv4d": (lambda x, w, b, **kw: ops.conv4d(x, w, b, **kw),
-               [rand(1, 2, 4, 4, 4, 4), rand(3, 2, 3, 3, 3, 3, seed=1) - 0.5, rand(3, seed=2)]),
+    "conv4d": (lambda x, w, b, **kw: ops.conv4d(x, w, b, **kw),  # one output channel: a score volume
+               [rand(1, 2, 4, 4, 4, 4), rand(1, 2, 3, 3, 3, 3, seed=1) - 0.5, rand(1, seed=2)]),
     "sparse_conv4d": (lambda f, w, b: ops.sparse_conv4d(f, _kmap_inputs()[0], w, b),
                       [rand(5, 4), rand(2, 4, 3, 3, 3, 3, seed=1) - 0.5, rand(2, seed=2)]),
     "gather_windows4d_linear": (lambda c, w, b: ops.gather_windows4d_linear(c, torch.tensor([[0, 1, 1, 2, 2],
@@ -42,7 +42,7 @@ def test_gemm_ops_run_in_the_autocast_dtype_with_gradients(name):
     leaves = [t.clone().requires_grad_() for t in inputs]
     with torch.autocast("cpu", dtype=BF16):
         out = call(*leaves)
-    # corr4d and conv4d: bfloat16 products, float32 volume (an argmax over a bfloat16 volume ties)
+    # corr4d and a one-channel conv4d: bfloat16 products, float32 volume (an argmax over a bfloat16 volume ties)
     kw = {"out_dtype": torch.float32} if name in ac.FLOAT32_OUT else {}
     assert out.dtype == kw.get("out_dtype", BF16)
     # the same numbers as the op on inputs cast by hand, outside autocast
@@ -134,6 +134,16 @@ def test_ncnet_like_pipeline_under_autocast_matches_float32_and_trains():
     out.square().sum().backward()
     for p in consensus.parameters():
         assert p.grad is not None and p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all()
+
+
+def test_conv4d_hidden_layer_keeps_the_autocast_dtype():
+    """A conv4d with several output channels feeds the next layer, which would round a float32 output back."""
+    x, w, b = rand(1, 2, 4, 4, 4, 4), rand(3, 2, 3, 3, 3, 3, seed=1) - 0.5, rand(3, seed=2)
+    with torch.autocast("cpu", dtype=BF16):
+        out = ops.conv4d(x, w, b)
+        assert out.dtype == BF16 and torch.equal(out, ops.conv4d(x.to(BF16), w.to(BF16), b.to(BF16)))
+        assert ops.conv4d(x, w, b, out_dtype=torch.float32).dtype == torch.float32  # the caller's out_dtype stands
+        assert ops.conv4d(x, w[:1], b[:1]).dtype == torch.float32
 
 
 @pytest.mark.parametrize("name", list(ac.FLOAT32_OUT))
