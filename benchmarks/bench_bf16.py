@@ -1,6 +1,7 @@
 """The CPU bfloat16 path of the GEMM-shaped ops against their float32 path, in one run (issue #18): each op at a
 published size, forward and forward+backward, in both dtypes; and the machine's roofs, torch.mm 2048^3 in
-bfloat16 and in float32 (the speed-up an op can hope for is the ratio of the two). Run: `make bench`, or
+bfloat16 and in float32 (the speed-up an op can hope for is the ratio of the two); corr4d and conv4d also with
+bfloat16 inputs and `out_dtype=torch.float32` (what autocast runs, docs/OPS.md#precision). Run: `make bench`, or
 `python -m pytest benchmarks/bench_bf16.py -q --benchmark-json=bf16.json`."""
 import pytest
 import torch
@@ -9,6 +10,7 @@ from semcorr_ext import ops
 
 BF16 = torch.bfloat16
 DTYPES = {"float32": torch.float32, "ours_bf16": BF16}
+FLOAT32_OUT = ("corr4d", "conv4d")  # ops with out_dtype: impl "ours_bf16_f32out"
 
 
 def _g(seed):
@@ -18,7 +20,8 @@ def _g(seed):
 def corr4d_case(dtype):
     # HPF's relu(cos)^3 on 25x25 grids of C = 1024 features
     src, tgt = torch.rand(1, 1024, 25, 25, generator=_g(0)), torch.rand(1, 1024, 25, 25, generator=_g(1))
-    return (lambda s, t: ops.corr4d(s, t, relu=True, power=3.0, eps=0.0)), [src, tgt], 2.0 * 625 * 625 * 1024
+    return ((lambda s, t, **kw: ops.corr4d(s, t, relu=True, power=3.0, eps=0.0, **kw)), [src, tgt],
+            2.0 * 625 * 625 * 1024)
 
 
 def corr4d_topk_case(dtype):
@@ -63,12 +66,14 @@ CASES = {"corr4d": corr4d_case, "corr4d_topk": corr4d_topk_case, "conv4d": conv4
          "gather_windows4d_linear": gather_windows4d_linear_case}
 
 
-@pytest.mark.parametrize("impl", list(DTYPES))
 @pytest.mark.parametrize("passes", ["forward", "forward+backward"])
-@pytest.mark.parametrize("op", list(CASES))
+@pytest.mark.parametrize("op,impl", [(op, impl) for op in CASES for impl in DTYPES] +
+                         [(op, "ours_bf16_f32out") for op in FLOAT32_OUT])
 def test_bf16(benchmark, op, passes, impl):
-    dtype = DTYPES[impl]
+    dtype = DTYPES.get(impl, BF16)
     fn, inputs, flops = CASES[op](dtype)
+    if impl == "ours_bf16_f32out":
+        fn = (lambda f: lambda *a: f(*a, out_dtype=torch.float32))(fn)
     xs = [t.to(dtype).requires_grad_(passes != "forward") for t in inputs]
 
     def run():
@@ -110,14 +115,17 @@ def goals(benchmarks):
              "GEMM roofs (torch.mm 2048^3): float32 %s GFLOP/s, bfloat16 %s GFLOP/s (ratio %s)." % (
                  "%.1f" % r32 if r32 else "-", "%.1f" % r16 if r16 else "-",
                  "%.2fx" % (r16 / r32) if r32 and r16 else "-"), "",
-             "| op | pass | float32 (ms) | bfloat16 (ms) | speed-up | float32 % of fp32 roof | bf16 % of bf16 roof |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+             "| op | pass | float32 (ms) | bfloat16 (ms) | speed-up | float32 % of fp32 roof | bf16 % of bf16 roof "
+             "| bf16 in, float32 out (ms) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     for op, passes in sorted({(k, p) for k, p, _ in rows}):
         f = rows.get((op, passes, "float32"))
         h = rows.get((op, passes, "ours_bf16"))
         if not (f and h):
             continue
         pct = lambda t, fl, roof: "%.0f%%" % (100 * fl / t / 1e9 / roof) if roof else "-"
-        lines.append("| %s | %s | %.1f | %.1f | %.2fx | %s | %s |" % (
-            op, passes, f[0] * 1e3, h[0] * 1e3, f[0] / h[0], pct(f[0], f[1], r32), pct(h[0], h[1], r16)))
+        o = rows.get((op, passes, "ours_bf16_f32out"))
+        lines.append("| %s | %s | %.1f | %.1f | %.2fx | %s | %s | %s |" % (
+            op, passes, f[0] * 1e3, h[0] * 1e3, f[0] / h[0], pct(f[0], f[1], r32), pct(h[0], h[1], r16),
+            "%.1f" % (o[0] * 1e3) if o else "-"))
     return lines

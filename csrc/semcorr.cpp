@@ -8,13 +8,14 @@
 
 TORCH_LIBRARY(semcorr, m) {
   // ---- correlation (csrc/corr4d, csrc/mutual_matching) ----
-  m.def("corr4d(Tensor src, Tensor tgt, bool normalize, bool relu, float power, float eps) -> Tensor");
+  m.def("corr4d(Tensor src, Tensor tgt, bool normalize, bool relu, float power, float eps, "
+        "ScalarType? out_dtype=None) -> Tensor");
   m.def("_corr4d_backward(Tensor grad, Tensor src, Tensor tgt, Tensor out, bool normalize, bool relu, "
         "float power, float eps) -> (Tensor, Tensor)");
   m.def("mutual_matching(Tensor corr, float eps) -> Tensor");
   m.def("_mutual_matching_backward(Tensor grad, Tensor corr, float eps) -> Tensor");
   // ---- consensus (csrc/conv4d, csrc/max_pool4d) ----
-  m.def("conv4d(Tensor x, Tensor weight, Tensor? bias, int[4] padding) -> Tensor");
+  m.def("conv4d(Tensor x, Tensor weight, Tensor? bias, int[4] padding, ScalarType? out_dtype=None) -> Tensor");
   m.def("_conv4d_backward(Tensor grad, Tensor x, Tensor weight, int[4] padding, bool[3] output_mask) "
         "-> (Tensor, Tensor, Tensor)");
   m.def("max_pool4d(Tensor x, int[4] kernel_size) -> (Tensor, Tensor)");

@@ -6,6 +6,7 @@ from op_contract import F32, F64, Case, OpRow, bad, f64, grad_, out_shapes, rnd,
 from semcorr_ext import ops, reference
 
 S = torch.ops.semcorr
+BF16 = torch.bfloat16
 
 
 def conv_inputs(xs, ws, dtype=F64, bias=True):
@@ -54,9 +55,14 @@ CONV4D = OpRow(
                                    ((2, 1, 3, 3, 3, 3), (4, 1, 3, 3, 3, 3), (0, 1, 1, 0))]],
     opcheck=[Case(f"bias={b}", lambda b=b: (*grad_(*conv_inputs((1, 2, 3, 4, 3, 3), (3, 2, 3, 3, 1, 3), F32, b)),
                                             *([] if b else [None]), [1, 1, 0, 1]), S.conv4d.default)
-             for b in (True, False)],
+             for b in (True, False)] + [
+        Case("bf16-out_dtype=float32", lambda: (*grad_(*conv_inputs((1, 2, 3, 4, 3, 3), (3, 2, 3, 3, 1, 3), BF16)),
+                                                 [1, 1, 0, 1], F32), S.conv4d.default)],
     compile=[Case("relu-sum", lambda: conv_inputs((1, 2, 4, 3, 4, 3), (3, 2, 3, 3, 3, 3), F32),
                   lambda x, w, b: torch.relu(ops.conv4d(x, w, b)).sum(dim=(4, 5)), tol=(1e-5, 1e-5),
+                  opts=dict(backend="aot_eager")),
+             Case("bf16-out_dtype=float32", lambda: grad_(*conv_inputs((1, 2, 4, 3, 4, 3), (3, 2, 3, 3, 3, 3), BF16)),
+                  lambda x, w, b: torch.relu(ops.conv4d(x, w, b, out_dtype=F32)).sum(dim=(4, 5)), tol=(1e-5, 1e-5),
                   opts=dict(backend="aot_eager"))],
     empty=[Case(shape_id(xs), lambda xs=xs: grad_(torch.zeros(xs), rnd(3, 2, 3, 3, 3, 3, dtype=F32, seed=1),
                                                   torch.zeros(3)), ops.conv4d,
@@ -74,6 +80,10 @@ CONV4D = OpRow(
                   r"`x` dim 2 \(size 3\) with padding 0 is smaller than the `weight` kernel \(size 5\)"),
         bad("int", lambda: (torch.ones(R6, dtype=torch.int32), torch.ones(R6, dtype=torch.int32)), ops.conv4d,
             r"`x` must be a floating"),
+        bad("out_dtype=float64", lambda: (rnd(*R6, dtype=F32), rnd(*R6, dtype=F32)),
+            lambda x, w: ops.conv4d(x, w, out_dtype=F64), r"`out_dtype` must be None, the input dtype"),
+        bad("bf16-out_dtype=float16", lambda: (rnd(*R6, dtype=BF16), rnd(*R6, dtype=BF16)),
+            lambda x, w: ops.conv4d(x, w, out_dtype=torch.float16), r"`out_dtype` must be None, the input dtype"),
         bad("padding-spec", lambda: (rnd(1, 1, 3, 3, 3, 3), rnd(1, 1, 3, 3, 3, 3), None, (1, 1)), ops.conv4d,
             r"`padding` must be an int or a sequence of 4 ints", ValueError)],
     emu=[Case("fwd-bwd", lambda: conv_inputs((1, 2, 3, 4, 3, 3), (3, 2, 3, 3, 3, 3)), conv_fwd_bwd,

@@ -30,7 +30,7 @@ def _corr_bad(src_shape, tgt_shape, kw, match, dtypes=(F32, F32)):
                lambda s, t: ops.corr4d(s, t, **kw), match)
 
 
-_INT = torch.int32
+_INT, _BF16 = torch.int32, torch.bfloat16
 CORR4D = OpRow(
     "corr4d",
     reference=[Case(f"{kw_id(kw)}-{shape_id(*s)}", lambda d, s=s: pair(*s, dtype=d),
@@ -43,9 +43,13 @@ CORR4D = OpRow(
                     lambda a, b, kw=kw: ops.corr4d(a, b, **kw)) for kw in CORR_FLAGS],
     opcheck=[Case(kw_id(kw), lambda kw=kw: (*grad_(*pair((2, 4, 3, 3), (2, 4, 2, 3))), kw.get("normalize", True),
                                             kw.get("relu", False), kw.get("power", 1.0), 1e-6), S.corr4d.default)
-             for kw in (dict(), dict(relu=True, power=3.0))],
+             for kw in (dict(), dict(relu=True, power=3.0))] + [
+        Case("bf16-out_dtype=float32", lambda: (*grad_(*pair((2, 4, 3, 3), (2, 4, 2, 3), _BF16)), True, False, 1.0,
+                                                 1e-6, F32), S.corr4d.default)],
     compile=[Case("relu-power2-sum", lambda: pair((2, 4, 3, 3), (2, 4, 5, 2)),
-                  lambda a, b: ops.corr4d(a, b, relu=True, power=2.0).sum(dim=(3, 4)), opts=dict(backend="aot_eager"))],
+                  lambda a, b: ops.corr4d(a, b, relu=True, power=2.0).sum(dim=(3, 4)), opts=dict(backend="aot_eager")),
+             Case("bf16-out_dtype=float32", lambda: grad_(*pair((2, 4, 3, 3), (2, 4, 5, 2), _BF16)),
+                  lambda a, b: ops.corr4d(a, b, out_dtype=F32).sum(dim=(3, 4)), opts=dict(backend="aot_eager"))],
     empty=[Case(shape_id(*s), lambda s=s: grad_(*pair(*s)), ops.corr4d, ref=reference.corr4d,  # zeros when C == 0
                 check=out_shapes(lambda a, b: (a.shape[0], *a.shape[2:], *b.shape[2:])))
            for s in [((0, 4, 3, 3), (0, 4, 2, 2)), ((2, 4, 0, 3), (2, 4, 2, 2)), ((2, 4, 3, 3), (2, 4, 2, 0)),
@@ -59,6 +63,9 @@ CORR4D = OpRow(
         bad("int", lambda: (torch.ones(2, 4, 3, 3, dtype=_INT),) * 2, ops.corr4d, r"`src` must be a floating"),
         _corr_bad((2, 4, 3, 3), (2, 4, 3, 3), dict(power=2.0), r"`power` != 1 requires `relu=True`"),
         _corr_bad((2, 4, 3, 3), (2, 4, 3, 3), dict(eps=-1.0), r"`eps` must be >= 0"),
+        _corr_bad((2, 4, 3, 3), (2, 4, 3, 3), dict(out_dtype=F64), r"`out_dtype` must be None, the input dtype"),
+        _corr_bad((2, 4, 3, 3), (2, 4, 3, 3), dict(out_dtype=F32), r"`out_dtype` must be None, the input dtype",
+                  (F64, F64)),
     ],
     emu=[Case(f"fwd-bwd-{kw_id(kw)}", lambda: pair((1, 3, 2, 3), (1, 3, 3, 2), F64),
               lambda O, s, t, kw=kw: corr4d_fwd_bwd(O, s, t, kw), tol=(1e-10, 1e-12))

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <string>
 
 namespace semcorr {
@@ -30,6 +31,29 @@ inline void check_same_dtype(const at::Tensor& a, const at::Tensor& b, const cha
                              const char* nb) {
   TORCH_CHECK(a.scalar_type() == b.scalar_type(), op, ": `", na, "` and `", nb,
               "` must have the same dtype, got ", a.scalar_type(), " and ", b.scalar_type());
+}
+
+// The output dtype of a GEMM-shaped op (corr4d, conv4d) whose input `t` has the op's dtype, given its `out_dtype`
+// argument: the input dtype when `out_dtype` is None or that dtype; float32 for float16/bfloat16 inputs asked for
+// float32 (their products exact, summed and returned in float32: a reduced-precision volume ties in its argmax,
+// docs/OPS.md#precision); anything else raises, naming `out_dtype`.
+inline at::ScalarType out_dtype_of(const at::Tensor& t, std::optional<at::ScalarType> out_dtype, const char* op) {
+  const auto s = t.scalar_type();
+  if (!out_dtype.has_value() || *out_dtype == s) return s;
+  TORCH_CHECK(*out_dtype == at::kFloat && (s == at::kHalf || s == at::kBFloat16), op,
+              ": `out_dtype` must be None, the input dtype (", s,
+              ") or float32 with float16/bfloat16 inputs, got ", *out_dtype);
+  return at::kFloat;
+}
+
+// `t` (`grad` or `out` of a backward) has the dtype of the op's input `input`, or float32 when that input is
+// float16/bfloat16 (the output of a float32 out_dtype forward, and its gradient).
+inline void check_output_dtype(const at::Tensor& t, const at::Tensor& input, const char* op, const char* name,
+                               const char* input_name) {
+  const auto s = input.scalar_type();
+  TORCH_CHECK(t.scalar_type() == s || (t.scalar_type() == at::kFloat && (s == at::kHalf || s == at::kBFloat16)),
+              op, ": `", name, "` must have the dtype of `", input_name, "` (", s,
+              ") or float32 for float16/bfloat16 inputs, got ", t.scalar_type());
 }
 
 inline void check_same_device(const at::Tensor& a, const at::Tensor& b, const char* op, const char* na,

@@ -4,6 +4,7 @@
 //   float16 / bfloat16 input          -> mma.sync m16n8k16 .f16 / .bf16, float32 accumulation
 //   float32 input, TF32 allowed       -> mma.sync m16n8k8 .tf32 (inputs rounded to tf32), float32 accumulation
 //   float32 with TF32 disallowed, float64 -> the SIMT kernel (exact float32 / float64 arithmetic)
+//   float32 holding float16/bfloat16 values (Tf32Switch::exact_inputs) -> .tf32 whatever the switch (exact products)
 // "TF32 allowed" follows PyTorch's own switches: matmul-like ops (corr4d, corr4d_topk, the gather GEMM) read
 // torch.backends.cuda.matmul.allow_tf32 / torch.set_float32_matmul_precision (at::globalContext().allowTF32CuBLAS()),
 // convolutions (conv4d, sparse_conv4d) read torch.backends.cudnn.allow_tf32 (allowTF32CuDNN()).
@@ -19,7 +20,11 @@
 
 namespace semcorr {
 
-enum class Tf32Switch { matmul, conv };
+// exact_inputs: float32 operands that are float16/bfloat16 values upcast (a float32 out_dtype call on reduced
+// inputs). TF32 keeps float32's 8-bit exponent and 10 explicit mantissa bits, at least bfloat16's 7 and float16's
+// 10 (float16's exponent range lies inside float32's), so rounding them to TF32 is the identity: the tensor cores
+// multiply them exactly and the user's TF32 switch, which trades float32 precision, has nothing to decide.
+enum class Tf32Switch { matmul, conv, exact_inputs };
 
 inline bool tensor_cores_available() {
 #ifdef SC_EMULATION
@@ -38,7 +43,7 @@ inline bool pick_tensor_core_kind(at::ScalarType t, Tf32Switch sw, MmaKind* kind
   else if (t == at::kBFloat16) *kind = MmaKind::bf16;
   else if (t == at::kFloat) *kind = MmaKind::tf32;
   else return false;
-  if (*kind == MmaKind::tf32) {
+  if (*kind == MmaKind::tf32 && sw != Tf32Switch::exact_inputs) {
     const auto& ctx = at::globalContext();
     if (!(sw == Tf32Switch::matmul ? ctx.allowTF32CuBLAS() : ctx.allowTF32CuDNN())) return false;
   }

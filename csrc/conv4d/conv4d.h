@@ -8,9 +8,12 @@
 //   returns (B, Cout, H1', W1', H2', W2'), Hd' = Hd + 2 pd - kd + 1, and
 //     out[b,o,i1,i2,i3,i4] = bias[o] + sum_{c,a1..a4} weight[o,c,a1..a4] * x[b,c,i1+a1-p1,...,i4+a4-p4]
 //   An input with a zero-sized dim gives an output with that dim 0.
+//   out_dtype: None (the input dtype) or float32 with float16/bfloat16 inputs: the reduced inputs' products summed
+//   and returned in float32 (docs/OPS.md#precision).
 //
 // _conv4d_backward(grad, x, weight, padding, output_mask) -> (grad_x, grad_weight, grad_bias); grad is
-// (B, Cout, H1', W1', H2', W2'). Entries whose output_mask is false are returned as zeros.
+// (B, Cout, H1', W1', H2', W2'), in x's dtype or float32 (a float32 out_dtype forward; the backward then runs in x's
+// dtype). Entries whose output_mask is false are returned as zeros.
 //
 // CUDA paths (csrc/common/tensor_cores.h), for the forward's implicit GEMM and both GEMMs of the backward (the input
 // gradient runs through the forward kernel, the weight gradient has its own), on compute capability >= 8.0:
@@ -19,6 +22,9 @@
 //                         iff torch.backends.cudnn.allow_tf32 (PyTorch's default: True, as its conv3d under cuDNN);
 //                         else the SIMT kernel
 //   float64, or below sm_80 -> the SIMT kernels (exact float32 / float64 arithmetic)
+//   out_dtype float32 with float16 / bfloat16 inputs (forward) -> x, weight and bias upcast to float32 and the
+//                         float32 path with TF32 tensor cores whatever the switch: TF32 rounding is the identity on
+//                         16-bit values (Tf32Switch::exact_inputs), so the products are exact
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -29,14 +35,14 @@
 namespace semcorr {
 
 at::Tensor conv4d_cpu(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
-                      at::IntArrayRef padding);
+                      at::IntArrayRef padding, std::optional<at::ScalarType> out_dtype);
 std::tuple<at::Tensor, at::Tensor, at::Tensor> conv4d_backward_cpu(const at::Tensor& grad, const at::Tensor& x,
                                                                    const at::Tensor& weight,
                                                                    at::IntArrayRef padding,
                                                                    std::array<bool, 3> output_mask);
 #ifdef WITH_CUDA
 at::Tensor conv4d_cuda(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
-                       at::IntArrayRef padding);
+                       at::IntArrayRef padding, std::optional<at::ScalarType> out_dtype);
 std::tuple<at::Tensor, at::Tensor, at::Tensor> conv4d_backward_cuda(const at::Tensor& grad, const at::Tensor& x,
                                                                     const at::Tensor& weight,
                                                                     at::IntArrayRef padding,

@@ -327,11 +327,13 @@ at::Tensor weight_grad_impl(const at::Tensor& grad, const at::Tensor& x, const a
 }  // namespace
 
 at::Tensor conv4d_cpu(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
-                      at::IntArrayRef padding) {
+                      at::IntArrayRef padding, std::optional<at::ScalarType> out_dtype) {
   check_float_or_bf16(x, "semcorr::conv4d", "x");
   conv4d_host::check_args(x, weight, bias, padding, /*allow_half=*/is_bf16(x));
   at::AutoDispatchBelowADInplaceOrView guard;  // the ATen convolutions inside are not part of the graph
-  return forward_impl(x.contiguous(), weight, bias, conv4d_host::padding4(padding, "semcorr::conv4d"));
+  // float32 out of bfloat16: the float32 kernels on the operands upcast (exact products, float32 sums).
+  const auto in = conv4d_host::operands_in(x, weight, bias, out_dtype_of(x, out_dtype, "semcorr::conv4d"));
+  return forward_impl(in.x.contiguous(), in.weight, in.bias, conv4d_host::padding4(padding, "semcorr::conv4d"));
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> conv4d_backward_cpu(const at::Tensor& grad, const at::Tensor& x,
@@ -343,7 +345,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv4d_backward_cpu(const at::Ten
   at::AutoDispatchBelowADInplaceOrView guard;
   at::Tensor gx, gw, gb;
   const bool empty = grad.numel() == 0 || x.numel() == 0;
-  const auto gc = grad.contiguous();
+  const auto gc = grad.to(x.scalar_type()).contiguous();  // a float32 grad (float32 out_dtype) runs in x's dtype
   if (output_mask[0] && !empty && g.Cin > 0) {
     gx = forward_impl(gc, conv4d_host::transposed_weight(weight), std::nullopt, conv4d_host::transposed_padding(g));
   } else {

@@ -11,9 +11,9 @@
 namespace semcorr {
 
 at::Tensor conv4d_cuda(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
-                       at::IntArrayRef padding) {
+                       at::IntArrayRef padding, std::optional<at::ScalarType> out_dtype) {
   const c10::cuda::OptionalCUDAGuard guard(cuda_device_of(x));
-  return conv4d_launch::conv4d(x, weight, bias, padding, c10::cuda::getCurrentCUDAStream());
+  return conv4d_launch::conv4d(x, weight, bias, padding, out_dtype, c10::cuda::getCurrentCUDAStream());
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> conv4d_backward_cuda(const at::Tensor& grad, const at::Tensor& x,

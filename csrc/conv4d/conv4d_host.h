@@ -79,9 +79,22 @@ inline Geometry check_backward_args(const at::Tensor& grad, const at::Tensor& x,
   const auto g = check_args(x, weight, std::nullopt, padding, allow_half, op);
   TORCH_CHECK(grad.sizes() == c10::IntArrayRef(g.out_shape()), op, ": `grad` must have shape ",
               c10::IntArrayRef(g.out_shape()), ", got ", shape_str(grad));
-  check_same_dtype(x, grad, op, "x", "grad");
+  check_output_dtype(grad, x, op, "grad", "x");
   check_same_device(x, grad, op, "x", "grad");
   return g;
+}
+
+// The forward's operands in the dtype of its output (`dtype`, from out_dtype_of): upcast to float32 for a float32
+// out_dtype of float16/bfloat16 inputs (exact), else unchanged.
+struct Operands {
+  at::Tensor x, weight;
+  std::optional<at::Tensor> bias;
+};
+inline Operands operands_in(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                            at::ScalarType dtype) {
+  if (dtype == x.scalar_type()) return {x, weight, bias};
+  const bool has_bias = bias.has_value() && bias->defined();
+  return {x.to(dtype), weight.to(dtype), has_bias ? std::optional<at::Tensor>(bias->to(dtype)) : std::nullopt};
 }
 
 // The input gradient of conv4d(x, w, pad) is conv4d(grad, flip(w)^T, k - 1 - pad): this is the weight.

@@ -49,9 +49,9 @@ inline void forward_tc(const at::Tensor& x, const at::Tensor& w, const at::Tenso
 
 // x (B, Cin, ...) and w (Cout, Cin, ...) contiguous, g from conv4d_host::geometry (pad may be negative);
 // returns (B, Cout, out...). Tensor cores or SIMT as common/tensor_cores.h decides (TF32 for float32 follows
-// torch.backends.cudnn.allow_tf32, as PyTorch's convolutions).
+// torch.backends.cudnn.allow_tf32, as PyTorch's convolutions, unless `sw` says the inputs are exact in TF32).
 inline at::Tensor forward(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& bias,
-                          const conv4d_host::Geometry& g, cudaStream_t stream) {
+                          const conv4d_host::Geometry& g, cudaStream_t stream, Tf32Switch sw = Tf32Switch::conv) {
   auto out = at::empty(g.out_shape(), x.options());
   if (out.numel() == 0) return out;
   const bool has_bias = bias.has_value() && bias->defined();
@@ -63,7 +63,7 @@ inline at::Tensor forward(const at::Tensor& x, const at::Tensor& w, const std::o
   TORCH_CHECK(g.B <= 65535, "semcorr::conv4d: batch size must be <= 65535 on CUDA, got ", g.B);
   using namespace conv4d_kernels;
   const at::Tensor b = has_bias ? bias->contiguous() : at::Tensor();
-  if (launch_tensor_cores(x.scalar_type(), Tf32Switch::conv,
+  if (launch_tensor_cores(x.scalar_type(), sw,
                           [&]<MmaKind kind, typename T>() { forward_tc<kind, T>(x, w, b, out, g, stream); }))
     return out;
   const auto d = dims(g);
@@ -162,11 +162,16 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(const at::Tensor&
 }
 
 // The CUDA entries of semcorr::conv4d and semcorr::_conv4d_backward: argument checks around the launch
-// sequences above.
+// sequences above. A float32 out_dtype of float16/bfloat16 inputs runs the float32 path on the operands upcast, on
+// tensor cores whatever the TF32 switch (exact: common/tensor_cores.h, Tf32Switch::exact_inputs); the backward
+// takes that float32 grad and runs in x's dtype, as after a forward in that dtype.
 inline at::Tensor conv4d(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
-                         at::IntArrayRef padding, cudaStream_t stream) {
+                         at::IntArrayRef padding, std::optional<at::ScalarType> out_dtype, cudaStream_t stream) {
   const auto g = conv4d_host::check_args(x, weight, bias, padding, /*allow_half=*/true);
-  return forward(x.contiguous(), weight.contiguous(), bias, g, stream);
+  const auto dtype = out_dtype_of(x, out_dtype, "semcorr::conv4d");
+  const auto in = conv4d_host::operands_in(x, weight, bias, dtype);
+  return forward(in.x.contiguous(), in.weight.contiguous(), in.bias, g, stream,
+                 dtype != x.scalar_type() ? Tf32Switch::exact_inputs : Tf32Switch::conv);
 }
 
 inline std::tuple<at::Tensor, at::Tensor, at::Tensor> conv4d_backward(const at::Tensor& grad, const at::Tensor& x,
@@ -175,7 +180,7 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor> conv4d_backward(const at::
                                                                       std::array<bool, 3> output_mask,
                                                                       cudaStream_t stream) {
   const auto g = conv4d_host::check_backward_args(grad, x, weight, padding, /*allow_half=*/true);
-  return backward(grad.contiguous(), x.contiguous(), weight.contiguous(), g, output_mask, stream);
+  return backward(grad.to(x.scalar_type()).contiguous(), x.contiguous(), weight.contiguous(), g, output_mask, stream);
 }
 
 }  // namespace conv4d_launch

@@ -11,9 +11,9 @@
 namespace semcorr {
 
 at::Tensor corr4d_cuda(const at::Tensor& src, const at::Tensor& tgt, bool normalize, bool relu, double power,
-                       double eps) {
+                       double eps, std::optional<at::ScalarType> out_dtype) {
   const c10::cuda::OptionalCUDAGuard guard(cuda_device_of(src));
-  return corr4d_launch::corr4d(src, tgt, normalize, relu, power, eps, c10::cuda::getCurrentCUDAStream());
+  return corr4d_launch::corr4d(src, tgt, normalize, relu, power, eps, out_dtype, c10::cuda::getCurrentCUDAStream());
 }
 
 std::tuple<at::Tensor, at::Tensor> corr4d_backward_cuda(const at::Tensor& grad, const at::Tensor& src,

@@ -31,6 +31,8 @@ inline void check_backward_args(const at::Tensor& grad, const at::Tensor& src, c
               shape_str(grad));
   TORCH_CHECK(out.sizes() == shape, op, ": `out` must have shape ", c10::IntArrayRef(shape), ", got ",
               shape_str(out));
+  check_output_dtype(grad, src, op, "grad", "src");
+  check_output_dtype(out, src, op, "out", "src");
   check_same_device(grad, src, op, "grad", "src");
   check_same_device(out, src, op, "out", "src");
 }

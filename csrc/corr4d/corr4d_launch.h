@@ -9,6 +9,8 @@
 #include <ATen/ops/ones.h>
 #include <ATen/ops/zeros_like.h>
 
+#include <optional>
+
 #include "common/launch.h"
 #include "common/tensor_cores.h"
 #include "corr4d/corr4d_host.h"
@@ -54,15 +56,15 @@ inline void forward_tc(const at::Tensor& src3, const at::Tensor& tgt3, const at:
 }
 
 // src3 (B, C, Ns), tgt3 (B, C, Nt) contiguous, non-empty -> (B, Ns, Nt). Tensor cores or SIMT as
-// common/tensor_cores.h decides (TF32 for float32 follows the matmul switch).
+// common/tensor_cores.h decides (TF32 for float32 follows the matmul switch unless `sw` says the inputs are exact).
 inline at::Tensor forward(const at::Tensor& src3, const at::Tensor& tgt3, bool normalize, bool relu,
-                          double power, double eps, cudaStream_t stream) {
+                          double power, double eps, cudaStream_t stream, Tf32Switch sw = Tf32Switch::matmul) {
   const int64_t B = src3.size(0), C = src3.size(1), Ns = src3.size(2), Nt = tgt3.size(2);
   TORCH_CHECK(B <= 65535, "semcorr::corr4d: batch size must be <= 65535 on CUDA, got ", B);
   const auto inv_s = inv_norms(src3, normalize, eps, stream);
   const auto inv_t = inv_norms(tgt3, normalize, eps, stream);
   auto out = at::empty({B, Ns, Nt}, src3.options());
-  if (launch_tensor_cores(src3.scalar_type(), Tf32Switch::matmul, [&]<MmaKind kind, typename T>() {
+  if (launch_tensor_cores(src3.scalar_type(), sw, [&]<MmaKind kind, typename T>() {
         forward_tc<kind, T>(src3, tgt3, inv_s, inv_t, out, relu, power, stream);
       }))
     return out;
@@ -112,13 +114,18 @@ inline std::tuple<at::Tensor, at::Tensor> backward(const at::Tensor& g, const at
 }
 
 // The CUDA entries of semcorr::corr4d and semcorr::_corr4d_backward (src, tgt (B, C, H, W) of any layout).
+// A float32 out_dtype of float16/bfloat16 inputs runs the float32 path on the inputs upcast, on tensor cores
+// whatever the TF32 switch (exact: common/tensor_cores.h, Tf32Switch::exact_inputs). The backward takes grad and
+// out in float32 too and runs in the inputs' dtype, as after a forward in that dtype.
 inline at::Tensor corr4d(const at::Tensor& src, const at::Tensor& tgt, bool normalize, bool relu, double power,
-                         double eps, cudaStream_t stream) {
+                         double eps, std::optional<at::ScalarType> out_dtype, cudaStream_t stream) {
   corr4d_host::check_args(src, tgt, relu, power, eps, /*allow_half=*/true);
+  const auto dtype = out_dtype_of(src, out_dtype, "semcorr::corr4d");
   const int64_t B = src.size(0), C = src.size(1), Ns = src.size(2) * src.size(3), Nt = tgt.size(2) * tgt.size(3);
-  if (B * Ns * Nt == 0) return corr4d_host::empty_output(src, tgt);
-  const auto out = forward(src.contiguous().view({B, C, Ns}), tgt.contiguous().view({B, C, Nt}), normalize, relu,
-                           power, eps, stream);
+  if (B * Ns * Nt == 0) return corr4d_host::empty_output(src, tgt).to(dtype);
+  const bool up = dtype != src.scalar_type();
+  const auto out = forward(src.to(dtype).contiguous().view({B, C, Ns}), tgt.to(dtype).contiguous().view({B, C, Nt}),
+                           normalize, relu, power, eps, stream, up ? Tf32Switch::exact_inputs : Tf32Switch::matmul);
   return out.view({B, src.size(2), src.size(3), tgt.size(2), tgt.size(3)});
 }
 
@@ -130,7 +137,8 @@ inline std::tuple<at::Tensor, at::Tensor> corr4d_backward(const at::Tensor& grad
   corr4d_host::check_backward_args(grad, src, tgt, out);
   const int64_t B = src.size(0), C = src.size(1), Ns = src.size(2) * src.size(3), Nt = tgt.size(2) * tgt.size(3);
   if (B * Ns * Nt * C == 0) return {at::zeros_like(src), at::zeros_like(tgt)};
-  auto [gs, gt] = backward(grad.contiguous().view({B, Ns, Nt}), out.contiguous().view({B, Ns, Nt}),
+  const auto dtype = src.scalar_type();
+  auto [gs, gt] = backward(grad.to(dtype).contiguous().view({B, Ns, Nt}), out.to(dtype).contiguous().view({B, Ns, Nt}),
                            src.contiguous().view({B, C, Ns}), tgt.contiguous().view({B, C, Nt}), normalize, relu,
                            power, eps, stream);
   return {gs.view(src.sizes()), gt.view(tgt.sizes())};

@@ -11,6 +11,17 @@ def check(cond, fmt, *args):
         raise RuntimeError(fmt % args)
 
 
+def out_dtype_of(t, out_dtype, op):
+    """The output dtype of a GEMM-shaped op with input ``t`` given ``out_dtype`` (csrc/common/checks.h
+    out_dtype_of): ``t``'s dtype for None or that dtype, float32 for float16/bfloat16 inputs asked for float32."""
+    if out_dtype is None or out_dtype == t.dtype:
+        return t.dtype
+    check(out_dtype == torch.float32 and t.dtype in (torch.float16, torch.bfloat16),
+          "semcorr::%s: `out_dtype` must be None, the input dtype (%s) or float32 with float16/bfloat16 inputs, "
+          "got %s", op, t.dtype, out_dtype)
+    return out_dtype
+
+
 def forbid_double_backward(qualname, forward_name):
     """Register an autograd formula for a backward op that raises a clear error, so that
     ``create_graph=True`` + a second ``backward`` fails with a message instead of silently wrong grads."""

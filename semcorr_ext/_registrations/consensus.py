@@ -1,13 +1,13 @@
 """Fake kernels and autograd of conv4d and max_pool4d."""
 import torch
 
-from ._util import check, forbid_double_backward
+from ._util import check, forbid_double_backward, out_dtype_of
 
 _lib = "semcorr::"
 
 
 @torch.library.register_fake(_lib + "conv4d")
-def _conv4d_fake(x, weight, bias, padding):
+def _conv4d_fake(x, weight, bias, padding, out_dtype=None):
     check(x.dim() == 6, "semcorr::conv4d: `x` must be a 6-D tensor (B, Cin, H1, W1, H2, W2), got shape %s",
           list(x.shape))
     check(weight.dim() == 6, "semcorr::conv4d: `weight` must be a 6-D tensor (Cout, Cin, k1, k2, k3, k4), got shape %s",
@@ -25,7 +25,7 @@ def _conv4d_fake(x, weight, bias, padding):
         check(padding[d] >= 0, "semcorr::conv4d: `padding` must be >= 0, got %s", padding)
         n = x.shape[2 + d] + 2 * padding[d] - weight.shape[2 + d] + 1
         out.append(0 if x.shape[2 + d] == 0 else n)
-    return x.new_empty((x.shape[0], weight.shape[0], *out))
+    return x.new_empty((x.shape[0], weight.shape[0], *out), dtype=out_dtype_of(x, out_dtype, "conv4d"))
 
 
 @torch.library.register_fake(_lib + "_conv4d_backward")
@@ -35,7 +35,7 @@ def _conv4d_backward_fake(grad, x, weight, padding, output_mask):
 
 
 def _conv4d_setup(ctx, inputs, output):
-    x, weight, bias, padding = inputs
+    x, weight, bias, padding = inputs[:4]  # out_dtype only sets the output's dtype
     ctx.save_for_backward(x, weight)
     ctx.padding = padding
     ctx.has_bias = bias is not None
@@ -46,7 +46,7 @@ def _conv4d_backward(ctx, grad):
     mask = [bool(ctx.needs_input_grad[0]), bool(ctx.needs_input_grad[1]),
             bool(ctx.has_bias and ctx.needs_input_grad[2])]
     gx, gw, gb = torch.ops.semcorr._conv4d_backward.default(grad, x, weight, ctx.padding, mask)
-    return (gx if mask[0] else None, gw if mask[1] else None, gb if mask[2] else None, None)
+    return (gx if mask[0] else None, gw if mask[1] else None, gb if mask[2] else None, None, None)
 
 
 torch.library.register_autograd(_lib + "conv4d", _conv4d_backward, setup_context=_conv4d_setup)

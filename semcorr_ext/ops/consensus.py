@@ -32,7 +32,8 @@ def conv4d_padding(weight: Tensor, padding: Optional[IntOr4] = None):
     return _four(padding, "padding", "conv4d")
 
 
-def conv4d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, padding: Optional[IntOr4] = None) -> Tensor:
+def conv4d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, padding: Optional[IntOr4] = None, *,
+           out_dtype: Optional[torch.dtype] = None) -> Tensor:
     """Dense 4D convolution of a correlation volume (the layer of neighbourhood consensus).
 
     ``out[b, o, i1, i2, i3, i4] = bias[o] + sum_{c, a1..a4} weight[o, c, a1, a2, a3, a4] *
@@ -46,10 +47,14 @@ def conv4d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, padding: Op
             ``weight.permute(1, 2, 0, 3, 4, 5)`` or use :meth:`semcorr_ext.nn.Conv4d.from_ncnet_weight`.
         bias: ``(Cout,)`` or ``None``.
         padding: int or 4 ints ``(p1, p2, p3, p4) >= 0``; default ``k // 2`` per dim ("same" for odd k).
+        out_dtype: ``None`` (the input dtype) or ``torch.float32`` with bfloat16/float16 inputs: their products
+            summed and returned in float32, i.e. the float32 op on the inputs upcast (autocast's choice,
+            docs/OPS.md#precision). Gradients keep the inputs' dtype.
 
     Returns:
-        ``(B, Cout, H1 + 2 p1 - k1 + 1, ..., W2 + 2 p4 - k4 + 1)`` in the input dtype. A zero-sized input dim
-        gives a zero-sized output dim; an input smaller than the kernel (output size < 1) is an error.
+        ``(B, Cout, H1 + 2 p1 - k1 + 1, ..., W2 + 2 p4 - k4 + 1)`` in ``out_dtype`` (default: the input dtype).
+        A zero-sized input dim gives a zero-sized output dim; an input smaller than the kernel (output size < 1)
+        is an error.
 
     Matches NC-Net ``Conv4d`` (a loop of ``conv3d`` over the first dim) and a brute-force 4D loop.
     Differentiable in ``x``, ``weight`` and ``bias`` (double backward raises). dtypes: float32/float64/bfloat16
@@ -61,7 +66,7 @@ def conv4d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, padding: Op
     shared-memory tiles over output channels x positions and the (input channel, tap) reduction.
     """
     pad = conv4d_padding(weight, padding)
-    return torch.ops.semcorr.conv4d.default(x, weight, bias, pad)
+    return torch.ops.semcorr.conv4d.default(x, weight, bias, pad, out_dtype)
 
 
 def max_pool4d(x: Tensor, kernel_size: IntOr4) -> Tuple[Tensor, Tensor]:

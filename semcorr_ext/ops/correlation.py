@@ -1,4 +1,6 @@
 """Correlation ops (contract: docs/OPS.md#correlation)."""
+from typing import Optional
+
 import torch
 from torch import Tensor
 
@@ -6,7 +8,7 @@ __all__ = ["corr4d", "mutual_matching"]
 
 
 def corr4d(src: Tensor, tgt: Tensor, *, normalize: bool = True, relu: bool = False, power: float = 1.0,
-           eps: float = 1e-6) -> Tensor:
+           eps: float = 1e-6, out_dtype: Optional[torch.dtype] = None) -> Tensor:
     """Dense 4D correlation of two feature maps.
 
     ``out[b, i, j, k, l] = <src[b, :, i, j], tgt[b, :, k, l]>`` after optionally L2-normalising every
@@ -19,9 +21,12 @@ def corr4d(src: Tensor, tgt: Tensor, *, normalize: bool = True, relu: bool = Fal
         relu: clamp negative correlations to 0. Default ``False``.
         power: exponent applied after ``relu``; ``power != 1`` requires ``relu=True``. Default 1.
         eps: added to the squared norm before the square root. Default 1e-6.
+        out_dtype: ``None`` (the input dtype) or ``torch.float32`` with bfloat16/float16 inputs: their products
+            summed, finished and returned in float32, i.e. the float32 op on the inputs upcast (autocast's choice:
+            a bfloat16 volume's argmax ties, docs/OPS.md#precision). Gradients keep the inputs' dtype.
 
     Returns:
-        ``(B, Hs, Ws, Ht, Wt)`` in the input dtype.
+        ``(B, Hs, Ws, Ht, Wt)`` in ``out_dtype`` (default: the input dtype).
 
     Papers and settings:
         NC-Net ``FeatureL2Norm`` + ``FeatureCorrelation``: defaults.
@@ -33,7 +38,8 @@ def corr4d(src: Tensor, tgt: Tensor, *, normalize: bool = True, relu: bool = Fal
     ``src`` and ``tgt``. dtypes: float32/float64/bfloat16 on CPU; also float16 on CUDA (float32 accumulation;
     docs/OPS.md#precision).
     """
-    return torch.ops.semcorr.corr4d.default(src, tgt, bool(normalize), bool(relu), float(power), float(eps))
+    return torch.ops.semcorr.corr4d.default(src, tgt, bool(normalize), bool(relu), float(power), float(eps),
+                                            out_dtype)
 
 
 def mutual_matching(corr: Tensor, eps: float = 1e-5) -> Tensor:
