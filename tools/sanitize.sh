@@ -25,6 +25,7 @@ ASAN_TESTS="tests/test_emu_*.py tests/test_bounds.py tests/test_corr4d.py tests/
 TSAN_TESTS="tests/test_emu_consensus.py tests/test_emu_correlation.py tests/test_emu_hough.py
   tests/test_emu_soft_argmax.py tests/test_emu_patchmatch.py tests/test_emu_sparse.py
   tests/test_emu_half.py tests/test_emu_launch.py tests/test_emu_mma.py tests/test_emu_tensor_cores.py
+  tests/test_emu_out_dtype.py
   tests/test_op_contract.py::test_emulated_kernel tests/test_op_contract.py::test_emulated_kernel_empty
   tests/test_op_contract.py::test_emulated_kernel_bad_input"
 # SANITIZE_TESTS=quick (the default, and CI's run): a reduced set that still reaches every kernel — every emulated CUDA op

@@ -40,13 +40,5 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv4d_backward_cpu(const at::Ten
                                                                    const at::Tensor& weight,
                                                                    at::IntArrayRef padding,
                                                                    std::array<bool, 3> output_mask);
-#ifdef WITH_CUDA
-at::Tensor conv4d_cuda(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
-                       at::IntArrayRef padding, std::optional<at::ScalarType> out_dtype);
-std::tuple<at::Tensor, at::Tensor, at::Tensor> conv4d_backward_cuda(const at::Tensor& grad, const at::Tensor& x,
-                                                                    const at::Tensor& weight,
-                                                                    at::IntArrayRef padding,
-                                                                    std::array<bool, 3> output_mask);
-#endif
 
 }  // namespace semcorr

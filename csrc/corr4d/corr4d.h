@@ -39,12 +39,5 @@ at::Tensor corr4d_cpu(const at::Tensor& src, const at::Tensor& tgt, bool normali
 std::tuple<at::Tensor, at::Tensor> corr4d_backward_cpu(const at::Tensor& grad, const at::Tensor& src,
                                                        const at::Tensor& tgt, const at::Tensor& out,
                                                        bool normalize, bool relu, double power, double eps);
-#ifdef WITH_CUDA
-at::Tensor corr4d_cuda(const at::Tensor& src, const at::Tensor& tgt, bool normalize, bool relu, double power,
-                       double eps, std::optional<at::ScalarType> out_dtype);
-std::tuple<at::Tensor, at::Tensor> corr4d_backward_cuda(const at::Tensor& grad, const at::Tensor& src,
-                                                        const at::Tensor& tgt, const at::Tensor& out,
-                                                        bool normalize, bool relu, double power, double eps);
-#endif
 
 }  // namespace semcorr
